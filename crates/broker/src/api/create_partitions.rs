@@ -1,0 +1,44 @@
+//! CreatePartitions (key 37): grow a topic's partition count (never shrink).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+
+use super::some_str;
+use crate::broker::Broker;
+use crate::error_codes as ec;
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut results = Vec::new();
+    for t in req.topics {
+        let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        let node = broker.config.node_id;
+        let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
+            a.iter()
+                .any(|x| x.broker_ids.len() != 1 || x.broker_ids[0].0 != node)
+        });
+        let outcome = if bad_assignment {
+            Err((
+                ec::INVALID_REPLICA_ASSIGNMENT,
+                format!("every new partition must be on broker {node} only"),
+            ))
+        } else {
+            broker
+                .create_partitions(t.name.as_str(), t.count, req.validate_only)
+                .await
+                .map_err(|e| (e.code, e.message))
+        };
+        results.push(match outcome {
+            Ok(()) => r.with_error_code(ec::NONE),
+            Err((code, message)) => r
+                .with_error_code(code)
+                .with_error_message(some_str(&message)),
+        });
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}

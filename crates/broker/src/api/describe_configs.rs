@@ -1,0 +1,246 @@
+//! DescribeConfigs (key 32): the real effective values of topic and broker settings, with
+//! their sources and (v1+, on request) synonyms.
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{some_str, str_bytes};
+use crate::broker::Broker;
+use crate::config::{ConfigType, TOPIC_SETTINGS};
+use crate::error_codes as ec;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+pub const SOURCE_TOPIC: i8 = 1;
+pub const SOURCE_STATIC_BROKER: i8 = 4;
+pub const SOURCE_DEFAULT: i8 = 5;
+
+struct Entry {
+    name: String,
+    value: String,
+    source: i8,
+    config_type: ConfigType,
+    doc: String,
+    synonyms: Vec<(String, String, i8)>,
+}
+
+pub fn handle(
+    broker: &Broker,
+    version: i16,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let results = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            let entries = match r.resource_type {
+                RESOURCE_TOPIC => topic_entries(broker, r.resource_name.as_str()),
+                RESOURCE_BROKER => {
+                    let name = r.resource_name.as_str();
+                    if name.is_empty() || name == broker.config.node_id.to_string() {
+                        Ok(broker_entries(broker))
+                    } else {
+                        Err((ec::INVALID_REQUEST, format!("unknown broker '{name}'")))
+                    }
+                }
+                other => Err((
+                    ec::INVALID_REQUEST,
+                    format!("resource type {other} is not supported"),
+                )),
+            };
+            match entries {
+                Ok(entries) => {
+                    let keys: Option<Vec<String>> = r
+                        .configuration_keys
+                        .map(|k| k.iter().map(|s| s.to_string()).collect());
+                    let configs = entries
+                        .into_iter()
+                        .filter(|e| keys.as_ref().is_none_or(|k| k.contains(&e.name)))
+                        .map(|e| {
+                            encode_entry(
+                                e,
+                                version,
+                                req.include_synonyms,
+                                req.include_documentation,
+                            )
+                        })
+                        .collect();
+                    result.with_error_code(ec::NONE).with_configs(configs)
+                }
+                Err((code, message)) => result
+                    .with_error_code(code)
+                    .with_error_message(some_str(&message)),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+fn encode_entry(
+    e: Entry,
+    version: i16,
+    synonyms: bool,
+    docs: bool,
+) -> DescribeConfigsResourceResult {
+    let mut r = DescribeConfigsResourceResult::default()
+        .with_name(str_bytes(&e.name))
+        .with_value(some_str(&e.value))
+        .with_read_only(e.source != SOURCE_TOPIC && e.source != SOURCE_DEFAULT)
+        .with_config_source(e.source)
+        .with_is_sensitive(false);
+    if version >= 1 && synonyms {
+        r = r.with_synonyms(
+            e.synonyms
+                .iter()
+                .map(|(n, v, s)| {
+                    DescribeConfigsSynonym::default()
+                        .with_name(str_bytes(n))
+                        .with_value(some_str(v))
+                        .with_source(*s)
+                })
+                .collect(),
+        );
+    }
+    if version >= 3 {
+        r = r.with_config_type(e.config_type as i8);
+        if docs {
+            r = r.with_documentation(Some(StrBytes::from_string(e.doc)));
+        }
+    }
+    r
+}
+
+fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, String)> {
+    let Some(topic) = broker.topic(name) else {
+        return Err((
+            ec::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("topic '{name}' does not exist"),
+        ));
+    };
+    let defaults =
+        crate::config::TopicSettings::resolve(&broker.config.topic_defaults, &Default::default())
+            .expect("broker defaults are valid");
+    Ok(TOPIC_SETTINGS
+        .iter()
+        .map(|s| {
+            let value = topic.settings.value_of(s.name).unwrap_or_default();
+            let broker_value = defaults.value_of(s.name).unwrap_or_default();
+            let mut synonyms = Vec::new();
+            let source = match topic.overrides.get(s.name) {
+                Some(v) => {
+                    synonyms.push((s.name.to_string(), v.clone(), SOURCE_TOPIC));
+                    SOURCE_TOPIC
+                }
+                None => SOURCE_DEFAULT,
+            };
+            synonyms.push((s.broker_synonym.to_string(), broker_value, SOURCE_DEFAULT));
+            Entry {
+                name: s.name.to_string(),
+                value,
+                source,
+                config_type: s.config_type,
+                doc: s.doc.to_string(),
+                synonyms,
+            }
+        })
+        .collect())
+}
+
+fn broker_entries(broker: &Broker) -> Vec<Entry> {
+    let c = &broker.config;
+    let d = &c.topic_defaults;
+    let entry = |name: &str, value: String, config_type: ConfigType, doc: &str| Entry {
+        name: name.to_string(),
+        value: value.clone(),
+        source: SOURCE_STATIC_BROKER,
+        config_type,
+        doc: doc.to_string(),
+        synonyms: vec![(name.to_string(), value, SOURCE_STATIC_BROKER)],
+    };
+    vec![
+        entry(
+            "node.id",
+            c.node_id.to_string(),
+            ConfigType::Int,
+            "This broker's id.",
+        ),
+        entry(
+            "log.dirs",
+            c.data_dir.display().to_string(),
+            ConfigType::String,
+            "The data directory.",
+        ),
+        entry(
+            "advertised.listeners",
+            format!("PLAINTEXT://{}:{}", c.advertised_host, c.advertised_port),
+            ConfigType::String,
+            "Where clients are told to connect.",
+        ),
+        entry(
+            "num.partitions",
+            c.num_partitions.to_string(),
+            ConfigType::Int,
+            "Partitions of an auto-created topic.",
+        ),
+        entry(
+            "auto.create.topics.enable",
+            c.auto_create_topics_enable.to_string(),
+            ConfigType::String,
+            "Create unknown topics named in Metadata requests.",
+        ),
+        entry(
+            "socket.request.max.bytes",
+            c.socket_request_max_bytes.to_string(),
+            ConfigType::Int,
+            "Largest request frame; larger frames close the connection.",
+        ),
+        entry(
+            "log.segment.bytes",
+            d.segment_bytes.to_string(),
+            ConfigType::Int,
+            "Default segment.bytes.",
+        ),
+        entry(
+            "log.roll.ms",
+            d.segment_ms.to_string(),
+            ConfigType::Long,
+            "Default segment.ms.",
+        ),
+        entry(
+            "message.max.bytes",
+            d.max_message_bytes.to_string(),
+            ConfigType::Int,
+            "Default max.message.bytes.",
+        ),
+        entry(
+            "log.index.interval.bytes",
+            d.index_interval_bytes.to_string(),
+            ConfigType::Int,
+            "Default index.interval.bytes.",
+        ),
+        entry(
+            "log.flush.interval.messages",
+            d.flush_messages.to_string(),
+            ConfigType::Long,
+            "Default flush.messages (1: fsync before acknowledging).",
+        ),
+        entry(
+            "log.flush.interval.ms",
+            d.flush_ms.to_string(),
+            ConfigType::Long,
+            "Default flush.ms.",
+        ),
+        entry(
+            "log.message.timestamp.type",
+            d.message_timestamp_type.clone(),
+            ConfigType::String,
+            "Default message.timestamp.type.",
+        ),
+    ]
+}

@@ -1,0 +1,183 @@
+//! Fetch (key 1): whole batches straight from the log, never decoded or re-encoded, up to
+//! the high watermark. Long-polls on the partitions' high-watermark signals while fewer than
+//! min_bytes are available and max_wait_ms has not passed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::future::select_all;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use weir_storage::StorageError;
+
+use super::Reply;
+use crate::broker::Broker;
+use crate::error_codes as ec;
+use crate::partition::{Partition, PartitionError};
+
+/// Upper bound on one fetch response, whatever the client asks for (Kafka's
+/// fetch.max.bytes default is 55 MiB; the client's own max_bytes usually applies first).
+const FETCH_MAX_BYTES_CAP: usize = 64 * 1024 * 1024;
+
+struct Wanted {
+    topic: TopicName,
+    partitions: Vec<(i32, i64, i32)>, // (index, fetch_offset, partition_max_bytes)
+}
+
+pub fn handle(broker: &Arc<Broker>, _version: i16, req: FetchRequest) -> Reply<FetchResponse> {
+    let wanted: Vec<Wanted> = req
+        .topics
+        .into_iter()
+        .map(|t| Wanted {
+            topic: t.topic,
+            partitions: t
+                .partitions
+                .into_iter()
+                .map(|p| (p.partition, p.fetch_offset, p.partition_max_bytes))
+                .collect(),
+        })
+        .collect();
+    let max_bytes = if req.max_bytes <= 0 {
+        FETCH_MAX_BYTES_CAP
+    } else {
+        (req.max_bytes as usize).min(FETCH_MAX_BYTES_CAP)
+    };
+    let read_committed = req.isolation_level == 1;
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
+
+    let first = read_all(broker, &wanted, max_bytes, read_committed);
+    if max_wait.is_zero() || first.bytes >= min_bytes.max(1) || first.has_error {
+        return Reply::Now(first.response);
+    }
+    let broker = broker.clone();
+    Reply::Later(Box::pin(async move {
+        let deadline = Instant::now() + max_wait;
+        let partitions: Vec<Arc<Partition>> = wanted
+            .iter()
+            .flat_map(|w| {
+                w.partitions
+                    .iter()
+                    .filter_map(|&(i, _, _)| broker.partition(w.topic.as_str(), i))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut receivers: Vec<_> = partitions.iter().map(|p| p.subscribe()).collect();
+        for rx in receivers.iter_mut() {
+            rx.borrow_and_update();
+        }
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() || receivers.is_empty() {
+                break;
+            }
+            let changed = select_all(receivers.iter_mut().map(|rx| Box::pin(rx.changed())));
+            match tokio::time::timeout(remaining, changed).await {
+                Err(_) => break, // max_wait_ms passed
+                Ok((Err(_), _, _)) => break,
+                Ok((Ok(()), _, _)) => {
+                    let again = read_all(&broker, &wanted, max_bytes, read_committed);
+                    if again.bytes >= min_bytes.max(1) || again.has_error {
+                        return again.response;
+                    }
+                }
+            }
+        }
+        read_all(&broker, &wanted, max_bytes, read_committed).response
+    }))
+}
+
+struct ReadResult {
+    response: FetchResponse,
+    bytes: usize,
+    has_error: bool,
+}
+
+fn read_all(
+    broker: &Broker,
+    wanted: &[Wanted],
+    max_bytes: usize,
+    read_committed: bool,
+) -> ReadResult {
+    let mut total = 0usize;
+    let mut has_error = false;
+    let mut topics = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let mut parts = Vec::with_capacity(w.partitions.len());
+        for &(index, fetch_offset, partition_max_bytes) in &w.partitions {
+            let remaining = max_bytes.saturating_sub(total);
+            let limit = (partition_max_bytes.max(0) as usize).min(remaining);
+            let pd = read_partition(
+                broker,
+                w.topic.as_str(),
+                index,
+                fetch_offset,
+                limit,
+                read_committed,
+            );
+            if pd.error_code != ec::NONE {
+                has_error = true;
+            }
+            total += pd.records.as_ref().map_or(0, |r| r.len());
+            parts.push(pd);
+        }
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(w.topic.clone())
+                .with_partitions(parts),
+        );
+    }
+    ReadResult {
+        response: FetchResponse::default()
+            .with_error_code(ec::NONE)
+            .with_session_id(0)
+            .with_responses(topics),
+        bytes: total,
+        has_error,
+    }
+}
+
+fn read_partition(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    fetch_offset: i64,
+    limit: usize,
+    read_committed: bool,
+) -> PartitionData {
+    let pd = PartitionData::default()
+        .with_partition_index(index)
+        .with_records(Some(Bytes::new()))
+        .with_aborted_transactions(if read_committed {
+            Some(Vec::new())
+        } else {
+            None
+        });
+    let Some(p) = broker.partition(topic, index) else {
+        return pd
+            .with_error_code(ec::UNKNOWN_TOPIC_OR_PARTITION)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1);
+    };
+    let state = p.state();
+    let pd = pd
+        .with_high_watermark(state.high_watermark)
+        .with_last_stable_offset(state.high_watermark)
+        .with_log_start_offset(state.log_start_offset);
+    if limit == 0 {
+        return pd.with_error_code(ec::NONE);
+    }
+    match p.read(fetch_offset, limit) {
+        Ok(records) => pd.with_error_code(ec::NONE).with_records(Some(records)),
+        Err(PartitionError::Storage(StorageError::OffsetOutOfRange { .. })) => {
+            pd.with_error_code(ec::OFFSET_OUT_OF_RANGE)
+        }
+        Err(PartitionError::Closed(_)) => pd.with_error_code(ec::UNKNOWN_TOPIC_OR_PARTITION),
+        Err(e) => {
+            tracing::error!(partition = %p.name(), error = %e, "read failed");
+            pd.with_error_code(ec::KAFKA_STORAGE_ERROR)
+        }
+    }
+}

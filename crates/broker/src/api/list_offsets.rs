@@ -1,0 +1,89 @@
+//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3, v7+), or the first
+//! offset at or after a timestamp.
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use crate::broker::Broker;
+use crate::error_codes as ec;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+pub fn handle(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let r = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    let (code, timestamp, offset, epoch) = lookup(
+                        broker,
+                        t.name.as_str(),
+                        p.partition_index,
+                        p.timestamp,
+                        version,
+                    );
+                    let r = r
+                        .with_error_code(code)
+                        .with_timestamp(timestamp)
+                        .with_offset(offset);
+                    if version >= 4 {
+                        r.with_leader_epoch(epoch)
+                    } else {
+                        r
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// (error code, timestamp, offset, leader epoch)
+fn lookup(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    timestamp: i64,
+    version: i16,
+) -> (i16, i64, i64, i32) {
+    let Some(p) = broker.partition(topic, index) else {
+        return (ec::UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1);
+    };
+    let state = p.state();
+    let epoch = p.leader_epoch;
+    match timestamp {
+        LATEST => (ec::NONE, -1, state.high_watermark, epoch),
+        EARLIEST => (ec::NONE, -1, state.log_start_offset, epoch),
+        MAX_TIMESTAMP if version >= 7 => match p.with_log(|l| l.max_timestamp()) {
+            Ok(Some((ts, offset))) if offset < state.high_watermark => {
+                (ec::NONE, ts, offset, epoch)
+            }
+            Ok(_) => (ec::NONE, -1, -1, -1),
+            Err(_) => (ec::UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1),
+        },
+        ts if ts >= 0 => match p.with_log(|l| l.offset_for_timestamp(ts)) {
+            Ok(Ok(Some((offset, found_ts)))) if offset < state.high_watermark => {
+                (ec::NONE, found_ts, offset, epoch)
+            }
+            Ok(Ok(_)) => (ec::NONE, -1, -1, -1),
+            Ok(Err(e)) => {
+                tracing::error!(partition = %p.name(), error = %e, "offset for timestamp failed");
+                (ec::KAFKA_STORAGE_ERROR, -1, -1, -1)
+            }
+            Err(_) => (ec::UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1),
+        },
+        _ => (ec::INVALID_REQUEST, -1, -1, -1),
+    }
+}

@@ -1,0 +1,168 @@
+//! Produce (key 0): validate each partition's record set, append it, and answer once it is
+//! durable (fsync'd by the partition's group commit, unless the topic opted out).
+//!
+//! All appends of one request happen here, synchronously and in order, before the next
+//! request on the connection is read: that is what keeps a pipelining producer's batches in
+//! order. Only the wait for the fsync is deferred.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use weir_storage::batch::validate_record_set;
+use weir_storage::{BatchError, StorageError};
+
+use super::{some_str, Reply};
+use crate::broker::{now_ms, Broker};
+use crate::error_codes as ec;
+use crate::partition::{Partition, PartitionError};
+
+/// A partition's outcome: an error now, or appended and waiting for durability.
+enum Outcome {
+    Failed(i16, String),
+    Appended {
+        partition: Arc<Partition>,
+        base_offset: i64,
+        end_offset: i64,
+        log_append_time_ms: i64,
+    },
+}
+
+pub fn handle(broker: &Arc<Broker>, _version: i16, req: ProduceRequest) -> Reply<ProduceResponse> {
+    let acks = req.acks;
+    let mut results: Vec<(kafka_protocol::messages::TopicName, Vec<(i32, Outcome)>)> = Vec::new();
+    for topic in req.topic_data {
+        let mut parts = Vec::new();
+        for pd in topic.partition_data {
+            let outcome = if !(acks == 0 || acks == 1 || acks == -1) {
+                Outcome::Failed(
+                    ec::INVALID_REQUIRED_ACKS,
+                    format!("acks={acks} is not 0, 1 or -1"),
+                )
+            } else if req.transactional_id.is_some() {
+                Outcome::Failed(
+                    ec::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                    "transactions are not supported yet".into(),
+                )
+            } else {
+                append_one(broker, topic.name.as_str(), pd.index, pd.records)
+            };
+            parts.push((pd.index, outcome));
+        }
+        results.push((topic.name, parts));
+    }
+    if acks == 0 {
+        return Reply::Nothing;
+    }
+    let timeout_ms = req.timeout_ms.max(0) as u64;
+    Reply::Later(Box::pin(async move {
+        let mut responses = Vec::new();
+        for (name, parts) in results {
+            let mut prs = Vec::new();
+            for (index, outcome) in parts {
+                let pr = PartitionProduceResponse::default().with_index(index);
+                let pr = match outcome {
+                    Outcome::Failed(code, message) => pr
+                        .with_error_code(code)
+                        .with_base_offset(-1)
+                        .with_error_message(some_str(&message)),
+                    Outcome::Appended {
+                        partition,
+                        base_offset,
+                        end_offset,
+                        log_append_time_ms,
+                    } => {
+                        let waited = tokio::time::timeout(
+                            Duration::from_millis(timeout_ms.max(1)),
+                            partition.wait_durable(end_offset),
+                        )
+                        .await;
+                        let log_start_offset = partition.state().log_start_offset;
+                        match waited {
+                            Ok(Ok(())) => pr
+                                .with_error_code(ec::NONE)
+                                .with_base_offset(base_offset)
+                                .with_log_append_time_ms(log_append_time_ms)
+                                .with_log_start_offset(log_start_offset),
+                            Ok(Err(e)) => pr
+                                .with_error_code(ec::KAFKA_STORAGE_ERROR)
+                                .with_base_offset(-1)
+                                .with_error_message(some_str(&e.to_string())),
+                            Err(_) => pr
+                                .with_error_code(ec::REQUEST_TIMED_OUT)
+                                .with_base_offset(-1)
+                                .with_error_message(some_str("not durable within timeout_ms")),
+                        }
+                    }
+                };
+                prs.push(pr);
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(prs),
+            );
+        }
+        ProduceResponse::default().with_responses(responses)
+    }))
+}
+
+fn append_one(broker: &Broker, topic: &str, index: i32, records: Option<Bytes>) -> Outcome {
+    let Some(partition) = broker.partition(topic, index) else {
+        return Outcome::Failed(
+            ec::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("{topic}-{index} does not exist"),
+        );
+    };
+    let Some(records) = records.filter(|r| !r.is_empty()) else {
+        return Outcome::Failed(ec::INVALID_RECORD, "empty record set".into());
+    };
+    let max_bytes = partition.settings().max_message_bytes.max(0) as usize;
+    let headers = match validate_record_set(&records, max_bytes) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Failed(batch_error_code(&e), e.to_string()),
+    };
+    if headers
+        .iter()
+        .any(|h| h.producer_id >= 0 || h.is_transactional() || h.is_control())
+    {
+        // InitProducerId is not offered yet, so no client can hold a producer id this broker
+        // issued; accepting such batches would promise deduplication we do not do.
+        return Outcome::Failed(
+            ec::UNKNOWN_PRODUCER_ID,
+            "idempotent and transactional batches are not supported yet".into(),
+        );
+    }
+    // Stamp offsets in place: reuse the request buffer when we own it, else copy once.
+    let mut buf = records
+        .try_into_mut()
+        .unwrap_or_else(|b| BytesMut::from(&b[..]));
+    match partition.append(&mut buf, now_ms()) {
+        Ok(info) => Outcome::Appended {
+            partition,
+            base_offset: info.base_offset,
+            end_offset: info.last_offset + 1,
+            log_append_time_ms: info.log_append_time_ms,
+        },
+        Err(PartitionError::Storage(StorageError::Batch(e))) => {
+            Outcome::Failed(batch_error_code(&e), e.to_string())
+        }
+        Err(PartitionError::Closed(m)) => {
+            Outcome::Failed(ec::UNKNOWN_TOPIC_OR_PARTITION, format!("{m} was deleted"))
+        }
+        Err(e) => {
+            tracing::error!(partition = %partition.name(), error = %e, "append failed");
+            Outcome::Failed(ec::KAFKA_STORAGE_ERROR, e.to_string())
+        }
+    }
+}
+
+fn batch_error_code(e: &BatchError) -> i16 {
+    match e {
+        BatchError::Corrupt(_) => ec::CORRUPT_MESSAGE,
+        BatchError::TooLarge { .. } => ec::MESSAGE_TOO_LARGE,
+        BatchError::Invalid(_) => ec::INVALID_RECORD,
+    }
+}

@@ -1,0 +1,18 @@
+//! weir-broker: the broker's state and its request handlers.
+//!
+//! Owns: the topic catalog, partitions (log + high watermark + group-commit flusher), and one
+//! module per Kafka API under `api`. It knows nothing of sockets: `api::dispatch` takes a
+//! parsed header and a body and returns the encoded response, now or later.
+//!
+//! Invariants: the high watermark of a partition never moves backwards and, with the default
+//! flush policy, never passes what has been fsync'd; a produce is acknowledged only once its
+//! last offset is below the high watermark.
+
+pub mod api;
+pub mod broker;
+pub mod config;
+pub mod error_codes;
+pub mod partition;
+
+pub use broker::Broker;
+pub use config::{BrokerConfig, TopicDefaults};

@@ -1,0 +1,230 @@
+//! The `weir` binary.
+//!
+//! `weir serve` resolves its settings in this order, first found wins: command-line flag,
+//! environment variable `WEIR_<NAME>`, the TOML file given with `--config`, built-in default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use weir_broker::{Broker, BrokerConfig, TopicDefaults};
+use weir_server::{serve, ServerLimits};
+
+#[derive(Parser)]
+#[command(
+    name = "weir",
+    version,
+    about = "A Kafka-compatible message broker that does not lose acknowledged data"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a broker (default 127.0.0.1:9092, data in ./weir-data).
+    ///
+    /// Example: weir serve --listen 127.0.0.1:9092 --data-dir /var/lib/weir
+    Serve(ServeArgs),
+}
+
+/// Every setting is also read from `WEIR_<NAME>` and from the `--config` TOML file, where
+/// its key is the flag name with underscores (e.g. `log_segment_bytes = 1048576`).
+#[derive(Args, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeArgs {
+    /// TOML file with settings (keys are the flag names with underscores).
+    #[arg(long, env = "WEIR_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Address to listen on for Kafka clients [default: 127.0.0.1:9092].
+    #[arg(long, env = "WEIR_LISTEN")]
+    listen: Option<String>,
+    /// Directory for the data [default: ./weir-data].
+    #[arg(long, env = "WEIR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// HOST:PORT written into metadata for clients [default: the listen address].
+    #[arg(long, env = "WEIR_ADVERTISED_LISTENER")]
+    advertised_listener: Option<String>,
+    /// This broker's node id (`node.id`) [default: 0].
+    #[arg(long, env = "WEIR_NODE_ID")]
+    node_id: Option<i32>,
+    /// Partitions of auto-created topics (`num.partitions`) [default: 1].
+    #[arg(long, env = "WEIR_NUM_PARTITIONS")]
+    num_partitions: Option<i32>,
+    /// Create unknown topics named in Metadata requests (`auto.create.topics.enable`) [default: true].
+    #[arg(long, env = "WEIR_AUTO_CREATE_TOPICS_ENABLE")]
+    auto_create_topics_enable: Option<bool>,
+    /// Default segment size (`log.segment.bytes`) [default: 1073741824].
+    #[arg(long, env = "WEIR_LOG_SEGMENT_BYTES")]
+    log_segment_bytes: Option<u64>,
+    /// Default segment age before rolling (`log.roll.ms`) [default: 604800000].
+    #[arg(long, env = "WEIR_LOG_ROLL_MS")]
+    log_roll_ms: Option<i64>,
+    /// Largest record batch (`message.max.bytes`) [default: 1048588].
+    #[arg(long, env = "WEIR_MESSAGE_MAX_BYTES")]
+    message_max_bytes: Option<i64>,
+    /// Default `flush.messages`; 1 = fsync before acknowledging (`log.flush.interval.messages`) [default: 1].
+    #[arg(long, env = "WEIR_LOG_FLUSH_INTERVAL_MESSAGES")]
+    log_flush_interval_messages: Option<i64>,
+    /// Default `flush.ms` with a relaxed flush.messages (`log.flush.interval.ms`).
+    #[arg(long, env = "WEIR_LOG_FLUSH_INTERVAL_MS")]
+    log_flush_interval_ms: Option<i64>,
+    /// CreateTime or LogAppendTime (`log.message.timestamp.type`) [default: CreateTime].
+    #[arg(long, env = "WEIR_LOG_MESSAGE_TIMESTAMP_TYPE")]
+    log_message_timestamp_type: Option<String>,
+    /// Largest request frame; larger ones close the connection (`socket.request.max.bytes`) [default: 104857600].
+    #[arg(long, env = "WEIR_SOCKET_REQUEST_MAX_BYTES")]
+    socket_request_max_bytes: Option<usize>,
+    /// Most client connections at once (`max.connections`) [default: 10000].
+    #[arg(long, env = "WEIR_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+}
+
+impl ServeArgs {
+    /// Fill every unset field from `file`.
+    fn or(self, file: ServeArgs) -> ServeArgs {
+        ServeArgs {
+            config: self.config,
+            listen: self.listen.or(file.listen),
+            data_dir: self.data_dir.or(file.data_dir),
+            advertised_listener: self.advertised_listener.or(file.advertised_listener),
+            node_id: self.node_id.or(file.node_id),
+            num_partitions: self.num_partitions.or(file.num_partitions),
+            auto_create_topics_enable: self
+                .auto_create_topics_enable
+                .or(file.auto_create_topics_enable),
+            log_segment_bytes: self.log_segment_bytes.or(file.log_segment_bytes),
+            log_roll_ms: self.log_roll_ms.or(file.log_roll_ms),
+            message_max_bytes: self.message_max_bytes.or(file.message_max_bytes),
+            log_flush_interval_messages: self
+                .log_flush_interval_messages
+                .or(file.log_flush_interval_messages),
+            log_flush_interval_ms: self.log_flush_interval_ms.or(file.log_flush_interval_ms),
+            log_message_timestamp_type: self
+                .log_message_timestamp_type
+                .or(file.log_message_timestamp_type),
+            socket_request_max_bytes: self
+                .socket_request_max_bytes
+                .or(file.socket_request_max_bytes),
+            max_connections: self.max_connections.or(file.max_connections),
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => run_serve(args),
+    }
+}
+
+fn run_serve(args: ServeArgs) -> Result<()> {
+    let args = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            let file: ServeArgs = toml::from_str(&text)
+                .with_context(|| format!("parsing config file {}", path.display()))?;
+            args.or(file)
+        }
+        None => args,
+    };
+    let listen: SocketAddr = args
+        .listen
+        .as_deref()
+        .unwrap_or("127.0.0.1:9092")
+        .parse()
+        .context("--listen must be HOST:PORT with an IP address")?;
+    let (advertised_host, advertised_port) = match &args.advertised_listener {
+        Some(a) => {
+            let (h, p) = a
+                .rsplit_once(':')
+                .context("--advertised-listener must be HOST:PORT")?;
+            (h.to_string(), p.parse::<u16>().context("advertised port")?)
+        }
+        None => (listen.ip().to_string(), listen.port()),
+    };
+    if listen.ip().is_unspecified() && args.advertised_listener.is_none() {
+        bail!("listening on {listen} needs --advertised-listener: clients cannot connect to an unspecified address");
+    }
+    let d = TopicDefaults::default();
+    let topic_defaults = TopicDefaults {
+        segment_bytes: args.log_segment_bytes.unwrap_or(d.segment_bytes),
+        segment_ms: args.log_roll_ms.unwrap_or(d.segment_ms),
+        max_message_bytes: args.message_max_bytes.unwrap_or(d.max_message_bytes),
+        index_interval_bytes: d.index_interval_bytes,
+        flush_messages: args.log_flush_interval_messages.unwrap_or(d.flush_messages),
+        flush_ms: args.log_flush_interval_ms.unwrap_or(d.flush_ms),
+        message_timestamp_type: args
+            .log_message_timestamp_type
+            .clone()
+            .unwrap_or(d.message_timestamp_type),
+    };
+    // The defaults are validated the same way a topic's settings are.
+    weir_broker::config::TopicSettings::resolve(&topic_defaults, &Default::default())
+        .map_err(|e| anyhow::anyhow!("invalid broker default: {e}"))?;
+    let config = BrokerConfig {
+        node_id: args.node_id.unwrap_or(0),
+        advertised_host,
+        advertised_port,
+        data_dir: args
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("weir-data")),
+        num_partitions: args.num_partitions.unwrap_or(1).max(1),
+        auto_create_topics_enable: args.auto_create_topics_enable.unwrap_or(true),
+        socket_request_max_bytes: args.socket_request_max_bytes.unwrap_or(100 * 1024 * 1024),
+        topic_defaults,
+    };
+    let limits = ServerLimits {
+        max_connections: args.max_connections.unwrap_or(10_000).max(1),
+        ..ServerLimits::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let broker = Broker::open(config)
+            .await
+            .map_err(|e| anyhow::anyhow!("opening the data directory: {e}"))?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        tracing::info!(%listen, data_dir = %broker.config.data_dir.display(), "weir is listening");
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested");
+            let _ = shutdown_tx.send(true);
+        });
+        serve(broker.clone(), listener, limits, shutdown_rx).await;
+        tokio::task::spawn_blocking(move || broker.shutdown())
+            .await?
+            .map_err(|e| anyhow::anyhow!("shutdown: {e}"))?;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

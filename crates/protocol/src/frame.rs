@@ -1,0 +1,103 @@
+//! Length-prefixed frames: a 4-byte big-endian size, then that many bytes.
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame size {size} is negative or larger than socket.request.max.bytes {max}")]
+    Size { size: i64, max: usize },
+    #[error("connection closed in the middle of a frame")]
+    Truncated,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Read one frame body. `Ok(None)` on a clean end of stream between frames. The size
+/// prefix is checked against `max_bytes` before anything is allocated, and the body is read
+/// in chunks so a peer that announces a large frame and sends little never gets us to
+/// reserve more than it actually sent (plus one chunk).
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max_bytes: usize,
+) -> Result<Option<BytesMut>, FrameError> {
+    let mut size_buf = [0u8; 4];
+    match reader.read(&mut size_buf[..1]).await? {
+        0 => return Ok(None),
+        _ => {
+            if let Err(e) = reader.read_exact(&mut size_buf[1..]).await {
+                return Err(eof_as_truncated(e));
+            }
+        }
+    }
+    let size = i32::from_be_bytes(size_buf);
+    if size < 0 || size as usize > max_bytes {
+        return Err(FrameError::Size {
+            size: size as i64,
+            max: max_bytes,
+        });
+    }
+    let size = size as usize;
+    const CHUNK_BYTES: usize = 64 * 1024;
+    let mut body = BytesMut::with_capacity(size.min(CHUNK_BYTES));
+    while body.len() < size {
+        let want = (size - body.len()).min(CHUNK_BYTES);
+        body.reserve(want);
+        let n = (&mut *reader).take(want as u64).read_buf(&mut body).await?;
+        if n == 0 {
+            return Err(FrameError::Truncated);
+        }
+    }
+    Ok(Some(body))
+}
+
+fn eof_as_truncated(e: std::io::Error) -> FrameError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        FrameError::Truncated
+    } else {
+        FrameError::Io(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_frames_back_to_back() {
+        let mut input: &[u8] = &[0, 0, 0, 2, 7, 8, 0, 0, 0, 0];
+        let a = read_frame(&mut input, 100).await.unwrap().unwrap();
+        assert_eq!(&a[..], &[7, 8]);
+        let b = read_frame(&mut input, 100).await.unwrap().unwrap();
+        assert!(b.is_empty());
+        assert!(read_frame(&mut input, 100).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn rejects_oversized_and_negative_sizes_without_reading_the_body() {
+        let mut input: &[u8] = &[0x7f, 0xff, 0xff, 0xff, 1, 2, 3];
+        assert!(matches!(
+            read_frame(&mut input, 100 * 1024 * 1024).await,
+            Err(FrameError::Size { .. })
+        ));
+        let mut input: &[u8] = &[0xff, 0xff, 0xff, 0xfe];
+        assert!(matches!(
+            read_frame(&mut input, 100).await,
+            Err(FrameError::Size { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn truncated_frames_are_errors() {
+        let mut input: &[u8] = &[0, 0, 0, 100, 1, 2, 3];
+        assert!(matches!(
+            read_frame(&mut input, 1000).await,
+            Err(FrameError::Truncated)
+        ));
+        let mut input: &[u8] = &[0, 0];
+        assert!(matches!(
+            read_frame(&mut input, 1000).await,
+            Err(FrameError::Truncated)
+        ));
+    }
+}

@@ -1,0 +1,92 @@
+//! Request headers in, framed responses out.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::versions::accepted_range;
+
+/// The parts of a request header the broker acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestMeta {
+    pub api_key: ApiKey,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HeaderError {
+    #[error("frame of {0} bytes is too short for a request header")]
+    TooShort(usize),
+    /// An API key weir does not implement, or a version outside its advertised range.
+    /// ApiVersions is answered anyway (KIP-511 fallback); anything else closes the connection.
+    #[error("unsupported api key {api_key} version {api_version}")]
+    Unsupported {
+        api_key: i16,
+        api_version: i16,
+        correlation_id: i32,
+    },
+    #[error("malformed request header: {0}")]
+    Malformed(String),
+}
+
+/// Parse the request header at the front of `frame`, leaving `frame` at the body.
+pub fn parse_request_header(frame: &mut Bytes) -> Result<RequestMeta, HeaderError> {
+    if frame.len() < 8 {
+        return Err(HeaderError::TooShort(frame.len()));
+    }
+    let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
+    let api_version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let unsupported = HeaderError::Unsupported {
+        api_key: api_key_raw,
+        api_version,
+        correlation_id,
+    };
+    let Ok(api_key) = ApiKey::try_from(api_key_raw) else {
+        return Err(unsupported);
+    };
+    let Some(range) = accepted_range(api_key) else {
+        return Err(unsupported);
+    };
+    if api_version < range.0 || api_version > range.1 {
+        return Err(unsupported);
+    }
+    let header_version = api_key.request_header_version(api_version);
+    let header = RequestHeader::decode(frame, header_version)
+        .map_err(|e| HeaderError::Malformed(e.to_string()))?;
+    Ok(RequestMeta {
+        api_key,
+        api_version,
+        correlation_id,
+        client_id: header.client_id.map(|s| s.to_string()),
+    })
+}
+
+/// Encode a whole response frame: size prefix, response header, body.
+pub fn encode_response<M: Encodable>(
+    api_key: ApiKey,
+    api_version: i16,
+    correlation_id: i32,
+    body: &M,
+) -> Result<Bytes, EncodeError> {
+    let header_version = api_key.response_header_version(api_version);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_i32(0);
+    header
+        .encode(&mut buf, header_version)
+        .map_err(|e| EncodeError(e.to_string()))?;
+    body.encode(&mut buf, api_version)
+        .map_err(|e| EncodeError(format!("{api_key:?} v{api_version}: {e}")))?;
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// A response the codec refused to encode: a broker bug (a field set that the client's
+/// version cannot carry). The connection is closed and the bug logged.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode response: {0}")]
+pub struct EncodeError(pub String);

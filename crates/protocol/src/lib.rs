@@ -1,0 +1,19 @@
+//! weir-protocol: everything between the socket and a decoded request.
+//!
+//! Owns: the length-prefixed frame (with the size cap checked before any allocation),
+//! request header parsing, response framing (including the ApiVersions quirk: its
+//! response header is always v0), and the table of APIs and versions weir implements.
+//! The message bodies themselves come from the `kafka-protocol` crate.
+//!
+//! Invariant: nothing here allocates more than the frame cap for one request, and no
+//! input, however malformed, panics.
+
+pub mod frame;
+pub mod header;
+pub mod versions;
+
+pub use frame::{read_frame, FrameError};
+pub use header::{encode_response, parse_request_header, EncodeError, HeaderError, RequestMeta};
+pub use versions::{supported_range, SUPPORTED_APIS};
+
+pub use kafka_protocol;

@@ -1,0 +1,48 @@
+//! The APIs weir implements and the versions it advertises. ApiVersions answers from this
+//! table and the request dispatcher refuses anything outside it, so what is advertised is
+//! exactly what is handled.
+
+use kafka_protocol::messages::ApiKey;
+
+/// (api, min version, max version). Produce advertises min 0 although v0-2 are refused by
+/// the codec (KIP-896): librdkafka before 2.11.1 only compresses when Produce v0 is listed.
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 10),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The advertised range of `api`, or None if weir does not implement it.
+pub fn supported_range(api: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(key, _, _)| *key == api)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// The range the dispatcher actually accepts: the advertised one narrowed to what the codec
+/// can decode (Produce v0-2 is advertised for old librdkafka but never decodable).
+pub fn accepted_range(api: ApiKey) -> Option<(i16, i16)> {
+    let (min, max) = supported_range(api)?;
+    let codec = api.valid_versions();
+    Some((min.max(codec.min), max.min(codec.max)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_advertised_max_is_decodable() {
+        for &(api, _, max) in SUPPORTED_APIS {
+            assert!(api.valid_versions().max >= max, "{api:?}");
+        }
+    }
+}
