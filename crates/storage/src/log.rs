@@ -1,17 +1,24 @@
-//! The partition log. API CONTRACT (skeleton: bodies are `todo!()` until implemented).
+//! The partition log (contract: docs/storage.md).
 //!
 //! One `Log` per partition directory. Single-threaded API (`&mut self` for writes): the
 //! broker keeps each `Log` behind a mutex. fsync can happen outside that mutex through
 //! [`SyncTarget`], which is what makes group commit possible: appends go on while an fsync
 //! of earlier appends is in flight, and the next fsync covers every append made meanwhile.
 
-use std::fs::File;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::batch::BatchError;
+use crate::batch::{batch_crc, check_frame, BatchError, BatchHeader, CRC_OFFSET};
+use crate::checkpoint::{self, LogCheckpoint, TMP_SUFFIX};
+use crate::segment::{
+    parse_log_file_name, Segment, INDEX_SUFFIX, LOG_SUFFIX, SCAN_CHUNK_BYTES, TIME_INDEX_SUFFIX,
+};
 
 /// Per-partition settings (Kafka topic config names in the comments).
 #[derive(Debug, Clone)]
@@ -94,7 +101,20 @@ pub struct SyncTarget {
 }
 
 pub struct Log {
-    _dir: PathBuf,
+    dir: PathBuf,
+    config: LogConfig,
+    /// By base offset; never empty (the last one is the active segment).
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    recovery_point: i64,
+    /// (leader epoch, first offset written in it), epochs strictly increasing (KIP-101).
+    leader_epochs: Vec<(i32, i64)>,
+    offline: bool,
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> StorageError {
+    let context = context.into();
+    move |source| StorageError::Io { context, source }
 }
 
 impl Log {
@@ -104,11 +124,396 @@ impl Log {
     /// is scanned batch by batch (CRC-32C); the first torn/corrupt batch and all after it
     /// is truncated (logged with `tracing::warn!`), and indexes are rebuilt.
     pub fn open(
-        _dir: &Path,
-        _config: LogConfig,
-        _clean_shutdown: bool,
+        dir: &Path,
+        config: LogConfig,
+        clean_shutdown: bool,
     ) -> Result<(Log, RecoveryReport), StorageError> {
-        todo!()
+        let dir_ctx = || format!("log directory {}", dir.display());
+        fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir_ctx())))?;
+
+        // Inventory: segments by base offset; stale tmp files of interrupted checkpoint
+        // writes go; index files without their .log go (a deletion that crashed midway).
+        let mut bases = BTreeSet::new();
+        let mut index_files = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io_err(format!("listing {}", dir_ctx())))? {
+            let entry = entry.map_err(io_err(format!("listing {}", dir_ctx())))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(TMP_SUFFIX) {
+                fs::remove_file(entry.path())
+                    .map_err(io_err(format!("removing {}", entry.path().display())))?;
+            } else if let Some(base) = parse_log_file_name(&name) {
+                bases.insert(base);
+            } else if let Some(stem) = name
+                .strip_suffix(INDEX_SUFFIX)
+                .or_else(|| name.strip_suffix(TIME_INDEX_SUFFIX))
+            {
+                index_files.push((stem.to_owned(), entry.path()));
+            }
+        }
+        for (stem, path) in index_files {
+            if parse_log_file_name(&format!("{stem}{LOG_SUFFIX}"))
+                .is_none_or(|b| !bases.contains(&b))
+            {
+                fs::remove_file(&path)
+                    .map_err(io_err(format!("removing orphan {}", path.display())))?;
+            }
+        }
+
+        let ck = checkpoint::read_log_checkpoint(dir)
+            .map_err(io_err(format!("reading checkpoint in {}", dir_ctx())))?;
+        let epochs_ck = checkpoint::read_leader_epochs(dir).map_err(io_err(format!(
+            "reading leader-epoch checkpoint in {}",
+            dir_ctx()
+        )))?;
+
+        let mut report = RecoveryReport::default();
+        let mut segments = BTreeMap::new();
+        if bases.is_empty() {
+            let base = ck.map_or(0, |c| c.log_start_offset);
+            let seg = Segment::create(dir, base)
+                .map_err(io_err(format!("creating first segment in {}", dir_ctx())))?;
+            checkpoint::fsync_dir(dir).map_err(io_err(format!("fsync {}", dir_ctx())))?;
+            segments.insert(base, seg);
+            let log = Log {
+                dir: dir.to_owned(),
+                config,
+                segments,
+                log_start_offset: base,
+                recovery_point: base,
+                leader_epochs: Vec::new(),
+                offline: false,
+            };
+            if epochs_ck.is_none_or(|e| !e.is_empty()) {
+                log.write_leader_epochs()?;
+            }
+            log.write_log_checkpoint()?;
+            return Ok((log, report));
+        }
+        for &base in &bases {
+            let mut seg = Segment::open(dir, base)
+                .map_err(io_err(format!("opening segment {base} in {}", dir_ctx())))?;
+            seg.load_indexes().map_err(io_err(format!(
+                "loading indexes of {}",
+                seg.log_path.display()
+            )))?;
+            segments.insert(base, seg);
+        }
+        let bases: Vec<i64> = bases.into_iter().collect();
+        let segment_containing =
+            |offset: i64| -> usize { bases.partition_point(|&b| b <= offset).saturating_sub(1) };
+
+        // Where CRC scanning starts (index into `bases`), None = trusted so far.
+        let mut scan_from: Option<usize> = if !clean_shutdown || ck.is_none() {
+            Some(ck.map_or(0, |c| segment_containing(c.recovery_point)))
+        } else {
+            None
+        };
+        let rebuild_epochs = epochs_ck.is_none();
+        let mut epochs_seen: Vec<(i32, i64)> = Vec::new();
+        let mut note_epoch = |h: &BatchHeader| {
+            let e = h.partition_leader_epoch;
+            if e >= 0 && epochs_seen.last().is_none_or(|&(last, _)| e > last) {
+                epochs_seen.push((e, h.base_offset));
+            }
+        };
+        let mut chunk = Vec::with_capacity(SCAN_CHUNK_BYTES);
+        let interval = config.index_interval_bytes;
+        // (segment index, reason): everything from that segment's valid prefix on is cut.
+        let mut cut: Option<(usize, String)> = None;
+        let mut i = 0;
+        let mut expected = bases[0];
+        let mut tail_checked = false;
+        loop {
+            while i < bases.len() {
+                let seg = segments.get_mut(&bases[i]).expect("listed segment");
+                if seg.base_offset != expected {
+                    cut = Some((
+                        i,
+                        format!(
+                            "segment {} starts at offset {} but the log before it ends at {expected}",
+                            seg.log_path.display(),
+                            seg.base_offset
+                        ),
+                    ));
+                    seg.size_bytes = 0;
+                    break;
+                }
+                let scanning = scan_from.is_some_and(|s| i >= s);
+                if scanning || !seg.indexes_on_disk || rebuild_epochs {
+                    let out = seg
+                        .scan(scanning, interval, &mut chunk, &mut note_epoch)
+                        .map_err(io_err(format!("scanning {}", seg.log_path.display())))?;
+                    if scanning {
+                        report.batches_scanned += out.batches;
+                    }
+                    if let Some(reason) = out.failure {
+                        if !scanning {
+                            // A trusted segment does not even parse: CRC-check from here.
+                            tracing::warn!(file = %seg.log_path.display(), %reason,
+                                "trusted segment is inconsistent, recovering from it");
+                            scan_from = Some(i);
+                            continue;
+                        }
+                        cut = Some((i, format!("{reason} in {}", seg.log_path.display())));
+                        break;
+                    }
+                }
+                expected = seg.next_offset;
+                i += 1;
+            }
+            if cut.is_some() || tail_checked || scan_from.is_some() {
+                break;
+            }
+            // Clean shutdown: check the tail of the last segment cheaply, and that the
+            // checkpoint agrees with what is on disk.
+            tail_checked = true;
+            let last = bases.len() - 1;
+            let seg = &segments[&bases[last]];
+            let log_end_offset = seg.next_offset;
+            let rp = ck.map_or(0, |c| c.recovery_point);
+            let consistent = seg.tail_is_consistent().map_err(io_err(format!(
+                "checking tail of {}",
+                seg.log_path.display()
+            )))?;
+            let restart = if !consistent {
+                tracing::warn!(file = %seg.log_path.display(),
+                    "tail of the last segment is inconsistent despite a clean shutdown");
+                Some(last)
+            } else if rp < log_end_offset {
+                tracing::warn!(dir = %dir.display(), recovery_point = rp, log_end_offset,
+                    "clean shutdown but data past the recovery point; recovering");
+                Some(segment_containing(rp))
+            } else {
+                None
+            };
+            if let Some(r) = restart {
+                scan_from = Some(r);
+                i = r;
+                expected = bases[r];
+            } else {
+                break;
+            }
+        }
+
+        if let Some((at, reason)) = cut {
+            let mut cut_bytes = 0u64;
+            for &base in &bases[at + 1..] {
+                let seg = segments.remove(&base).expect("listed segment");
+                let len = seg.file.metadata().map(|m| m.len()).unwrap_or(0);
+                tracing::warn!(file = %seg.log_path.display(), position = 0, bytes = len, %reason,
+                    "recovery deletes segment after the truncation point");
+                cut_bytes += len;
+                seg.delete_files()
+                    .map_err(io_err(format!("deleting {}", seg.log_path.display())))?;
+            }
+            let seg = segments.get_mut(&bases[at]).expect("listed segment");
+            let len = seg.file.metadata().map(|m| m.len()).unwrap_or(0);
+            debug_assert!(seg.size_bytes <= len);
+            cut_bytes += len - seg.size_bytes;
+            if seg.size_bytes == 0 && at > 0 {
+                tracing::warn!(file = %seg.log_path.display(), position = 0, bytes = len, %reason,
+                    "recovery deletes segment");
+                let seg = segments.remove(&bases[at]).expect("listed segment");
+                seg.delete_files()
+                    .map_err(io_err(format!("deleting {}", seg.log_path.display())))?;
+            } else {
+                tracing::warn!(file = %seg.log_path.display(), position = seg.size_bytes,
+                    bytes = len - seg.size_bytes, %reason, "recovery truncates segment");
+                seg.truncate_file()
+                    .map_err(io_err(format!("truncating {}", seg.log_path.display())))?;
+            }
+            checkpoint::fsync_dir(dir).map_err(io_err(format!("fsync {}", dir_ctx())))?;
+            report.bytes_truncated = cut_bytes;
+            report.truncation_reason = Some(reason);
+        }
+
+        let first_base = *segments.keys().next().expect("at least one segment");
+        let log_end_offset = segments.values().next_back().expect("segment").next_offset;
+        let recovered = scan_from.is_some();
+        let recovery_point = if recovered {
+            // What the scan accepted may sit only in the page cache of a crashed process;
+            // make it durable now so the recovery point can be the log end.
+            for seg in segments.range(bases[scan_from.unwrap_or(0).min(bases.len() - 1)]..) {
+                seg.1
+                    .file
+                    .sync_all()
+                    .map_err(io_err(format!("fsync {}", seg.1.log_path.display())))?;
+            }
+            log_end_offset
+        } else {
+            let rp = ck.map_or(log_end_offset, |c| c.recovery_point);
+            if rp > log_end_offset {
+                tracing::warn!(dir = %dir.display(), recovery_point = rp, log_end_offset,
+                    "checkpointed recovery point is past the log end: data was lost outside weir");
+            }
+            rp.min(log_end_offset)
+        };
+        let checkpointed_rp = ck.map_or(0, |c| c.recovery_point);
+        if report.bytes_truncated > 0 && checkpointed_rp > log_end_offset {
+            tracing::warn!(dir = %dir.display(), recovery_point = checkpointed_rp, log_end_offset,
+                "recovery truncated below the recovery point: fsync'd data was corrupt");
+        }
+        let log_start_offset = ck
+            .map_or(first_base, |c| c.log_start_offset)
+            .clamp(first_base, log_end_offset.max(first_base));
+
+        let mut leader_epochs = if rebuild_epochs {
+            Vec::new()
+        } else {
+            epochs_ck.clone().unwrap_or_default()
+        };
+        for (e, off) in epochs_seen {
+            if leader_epochs.last().is_none_or(|&(last, _)| e > last) {
+                leader_epochs.push((e, off));
+            }
+        }
+        // Epochs that start at or past the log end describe data that is gone (KIP-101).
+        leader_epochs.retain(|&(_, off)| off < log_end_offset);
+
+        let mut log = Log {
+            dir: dir.to_owned(),
+            config,
+            segments,
+            log_start_offset,
+            recovery_point,
+            leader_epochs,
+            offline: false,
+        };
+        // Rebuilt indexes of closed segments are written now; the active one's at roll/close.
+        let active_base = log.active().base_offset;
+        for seg in log.segments.values_mut() {
+            if seg.base_offset != active_base && !seg.indexes_on_disk {
+                seg.write_indexes().map_err(io_err(format!(
+                    "writing indexes of {}",
+                    seg.log_path.display()
+                )))?;
+            }
+        }
+        if epochs_ck.as_deref() != Some(&log.leader_epochs[..]) {
+            log.write_leader_epochs()?;
+        }
+        if recovered || ck.is_none() {
+            log.write_log_checkpoint()?;
+        }
+        if report.truncation_reason.is_some() {
+            tracing::warn!(dir = %dir.display(), batches_scanned = report.batches_scanned,
+                bytes_truncated = report.bytes_truncated, log_end_offset,
+                "log recovered with truncation");
+        }
+        Ok((log, report))
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+
+    fn write_log_checkpoint(&self) -> Result<(), StorageError> {
+        let ck = LogCheckpoint {
+            recovery_point: self.recovery_point,
+            log_start_offset: self.log_start_offset,
+        };
+        checkpoint::write_log_checkpoint(&self.dir, ck).map_err(io_err(format!(
+            "writing checkpoint in {}",
+            self.dir.display()
+        )))
+    }
+
+    fn write_leader_epochs(&self) -> Result<(), StorageError> {
+        checkpoint::write_leader_epochs(&self.dir, &self.leader_epochs).map_err(io_err(format!(
+            "writing leader-epoch checkpoint in {}",
+            self.dir.display()
+        )))
+    }
+
+    /// Leader epochs and the first offset of each (KIP-101), oldest first.
+    pub fn leader_epochs(&self) -> &[(i32, i64)] {
+        &self.leader_epochs
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Number of segments (the active one included).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// True after `mark_failed` or a failed write: appends are refused until reopened.
+    pub fn is_offline(&self) -> bool {
+        self.offline
+    }
+
+    fn fail<T>(&mut self, err: StorageError) -> Result<T, StorageError> {
+        tracing::error!(dir = %self.dir.display(), error = %err, "log goes offline");
+        self.offline = true;
+        Err(err)
+    }
+
+    fn should_roll(&self, set_bytes: u64, offsets: i64, now_ms: i64) -> bool {
+        let seg = self.active();
+        if seg.size_bytes == 0 {
+            return false;
+        }
+        let new_size = seg.size_bytes + set_bytes;
+        new_size > self.config.segment_bytes
+            // Positions and relative offsets are u32 in the index.
+            || new_size > u32::MAX as u64
+            || seg.next_offset + offsets - 1 - seg.base_offset > u32::MAX as i64
+            || seg.first_append_ms.is_some_and(|t| now_ms - t > self.config.segment_ms)
+    }
+
+    /// Make the active segment durable and closed, then start a new one at the log end.
+    fn roll(&mut self) -> Result<(), StorageError> {
+        let dir = self.dir.clone();
+        let seg = self.active_mut();
+        let path = seg.log_path.clone();
+        let result = seg
+            .file
+            .sync_data()
+            .map_err(io_err(format!("fsync {} at roll", path.display())))
+            .and_then(|()| {
+                seg.write_indexes()
+                    .map_err(io_err(format!("writing indexes of {}", path.display())))
+            });
+        if let Err(e) = result {
+            return self.fail(e);
+        }
+        let log_end_offset = self.log_end_offset();
+        // Every earlier segment was fsync'd at its own roll, so the whole log below the
+        // new segment is durable now.
+        self.recovery_point = self.recovery_point.max(log_end_offset);
+        let created = Segment::create(&dir, log_end_offset)
+            .map_err(io_err(format!(
+                "creating segment {log_end_offset} in {}",
+                dir.display()
+            )))
+            .and_then(|seg| {
+                checkpoint::fsync_dir(&dir)
+                    .map_err(io_err(format!("fsync {}", dir.display())))
+                    .map(|()| seg)
+            });
+        match created {
+            Ok(seg) => {
+                self.segments.insert(log_end_offset, seg);
+            }
+            Err(e) => return self.fail(e),
+        }
+        if let Err(e) = self.write_log_checkpoint() {
+            return self.fail(e);
+        }
+        Ok(())
     }
 
     /// Append an already-validated record set (one or more v2 batches, as from
@@ -118,32 +523,137 @@ impl Log {
     /// Writes (no fsync), rolling the segment first if needed.
     pub fn append(
         &mut self,
-        _records: &mut [u8],
-        _leader_epoch: i32,
-        _now_ms: i64,
+        records: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
-        todo!()
+        if self.offline {
+            return Err(StorageError::Offline(self.dir.clone()));
+        }
+        if records.is_empty() {
+            return Err(BatchError::Invalid("record set holds no batch".into()).into());
+        }
+        // Structural walk only (the CRC was checked by validate_record_set): never write a
+        // record set that would misalign the segment.
+        let mut frames: Vec<(usize, BatchHeader)> = Vec::new();
+        let mut pos = 0usize;
+        let mut offsets = 0i64;
+        while pos < records.len() {
+            let h = check_frame(&records[pos..], pos)?;
+            offsets += h.last_offset_delta as i64 + 1;
+            frames.push((pos, h));
+            pos += h.total_len();
+        }
+        if offsets - 1 > u32::MAX as i64 {
+            return Err(BatchError::Invalid(format!("record set spans {offsets} offsets")).into());
+        }
+        if self.should_roll(records.len() as u64, offsets, now_ms) {
+            self.roll()?;
+        }
+
+        let base_offset = self.log_end_offset();
+        let mut next_offset = base_offset;
+        let mut max_timestamp = -1i64;
+        for (pos, h) in frames.iter_mut() {
+            let b = &mut records[*pos..*pos + h.total_len()];
+            h.base_offset = next_offset;
+            h.partition_leader_epoch = leader_epoch;
+            b[0..8].copy_from_slice(&next_offset.to_be_bytes());
+            b[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+            if self.config.log_append_time {
+                h.attributes |= 0x8;
+                h.max_timestamp = now_ms;
+                b[21..23].copy_from_slice(&h.attributes.to_be_bytes());
+                b[35..43].copy_from_slice(&now_ms.to_be_bytes());
+                // Attributes and max_timestamp are inside the CRC-covered region.
+                let crc = batch_crc(b);
+                h.crc = crc;
+                b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+            }
+            max_timestamp = max_timestamp.max(h.max_timestamp);
+            next_offset = h.last_offset() + 1;
+        }
+        debug_assert_eq!(next_offset, base_offset + offsets);
+
+        let interval = self.config.index_interval_bytes;
+        let seg = self.active_mut();
+        let start = seg.size_bytes;
+        if let Err(source) = seg.file.write_all_at(records, start) {
+            // Best effort: do not leave a partial batch for a clean reopen to trust.
+            let _ = seg.file.set_len(start);
+            let context = format!("writing {} at position {start}", seg.log_path.display());
+            return self.fail(StorageError::Io { context, source });
+        }
+        for (pos, h) in &frames {
+            seg.track_batch(h, start + *pos as u64, interval);
+        }
+        seg.first_append_ms.get_or_insert(now_ms);
+        debug_assert_eq!(self.log_end_offset(), next_offset);
+
+        if leader_epoch >= 0
+            && self
+                .leader_epochs
+                .last()
+                .is_none_or(|&(e, _)| leader_epoch > e)
+        {
+            self.leader_epochs.push((leader_epoch, base_offset));
+            if let Err(e) = self.write_leader_epochs() {
+                return self.fail(e);
+            }
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next_offset - 1,
+            max_timestamp,
+            log_append_time_ms: if self.config.log_append_time {
+                now_ms
+            } else {
+                -1
+            },
+        })
     }
 
     /// What to fsync to make the current log end durable.
     pub fn sync_target(&self) -> SyncTarget {
-        todo!()
+        // Rolled segments are fsync'd at roll, so only the active one can hold unsynced data.
+        SyncTarget {
+            files: vec![Arc::clone(&self.active().file)],
+            end_offset: self.log_end_offset(),
+        }
     }
 
     /// Record that everything below `end_offset` is durable (after a successful fsync of a
     /// `SyncTarget`). Never moves backwards.
-    pub fn mark_synced(&mut self, _end_offset: i64) {
-        todo!()
+    pub fn mark_synced(&mut self, end_offset: i64) {
+        debug_assert!(
+            end_offset <= self.log_end_offset(),
+            "synced past the log end"
+        );
+        self.recovery_point = self
+            .recovery_point
+            .max(end_offset.min(self.log_end_offset()));
     }
 
     /// Mark the log offline after a failed fsync: every later append returns `Offline`.
     pub fn mark_failed(&mut self) {
-        todo!()
+        tracing::error!(dir = %self.dir.display(), "fsync failed; log is offline until reopened");
+        self.offline = true;
     }
 
     /// fsync everything now (sync_target + fsync + mark_synced), used at shutdown and roll.
     pub fn flush(&mut self) -> Result<(), StorageError> {
-        todo!()
+        if self.offline {
+            return Err(StorageError::Offline(self.dir.clone()));
+        }
+        let target = self.sync_target();
+        for f in &target.files {
+            if let Err(source) = f.sync_data() {
+                let context = format!("fsync of the active segment in {}", self.dir.display());
+                return self.fail(StorageError::Io { context, source });
+            }
+        }
+        self.mark_synced(target.end_offset);
+        Ok(())
     }
 
     /// Whole batches from the batch containing `fetch_offset`, in order, stopping before
@@ -152,50 +662,190 @@ impl Log {
     /// `OffsetOutOfRange` if fetch_offset < log_start_offset or > log_end_offset.
     pub fn read(
         &self,
-        _fetch_offset: i64,
-        _max_bytes: usize,
-        _max_offset: i64,
+        fetch_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
     ) -> Result<Bytes, StorageError> {
-        todo!()
+        let log_end_offset = self.log_end_offset();
+        if fetch_offset < self.log_start_offset || fetch_offset > log_end_offset {
+            return Err(StorageError::OffsetOutOfRange {
+                offset: fetch_offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset,
+            });
+        }
+        if fetch_offset == log_end_offset || fetch_offset >= max_offset {
+            return Ok(Bytes::new());
+        }
+        let Some((first_base, first_pos, first)) = self.locate(fetch_offset)? else {
+            return Ok(Bytes::new());
+        };
+        let mut out: Vec<u8> = Vec::new();
+        for seg in self.segments.range(first_base..).map(|(_, s)| s) {
+            let start = if seg.base_offset == first_base {
+                first_pos
+            } else {
+                0
+            };
+            let available = seg.size_bytes - start;
+            if available == 0 {
+                continue;
+            }
+            let mut want = (max_bytes.saturating_sub(out.len()) as u64).min(available);
+            if out.is_empty() {
+                // KIP-74: the first batch goes out whole whatever max_bytes says.
+                want = want.max(first.total_len() as u64);
+            }
+            if want == 0 {
+                break;
+            }
+            let at = out.len();
+            out.resize(at + want as usize, 0);
+            seg.file
+                .read_exact_at(&mut out[at..], start)
+                .map_err(io_err(format!(
+                    "reading {} at position {start}",
+                    seg.log_path.display()
+                )))?;
+            // Keep only whole batches below max_offset.
+            let mut taken = 0usize;
+            let mut stop = false;
+            while at + taken < out.len() {
+                let Some(h) = BatchHeader::parse(&out[at + taken..]) else {
+                    stop = true;
+                    break;
+                };
+                let pos = start + taken as u64;
+                crate::batch::check_header(&h, available - taken as u64, pos).map_err(|e| {
+                    StorageError::Io {
+                        context: format!("reading {}", seg.log_path.display()),
+                        source: seg.corrupt(pos, e.to_string()),
+                    }
+                })?;
+                if h.base_offset >= max_offset || at + taken + h.total_len() > out.len() {
+                    stop = true;
+                    break;
+                }
+                taken += h.total_len();
+            }
+            out.truncate(at + taken);
+            if stop || (taken as u64) < available {
+                break;
+            }
+        }
+        debug_assert!(
+            !out.is_empty(),
+            "fetch below the log end returns at least one batch"
+        );
+        Ok(Bytes::from(out))
+    }
+
+    /// Segment base, file position and header of the batch holding `offset` (last_offset >=
+    /// offset), walking headers from the sparse index entry at or below it.
+    fn locate(&self, offset: i64) -> Result<Option<(i64, u64, BatchHeader)>, StorageError> {
+        let from = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(i64::MIN, |(&b, _)| b);
+        for seg in self.segments.range(from..).map(|(_, s)| s) {
+            if seg.next_offset <= offset {
+                continue;
+            }
+            let mut pos = seg.lookup_position(offset);
+            while pos < seg.size_bytes {
+                let h = seg
+                    .read_header(pos)
+                    .map_err(io_err(format!("locating offset {offset}")))?;
+                if h.last_offset() >= offset {
+                    return Ok(Some((seg.base_offset, pos, h)));
+                }
+                pos += h.total_len() as u64;
+            }
+        }
+        Ok(None)
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        todo!()
+        self.log_start_offset
     }
 
     /// Next offset to be assigned.
     pub fn log_end_offset(&self) -> i64 {
-        todo!()
+        self.active().next_offset
     }
 
     /// Everything below this offset has been fsync'd.
     pub fn recovery_point(&self) -> i64 {
-        todo!()
+        self.recovery_point
     }
 
     /// First offset whose batch max_timestamp >= `timestamp` (ListOffsets by time):
     /// Some((offset, timestamp)) or None if no such batch.
-    pub fn offset_for_timestamp(&self, _timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
-        todo!()
+    ///
+    /// Batch granularity: the offset is the batch's base offset and the timestamp its
+    /// max_timestamp (records are never decoded here), so a consumer seeking there may see
+    /// a few earlier records of that batch but never misses one.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        for seg in self.segments.values() {
+            if seg.offset_of_max_timestamp < 0 || seg.max_timestamp < timestamp {
+                continue;
+            }
+            let from = seg.lookup_time(timestamp);
+            let mut pos = seg.lookup_position(from);
+            while pos < seg.size_bytes {
+                let h = seg
+                    .read_header(pos)
+                    .map_err(io_err(format!("searching timestamp {timestamp}")))?;
+                if h.max_timestamp >= timestamp {
+                    return Ok(Some((h.base_offset, h.max_timestamp)));
+                }
+                pos += h.total_len() as u64;
+            }
+        }
+        Ok(None)
     }
 
     /// The batch with the largest max_timestamp: Some((timestamp, offset)) (ListOffsets -3).
+    /// The offset is that batch's base offset; the earliest batch wins a tie.
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
-        todo!()
+        let mut best: Option<(i64, i64)> = None;
+        for seg in self.segments.values() {
+            if seg.offset_of_max_timestamp >= 0 && best.is_none_or(|(ts, _)| seg.max_timestamp > ts)
+            {
+                best = Some((seg.max_timestamp, seg.offset_of_max_timestamp));
+            }
+        }
+        best
     }
 
     /// Total bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
-        todo!()
+        self.segments.values().map(|s| s.size_bytes).sum()
     }
 
     /// Flush, write indexes and checkpoints (for a clean open next time).
-    pub fn close(self) -> Result<(), StorageError> {
-        todo!()
+    ///
+    /// An offline log returns `Offline` and writes nothing: the broker must then not write
+    /// its clean-shutdown marker, so that the next open recovers this log.
+    pub fn close(mut self) -> Result<(), StorageError> {
+        self.flush()?;
+        for seg in self.segments.values_mut() {
+            if !seg.indexes_on_disk {
+                seg.write_indexes().map_err(io_err(format!(
+                    "writing indexes of {}",
+                    seg.log_path.display()
+                )))?;
+            }
+        }
+        self.write_log_checkpoint()?;
+        checkpoint::fsync_dir(&self.dir).map_err(io_err(format!("fsync {}", self.dir.display())))
     }
 
     /// Remove the partition directory and everything in it.
     pub fn delete(self) -> Result<(), StorageError> {
-        todo!()
+        let dir = self.dir.clone();
+        drop(self);
+        fs::remove_dir_all(&dir).map_err(io_err(format!("deleting {}", dir.display())))
     }
 }

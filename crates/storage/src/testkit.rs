@@ -1,0 +1,54 @@
+//! Builders for valid RecordBatch v2 bytes, for tests here and in other crates.
+//! Not used on any production path.
+
+use crate::batch::{batch_crc, CRC_OFFSET};
+
+/// A valid, uncompressed RecordBatch v2 with `record_count` (>= 1) records, each with a
+/// null key and a `value_len`-byte value, timestamps `timestamp_ms + i`, base_offset 0,
+/// partition_leader_epoch -1, no producer id, and a correct CRC-32C.
+pub fn record_batch(record_count: usize, value_len: usize, timestamp_ms: i64) -> Vec<u8> {
+    assert!(record_count >= 1, "a batch needs at least one record");
+    let mut records = Vec::new();
+    for i in 0..record_count {
+        let mut body = vec![0u8]; // record attributes
+        put_varlong(&mut body, i as i64); // timestamp delta
+        put_varlong(&mut body, i as i64); // offset delta
+        put_varlong(&mut body, -1); // null key
+        put_varlong(&mut body, value_len as i64);
+        body.extend(std::iter::repeat_n((i % 251) as u8, value_len));
+        put_varlong(&mut body, 0); // no headers
+        put_varlong(&mut records, body.len() as i64);
+        records.extend_from_slice(&body);
+    }
+    let last_offset_delta = (record_count - 1) as i32;
+    let mut b = Vec::with_capacity(61 + records.len());
+    b.extend_from_slice(&0i64.to_be_bytes()); // base_offset
+    b.extend_from_slice(&0i32.to_be_bytes()); // batch_length, patched below
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // partition_leader_epoch
+    b.push(2); // magic
+    b.extend_from_slice(&0u32.to_be_bytes()); // crc, patched below
+    b.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    b.extend_from_slice(&last_offset_delta.to_be_bytes());
+    b.extend_from_slice(&timestamp_ms.to_be_bytes()); // base_timestamp
+    b.extend_from_slice(&(timestamp_ms + last_offset_delta as i64).to_be_bytes()); // max
+    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer_id
+    b.extend_from_slice(&(-1i16).to_be_bytes()); // producer_epoch
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // base_sequence
+    b.extend_from_slice(&(record_count as i32).to_be_bytes());
+    b.extend_from_slice(&records);
+    let batch_length = (b.len() - 12) as i32;
+    b[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let crc = batch_crc(&b);
+    b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// Zigzag varint, as Kafka's record fields use.
+fn put_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
