@@ -189,9 +189,11 @@ impl TopicSettings {
                 "message.timestamp.type" => match value.as_str() {
                     "CreateTime" => s.log_append_time = false,
                     "LogAppendTime" => s.log_append_time = true,
-                    _ => return Err(ConfigError(format!(
+                    _ => {
+                        return Err(ConfigError(format!(
                         "message.timestamp.type must be CreateTime or LogAppendTime, not '{value}'"
-                    ))),
+                    )))
+                    }
                 },
                 _ => {
                     return Err(ConfigError(format!(

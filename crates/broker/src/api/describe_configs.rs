@@ -56,8 +56,10 @@ pub fn handle(
             };
             match entries {
                 Ok(entries) => {
+                    // Null or empty: every setting (as Kafka's ConfigHelper does).
                     let keys: Option<Vec<String>> = r
                         .configuration_keys
+                        .filter(|k| !k.is_empty())
                         .map(|k| k.iter().map(|s| s.to_string()).collect());
                     let configs = entries
                         .into_iter()
