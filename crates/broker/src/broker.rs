@@ -95,10 +95,11 @@ impl Broker {
     pub async fn open(config: BrokerConfig) -> anyhow_like::Result<Arc<Broker>> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, "create data dir", e))?;
-        let clean = dir.join(CLEAN_SHUTDOWN_FILE).exists();
         let cluster_id = load_or_create_cluster_id(&dir)?;
         let catalog = read_catalog(&dir)?;
-        if !clean && !catalog.topics.is_empty() {
+        // A directory with no topics has nothing to recover, marker or not.
+        let clean = dir.join(CLEAN_SHUTDOWN_FILE).exists() || catalog.topics.is_empty();
+        if !clean {
             tracing::warn!(data_dir = %dir.display(), "no clean-shutdown marker: recovering every partition");
         }
         let mut topics = BTreeMap::new();

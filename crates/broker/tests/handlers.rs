@@ -268,6 +268,45 @@ async fn every_api_answers_at_every_advertised_version() {
         assert_eq!(r.brokers.len(), 1);
     }
 
+    for v in range(ApiKey::FindCoordinator) {
+        let keys = ["g1", ""];
+        let req = if v >= 4 {
+            FindCoordinatorRequest::default()
+                .with_coordinator_keys(keys.iter().map(|k| StrBytes::from_static_str(k)).collect())
+        } else {
+            FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g1"))
+        };
+        let r: FindCoordinatorResponse = call(&broker, ApiKey::FindCoordinator, v, &req)
+            .await
+            .unwrap();
+        if v >= 4 {
+            assert_eq!(r.coordinators.len(), 2);
+            assert_eq!(r.coordinators[0].error_code, 0);
+            assert_eq!(r.coordinators[0].port, 9092);
+            assert_eq!(r.coordinators[1].error_code, 42, "empty key is invalid");
+        } else {
+            assert_eq!((r.error_code, r.node_id.0, r.port), (0, 0, 9092), "v{v}");
+        }
+        if v >= 1 {
+            let bad = if v >= 4 {
+                FindCoordinatorRequest::default()
+                    .with_coordinator_keys(vec![StrBytes::from_static_str("t")])
+            } else {
+                FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("t"))
+            }
+            .with_key_type(7);
+            let r: FindCoordinatorResponse = call(&broker, ApiKey::FindCoordinator, v, &bad)
+                .await
+                .unwrap();
+            let code = if v >= 4 {
+                r.coordinators[0].error_code
+            } else {
+                r.error_code
+            };
+            assert_eq!(code, 42, "v{v}: unknown key type");
+        }
+    }
+
     for v in range(ApiKey::CreatePartitions) {
         let req = CreatePartitionsRequest::default().with_topics(vec![
             create_partitions_request::CreatePartitionsTopic::default()

@@ -24,6 +24,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -157,6 +158,13 @@ pub async fn dispatch(
             Ok(Response::Now(encode(
                 meta,
                 &describe_configs::handle(broker, v, req),
+            )?))
+        }
+        ApiKey::FindCoordinator => {
+            let req = decode(meta, b)?;
+            Ok(Response::Now(encode(
+                meta,
+                &find_coordinator::handle(broker, v, req),
             )?))
         }
         ApiKey::DescribeCluster => {
