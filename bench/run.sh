@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# First weir benchmark: produce/consume through a real Kafka client against the
+# release binary with default settings (fsync before ack, group commit), then
+# the raw disk figures (fio) on the same filesystem, for comparison.
+#
+# Usage: bench/run.sh            (env overrides: MESSAGES, SIZE, PARTITIONS)
+# Output: a Markdown table on stdout, also written to bench/results/latest.md.
+set -euo pipefail
+
+MESSAGES="${MESSAGES:-1000000}"
+RATE="${RATE:-5000}"             # fixed-rate latency run, msg/s (0 skips it)
+SIZE="${SIZE:-1024}"
+PARTITIONS="${PARTITIONS:-4}"
+FIO_SEQ_SIZE="256m"     # 1 MiB writes, fdatasync after each
+FIO_4K_SIZE="64m"       # 4 KiB writes, fdatasync after each ...
+FIO_4K_RUNTIME="15"     # ... capped at this many seconds
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+RESULTS="$ROOT/bench/results"
+mkdir -p "$RESULTS/tmp"        # bench/results/tmp is git-ignored
+BROKER_LOG="$RESULTS/tmp/broker.log"
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+# --- (a) tools --------------------------------------------------------------
+if ! command -v fio >/dev/null 2>&1; then
+    log "installing fio"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y fio >/dev/null \
+        || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y fio >/dev/null; }
+fi
+if [ ! -x "$PY" ]; then
+    log "creating $VENV"
+    python3 -m venv "$VENV"
+fi
+if ! "$PY" -c 'import confluent_kafka' 2>/dev/null; then
+    log "installing confluent-kafka into $VENV"
+    "$PY" -m pip install --quiet confluent-kafka
+fi
+
+# --- (b) binary ---------------------------------------------------------------
+WEIR="$ROOT/target/release/weir"
+if [ ! -x "$WEIR" ]; then
+    log "building the release binary"
+    cargo build --release -p weir
+fi
+
+# --- (c) broker ---------------------------------------------------------------
+# One scratch dir under target/ holds the broker data and the fio files, so both
+# measure the same filesystem.
+WORK="$(mktemp -d "$ROOT/target/bench.XXXXXX")"
+DATA="$WORK/data"
+BROKER_PID=""
+
+stop_broker() {
+    # SIGTERM = clean shutdown (answers in-flight requests, fsyncs, exits 0).
+    # Returns the broker's exit status; escalates to SIGKILL after 30 s.
+    local pid="$BROKER_PID" rc=0 i
+    [ -n "$pid" ] || return 0
+    BROKER_PID=""
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 300); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "broker did not stop within 30 s of SIGTERM; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || rc=$?
+    return "$rc"
+}
+cleanup() {
+    stop_broker || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+BROKER_CMD=("$WEIR" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA")
+log "starting: ${BROKER_CMD[*]} (log: ${BROKER_LOG#"$ROOT"/})"
+NO_COLOR=1 "${BROKER_CMD[@]}" >"$BROKER_LOG" 2>&1 &   # NO_COLOR: plain log file
+BROKER_PID=$!
+
+for i in $(seq 100); do
+    if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+        log "broker exited during startup:"; cat "$BROKER_LOG" >&2; exit 1
+    fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
+    [ "$i" -lt 100 ] || { log "broker did not accept on port $PORT within 10 s"; exit 1; }
+    sleep 0.1
+done
+
+# --- (d) produce / consume ----------------------------------------------------
+log "produce/consume: MESSAGES=$MESSAGES SIZE=$SIZE PARTITIONS=$PARTITIONS"
+PC_OUT="$WORK/produce_consume.out"
+PC_RC=0
+"$PY" "$ROOT/bench/produce_consume.py" --bootstrap "127.0.0.1:$PORT" \
+    --messages "$MESSAGES" --size "$SIZE" --partitions "$PARTITIONS" --rate "$RATE" \
+    >"$PC_OUT" || PC_RC=$?
+PC_JSON="$(tail -n 1 "$PC_OUT")"
+
+# --- (e) stop the broker, drop its data ----------------------------------------
+BROKER_RC=0
+stop_broker || BROKER_RC=$?
+log "broker exited with status $BROKER_RC"
+DATA_BYTES="$(du -sb "$DATA" | cut -f1)"
+rm -rf "$DATA"
+BROKER_WARNINGS="$(grep -ciE '\b(warn|error)\b' "$BROKER_LOG" || true)"
+if [ "$PC_RC" -ne 0 ]; then
+    log "produce_consume.py failed (exit $PC_RC); broker log tail:"
+    tail -n 20 "$BROKER_LOG" >&2
+    exit "$PC_RC"
+fi
+
+# --- (f) raw disk figures -------------------------------------------------------
+FIO_DIR="$WORK/fio"
+mkdir -p "$FIO_DIR"
+FIO_SEQ=(fio --name=seq1m --filename="$FIO_DIR/seq" --rw=write --bs=1m --size="$FIO_SEQ_SIZE"
+         --fdatasync=1 --ioengine=psync --output-format=json)
+FIO_4K=(fio --name=sync4k --filename="$FIO_DIR/4k" --rw=write --bs=4k --size="$FIO_4K_SIZE"
+        --runtime="$FIO_4K_RUNTIME" --fdatasync=1 --ioengine=psync --output-format=json)
+log "fio: sequential 1 MiB writes + fdatasync ($FIO_SEQ_SIZE)"
+"${FIO_SEQ[@]}" >"$WORK/fio-seq.json"
+log "fio: 4 KiB writes + fdatasync ($FIO_4K_SIZE, at most ${FIO_4K_RUNTIME}s)"
+"${FIO_4K[@]}" >"$WORK/fio-4k.json"
+
+# --- report ----------------------------------------------------------------------
+FS_TYPE="$(df --output=fstype "$WORK" | tail -n 1)"
+FS_DEV="$(df --output=source "$WORK" | tail -n 1)"
+COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then COMMIT="$COMMIT (dirty)"; fi
+
+export PC_JSON BROKER_RC BROKER_WARNINGS DATA_BYTES FS_TYPE FS_DEV COMMIT PORT \
+       MESSAGES SIZE PARTITIONS
+export BROKER_CMD_STR="weir serve --listen 127.0.0.1:$PORT --data-dir <tmp>/data"
+export FIO_SEQ_STR="${FIO_SEQ[*]/#--filename=*/--filename=<tmp>/seq}"
+export FIO_4K_STR="${FIO_4K[*]/#--filename=*/--filename=<tmp>/4k}"
+export FIO_SEQ_JSON="$WORK/fio-seq.json" FIO_4K_JSON="$WORK/fio-4k.json"
+export FIO_VERSION="$(fio --version)"
+export WEIR_VERSION="$("$WEIR" --version)"
+
+"$PY" - >"$RESULTS/latest.md" <<'EOF'
+import datetime, json, os, platform
+
+env = os.environ
+pc = json.loads(env["PC_JSON"])
+p, c = pc["produce"], pc["consume"]
+
+def fio_job(path):
+    # fio may print warnings before the JSON; start at the first '{'.
+    text = open(path).read()
+    return json.loads(text[text.index("{"):])["jobs"][0]
+
+seq, k4 = fio_job(env["FIO_SEQ_JSON"]), fio_job(env["FIO_4K_JSON"])
+def sync_pct(job, p):
+    # fio's "sync" section holds the fdatasync latencies (ns).
+    return job["sync"]["lat_ns"]["percentile"][f"{p:.6f}"] / 1e6
+
+mem_kib = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
+mib = 1024 * 1024
+rows = [
+    ("produce", "messages delivered / errors", f"{p['delivered']} / {p['errors']}"),
+    ("produce", "throughput", f"{p['msg_per_s']:.0f} msg/s, {p['mb_per_s']:.1f} MB/s ({p['seconds']:.2f} s)"),
+    ("produce", "latency p50 / p99 / p99.9 / max",
+     f"{p['lat_ms_p50']:.2f} / {p['lat_ms_p99']:.2f} / {p['lat_ms_p999']:.2f} / {p['lat_ms_max']:.2f} ms"),
+    *([("produce", f"latency at a fixed {pc['fixed_rate']['rate']} msg/s, p50 / p99 / p99.9 / max",
+        "{:.2f} / {:.2f} / {:.2f} / {:.2f} ms".format(*(pc["fixed_rate"][k] for k in
+            ("lat_ms_p50", "lat_ms_p99", "lat_ms_p999", "lat_ms_max"))))]
+      if pc.get("fixed_rate") else []),
+    ("consume", "messages read (= produced)", f"{c['consumed']} ({'yes' if c['consumed'] == pc['messages'] else 'NO'})"),
+    ("consume", "throughput", f"{c['msg_per_s']:.0f} msg/s, {c['mb_per_s']:.1f} MB/s ({c['seconds']:.2f} s)"),
+    ("broker", "SIGTERM exit status / warn+error log lines", f"{env['BROKER_RC']} / {env['BROKER_WARNINGS']}"),
+    ("broker", "data dir size at stop", f"{int(env['DATA_BYTES']) / 1e6:.1f} MB"),
+    ("disk", "seq 1 MiB write + fdatasync", f"{seq['write']['bw_bytes'] / mib:.1f} MiB/s ({seq['write']['iops']:.0f} writes/s)"),
+    ("disk", "4 KiB write + fdatasync", f"{k4['write']['iops']:.0f} IOPS"),
+    ("disk", "4 KiB fdatasync latency p50 / p99",
+     f"{sync_pct(k4, 50):.3f} / {sync_pct(k4, 99):.3f} ms"),
+]
+
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+out = [
+    f"# weir benchmark, {now}",
+    "",
+    f"- machine: {os.cpu_count()} CPUs (nproc {os.popen('nproc').read().strip()}), "
+    f"{mem_kib / 1024 / 1024:.1f} GiB RAM, kernel {platform.release()}",
+    f"- filesystem: {env['FS_TYPE']} on {env['FS_DEV']} (broker data and fio files)",
+    f"- {env['WEIR_VERSION']}, commit {env['COMMIT']}",
+    f"- broker: `{env['BROKER_CMD_STR']}` (defaults: fsync before ack, group commit)",
+    f"- workload: {pc['messages']} messages x {pc['size']} B, {pc['partitions']} partitions "
+    f"(round-robin), replication 1, one producer then one consumer, same host",
+    f"- producer: {pc['client']}, "
+    + ", ".join(f"{k}={v}" for k, v in pc["producer_config"].items())
+    + "; throughput run: all messages sent as fast as possible, latency = produce() call to "
+    "delivery callback (mostly time queued in the client); fixed-rate run: linger.ms=0, "
+    "latency from each message's intended send time to its delivery callback",
+    "- consumer: manual assign() of all partitions from offset 0, librdkafka fetch defaults, "
+    "group.id set but unused (no subscribe, no commits); time from assign() to last message",
+    f"- {env['FIO_VERSION']}: `{env['FIO_SEQ_STR']}`",
+    f"- {env['FIO_VERSION']}: `{env['FIO_4K_STR']}`",
+    "",
+    "| what | metric | value |",
+    "| --- | --- | --- |",
+    *[f"| {a} | {b} | {v} |" for a, b, v in rows],
+    "",
+]
+print("\n".join(out))
+EOF
+cat "$RESULTS/latest.md"
