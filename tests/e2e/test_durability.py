@@ -207,3 +207,31 @@ def test_torn_tail_is_cut_at_the_last_whole_batch(broker, damage):
     assert p.flush(10) == 0
     assert offsets == [(None, keep)]
     assert read_values(broker.bootstrap, "torn", keep + 1)[-1] == b"after"
+
+
+@pytest.mark.parametrize("stop", ["sigterm", "kill-9"])
+def test_segments_roll_by_size_and_time_and_survive_restart(make_broker, stop):
+    # Broker-wide 64 KiB segments; a second topic also rolls by time (segment.ms).
+    broker = make_broker("--log-segment-bytes", "65536")
+    create_topic(broker.bootstrap, "rolled", 1)
+    create_topic(broker.bootstrap, "timed", 1, {"segment.ms": "200"})
+    acked = produce_numbered(broker.bootstrap, "rolled", 0, 20_000, **{"batch.size": 16384})
+    for i in range(3):
+        produce_numbered(broker.bootstrap, "timed", i, 1)
+        time.sleep(0.3)
+    rolled = sorted(broker.partition_dir("rolled", 0).glob("*.log"))
+    timed = sorted(broker.partition_dir("timed", 0).glob("*.log"))
+    assert len(rolled) >= 3, rolled
+    assert all(s.stat().st_size <= 65536 for s in rolled)
+    assert len(timed) >= 2, timed
+    # Segment files are named after their base offset.
+    bases = [int(s.stem) for s in rolled]
+    assert bases[0] == 0 and bases == sorted(bases)
+    if stop == "sigterm":
+        assert broker.stop() == 0
+    else:
+        broker.kill()
+    broker.start()
+    per_partition = log_contents(broker.bootstrap, "rolled", 1, 20_000)
+    assert [int(v) for _, _, v in per_partition[0]] == sorted(acked)
+    assert len(log_contents(broker.bootstrap, "timed", 1, 3)[0]) == 3
