@@ -144,3 +144,29 @@ def test_kafka_python_roundtrip(broker):
             break
     cons.close()
     check_roundtrip(values, per_partition)
+
+
+def test_fetch_from_the_middle_of_a_batch(broker):
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    create_topic(broker.bootstrap, "mid", 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 100})
+    for i in range(1000):
+        p.produce("mid", str(i).encode())
+    assert p.flush(30) == 0
+    assert len(batch_codecs(broker, "mid", 0)) < 100, "expected batches of many records"
+    # The broker answers with whole batches; the clients skip the records before their offset.
+    for start in (1, 517, 999):
+        out = subprocess.run(["kcat", "-C", "-b", broker.bootstrap, "-t", "mid", "-p", "0",
+                              "-o", str(start), "-e", "-q", "-f", "%o %s\n"],
+                             check=True, capture_output=True, timeout=60).stdout.decode()
+        assert out.splitlines() == [f"{i} {i}" for i in range(start, 1000)]
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused"})
+        c.assign([TopicPartition("mid", 0, start)])
+        first = None
+        while first is None:
+            m = c.poll(10)
+            assert m is not None and m.error() is None
+            first = m
+        c.close()
+        assert (first.offset(), first.value()) == (start, str(start).encode())
