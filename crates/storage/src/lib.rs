@@ -11,6 +11,7 @@
 pub mod batch;
 mod checkpoint;
 pub mod log;
+pub mod records;
 mod segment;
 pub mod testkit;
 

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io;
+use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use bytes::Bytes;
 
 use crate::batch::{batch_crc, check_frame, BatchError, BatchHeader, CRC_OFFSET};
 use crate::checkpoint::{self, LogCheckpoint, TMP_SUFFIX};
+use crate::records;
 use crate::segment::{
     parse_log_file_name, Segment, INDEX_SUFFIX, LOG_SUFFIX, SCAN_CHUNK_BYTES, TIME_INDEX_SUFFIX,
 };
@@ -780,13 +782,16 @@ impl Log {
         self.recovery_point
     }
 
-    /// First offset whose batch max_timestamp >= `timestamp` (ListOffsets by time):
-    /// Some((offset, timestamp)) or None if no such batch.
+    /// The first record whose timestamp is >= `timestamp` (ListOffsets by time):
+    /// Some((offset, record timestamp)), or None if there is none.
     ///
-    /// Batch granularity: the offset is the batch's base offset and the timestamp its
-    /// max_timestamp (records are never decoded here), so a consumer seeking there may see
-    /// a few earlier records of that batch but never misses one.
+    /// The time index and batch headers find the first batch that can hold such a record;
+    /// its records are then walked (decompressing if needed) for the exact one. A batch
+    /// whose records cannot be read (they were accepted as the client compressed them and
+    /// never decoded) answers at batch granularity: its base offset and max timestamp, which
+    /// makes a consumer re-read a few records but never skip one.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        let ctx = || format!("searching timestamp {timestamp}");
         for seg in self.segments.values() {
             if seg.offset_of_max_timestamp < 0 || seg.max_timestamp < timestamp {
                 continue;
@@ -794,11 +799,28 @@ impl Log {
             let from = seg.lookup_time(timestamp);
             let mut pos = seg.lookup_position(from);
             while pos < seg.size_bytes {
-                let h = seg
-                    .read_header(pos)
-                    .map_err(io_err(format!("searching timestamp {timestamp}")))?;
+                let h = seg.read_header(pos).map_err(io_err(ctx()))?;
                 if h.max_timestamp >= timestamp {
-                    return Ok(Some((h.base_offset, h.max_timestamp)));
+                    let batch = seg.read_bytes(pos, h.total_len()).map_err(io_err(ctx()))?;
+                    let mut found = None;
+                    let walked = records::for_each_record_time(&batch, |r| {
+                        if r.timestamp >= timestamp {
+                            found = Some((r.offset, r.timestamp));
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        }
+                    });
+                    match (walked, found) {
+                        (Ok(()), Some(hit)) => return Ok(Some(hit)),
+                        // The header's max_timestamp disagrees with the records: go on.
+                        (Ok(()), None) => {}
+                        (Err(e), _) => {
+                            tracing::debug!(dir = %self.dir.display(), offset = h.base_offset,
+                                error = %e, "records unreadable, answering per batch");
+                            return Ok(Some((h.base_offset, h.max_timestamp)));
+                        }
+                    }
                 }
                 pos += h.total_len() as u64;
             }
@@ -806,17 +828,22 @@ impl Log {
         Ok(None)
     }
 
-    /// The batch with the largest max_timestamp: Some((timestamp, offset)) (ListOffsets -3).
-    /// The offset is that batch's base offset; the earliest batch wins a tie.
-    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
-        let mut best: Option<(i64, i64)> = None;
-        for seg in self.segments.values() {
-            if seg.offset_of_max_timestamp >= 0 && best.is_none_or(|(ts, _)| seg.max_timestamp > ts)
-            {
-                best = Some((seg.max_timestamp, seg.offset_of_max_timestamp));
-            }
-        }
-        best
+    /// The record with the largest timestamp, the earliest on a tie (ListOffsets -3,
+    /// KIP-734): Some((timestamp, offset)).
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, StorageError> {
+        let best = self
+            .segments
+            .values()
+            .filter(|seg| seg.offset_of_max_timestamp >= 0)
+            .map(|seg| seg.max_timestamp)
+            .max();
+        let Some(ts) = best else {
+            return Ok(None);
+        };
+        // No record is later than `ts`: the first at or after it is the earliest holding it.
+        Ok(self
+            .offset_for_timestamp(ts)?
+            .map(|(offset, timestamp)| (timestamp, offset)))
     }
 
     /// Total bytes of all segments.

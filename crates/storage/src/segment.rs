@@ -203,6 +203,17 @@ impl Segment {
         Ok(h)
     }
 
+    /// `len` bytes from `pos`, which must lie within the segment (a batch found by
+    /// `read_header`).
+    pub fn read_bytes(&self, pos: u64, len: usize) -> io::Result<Vec<u8>> {
+        if pos.saturating_add(len as u64) > self.size_bytes {
+            return Err(self.corrupt(pos, format!("{len} bytes past the end")));
+        }
+        let mut buf = vec![0u8; len];
+        self.file.read_exact_at(&mut buf, pos)?;
+        Ok(buf)
+    }
+
     pub fn corrupt(&self, pos: u64, what: String) -> io::Error {
         io::Error::new(
             io::ErrorKind::InvalidData,

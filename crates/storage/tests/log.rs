@@ -56,7 +56,7 @@ fn empty_directory_opens_as_empty_log_at_zero() {
         Err(StorageError::OffsetOutOfRange { .. })
     ));
     assert!(dir.join("00000000000000000000.log").exists());
-    assert_eq!(log.max_timestamp(), None);
+    assert_eq!(log.max_timestamp().unwrap(), None);
 }
 
 #[test]
@@ -234,16 +234,17 @@ fn reopen_after_close_keeps_everything_and_continues_offsets() {
         append(&mut log, 3, 100, 1_000 + i);
     }
     let before = log.read(0, usize::MAX, i64::MAX).unwrap();
-    let max_ts = log.max_timestamp();
+    let max_ts = log.max_timestamp().unwrap();
     log.close().unwrap();
     let (mut log, report) = Log::open(tmp.path(), config(), true).unwrap();
     assert_eq!(report, Default::default());
     assert_eq!(log.log_end_offset(), 90);
     assert_eq!(log.recovery_point(), 90);
     assert_eq!(log.read(0, usize::MAX, i64::MAX).unwrap(), before);
-    assert_eq!(log.max_timestamp(), max_ts);
+    assert_eq!(log.max_timestamp().unwrap(), max_ts);
     assert_eq!(append(&mut log, 1, 5, 5_000), (90, 90));
-    assert_eq!(log.offset_for_timestamp(1_013).unwrap(), Some((33, 1_013)));
+    // Batch 11 holds timestamps 1011..=1013: the record at 35 is the first at 1013.
+    assert_eq!(log.offset_for_timestamp(1_013).unwrap(), Some((35, 1_013)));
     log.close().unwrap();
     // Unclean open of a cleanly closed log scans only from the recovery point.
     let (log, report) = Log::open(tmp.path(), config(), false).unwrap();
@@ -276,7 +277,7 @@ fn missing_index_files_are_rebuilt() {
     let log = open(tmp.path(), true);
     assert_eq!(log.read(0, usize::MAX, i64::MAX).unwrap(), before);
     assert_eq!(batches(&log.read(41, 1, i64::MAX).unwrap()), vec![(40, 41)]);
-    assert_eq!(log.offset_for_timestamp(30).unwrap(), Some((58, 30)));
+    assert_eq!(log.offset_for_timestamp(30).unwrap(), Some((59, 30)));
 }
 
 fn truncate_file(path: &Path, cut_bytes: u64) {
@@ -407,20 +408,23 @@ fn group_commit_sync_target_and_mark_synced() {
 fn offset_for_timestamp_and_max_timestamp() {
     let tmp = tempfile::tempdir().unwrap();
     let mut log = open(tmp.path(), false);
-    // Batches of 2 records: max_timestamp = ts + 1. Timestamps not monotonic.
+    // Batches of 2 records with timestamps ts and ts + 1. Timestamps not monotonic.
+    // The answers are per record: the first record at or after the target.
     let ts = [100, 200, 150, 400, 300, 500, 50];
     for t in ts {
         for _ in 0..3 {
             append(&mut log, 2, 200, t);
         }
     }
-    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 101)));
-    assert_eq!(log.offset_for_timestamp(101).unwrap(), Some((0, 101)));
-    assert_eq!(log.offset_for_timestamp(102).unwrap(), Some((6, 201)));
-    assert_eq!(log.offset_for_timestamp(250).unwrap(), Some((18, 401)));
-    assert_eq!(log.offset_for_timestamp(402).unwrap(), Some((30, 501)));
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 100)));
+    assert_eq!(log.offset_for_timestamp(101).unwrap(), Some((1, 101)));
+    assert_eq!(log.offset_for_timestamp(102).unwrap(), Some((6, 200)));
+    assert_eq!(log.offset_for_timestamp(201).unwrap(), Some((7, 201)));
+    assert_eq!(log.offset_for_timestamp(250).unwrap(), Some((18, 400)));
+    assert_eq!(log.offset_for_timestamp(402).unwrap(), Some((30, 500)));
     assert_eq!(log.offset_for_timestamp(502).unwrap(), None);
-    assert_eq!(log.max_timestamp(), Some((501, 30)));
+    // Three batches reach 501; the earliest record holding it wins.
+    assert_eq!(log.max_timestamp().unwrap(), Some((501, 31)));
 }
 
 #[test]

@@ -6,8 +6,11 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use weir_storage::StorageError;
+
 use crate::broker::Broker;
 use crate::error_codes as ec;
+use crate::partition::{Partition, PartitionError};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -66,24 +69,33 @@ fn lookup(
     match timestamp {
         LATEST => (ec::NONE, -1, state.high_watermark, epoch),
         EARLIEST => (ec::NONE, -1, state.log_start_offset, epoch),
-        MAX_TIMESTAMP if version >= 7 => match p.with_log(|l| l.max_timestamp()) {
-            Ok(Some((ts, offset))) if offset < state.high_watermark => {
-                (ec::NONE, ts, offset, epoch)
-            }
-            Ok(_) => (ec::NONE, -1, -1, -1),
-            Err(_) => (ec::UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1),
-        },
-        ts if ts >= 0 => match p.with_log(|l| l.offset_for_timestamp(ts)) {
-            Ok(Ok(Some((offset, found_ts)))) if offset < state.high_watermark => {
-                (ec::NONE, found_ts, offset, epoch)
-            }
-            Ok(Ok(_)) => (ec::NONE, -1, -1, -1),
-            Ok(Err(e)) => {
-                tracing::error!(partition = %p.name(), error = %e, "offset for timestamp failed");
-                (ec::KAFKA_STORAGE_ERROR, -1, -1, -1)
-            }
-            Err(_) => (ec::UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1),
-        },
+        MAX_TIMESTAMP if version >= 7 => {
+            let found = p.with_log(|l| l.max_timestamp().map(|m| m.map(|(ts, o)| (o, ts))));
+            timestamp_answer(&p, found, state.high_watermark, epoch)
+        }
+        ts if ts >= 0 => {
+            let found = p.with_log(|l| l.offset_for_timestamp(ts));
+            timestamp_answer(&p, found, state.high_watermark, epoch)
+        }
         _ => (ec::INVALID_REQUEST, -1, -1, -1),
+    }
+}
+
+/// The answer to a search by timestamp: the found (offset, timestamp) if it is below the high
+/// watermark (consumers cannot read past it), else "none" as -1/-1.
+fn timestamp_answer(
+    p: &Partition,
+    found: Result<Result<Option<(i64, i64)>, StorageError>, PartitionError>,
+    high_watermark: i64,
+    epoch: i32,
+) -> (i16, i64, i64, i32) {
+    match found {
+        Ok(Ok(Some((offset, ts)))) if offset < high_watermark => (ec::NONE, ts, offset, epoch),
+        Ok(Ok(_)) => (ec::NONE, -1, -1, -1),
+        Ok(Err(e)) => {
+            tracing::error!(partition = %p.name(), error = %e, "search by timestamp failed");
+            (ec::KAFKA_STORAGE_ERROR, -1, -1, -1)
+        }
+        Err(_) => (ec::UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1),
     }
 }
