@@ -170,3 +170,25 @@ def test_fetch_from_the_middle_of_a_batch(broker):
             first = m
         c.close()
         assert (first.offset(), first.value()) == (start, str(start).encode())
+
+
+@pytest.mark.parametrize("acks", ["0", "1", "all"])
+def test_every_acks_setting_delivers(broker, acks):
+    """acks=0 gets no response (the client counts it delivered once sent), acks=1 and all are
+    answered after the fsync; all three end up in the log."""
+    topic = f"acks-{acks}"
+    create_topic(broker.bootstrap, topic, 2)
+    values = make_values(5000, seed=acks)
+    src = "".join(f"k{i % 13}\t{v}\n" for i, v in enumerate(values))
+    subprocess.run(["kcat", "-P", "-b", broker.bootstrap, "-t", topic, "-K", "\t",
+                    "-X", f"acks={acks}"], input=src.encode(), check=True, timeout=120)
+    per_partition = {p: kcat_consume(broker.bootstrap, topic, p) for p in range(2)}
+    check_roundtrip(values, per_partition)
+
+
+def test_advertised_listener_is_what_metadata_returns(make_broker):
+    from confluent_kafka.admin import AdminClient
+
+    b = make_broker("--advertised-listener", "broker.example:19999")
+    md = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
+    assert [(n.host, n.port) for n in md.brokers.values()] == [("broker.example", 19999)]
