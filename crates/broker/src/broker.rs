@@ -17,6 +17,7 @@ use weir_storage::Log;
 
 use crate::config::{validate_topic_name, BrokerConfig, ConfigError, TopicSettings};
 use crate::error_codes as ec;
+use crate::group::GroupCoordinator;
 use crate::partition::Partition;
 
 const CATALOG_FILE: &str = "topics.json";
@@ -68,6 +69,17 @@ impl TopicError {
     }
 }
 
+impl Topic {
+    /// Coordinator state topics: written by the broker only, never by clients.
+    pub fn is_internal(&self) -> bool {
+        is_internal_topic(&self.name)
+    }
+}
+
+pub fn is_internal_topic(name: &str) -> bool {
+    name == crate::group::OFFSETS_TOPIC
+}
+
 impl From<ConfigError> for TopicError {
     fn from(e: ConfigError) -> Self {
         TopicError::new(ec::INVALID_CONFIG, e.0)
@@ -77,6 +89,7 @@ impl From<ConfigError> for TopicError {
 pub struct Broker {
     pub config: BrokerConfig,
     pub cluster_id: String,
+    pub groups: Arc<GroupCoordinator>,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serializes catalog changes (create, delete, add partitions) and their file writes.
     catalog_lock: tokio::sync::Mutex<()>,
@@ -127,12 +140,20 @@ impl Broker {
             fsync_dir(&dir)?;
         }
         tracing::info!(topics = topics.len(), clean, "data directory open");
-        Ok(Arc::new(Broker {
+        let groups = Arc::new(GroupCoordinator::new(
+            config.group.clone(),
+            config.offsets.clone(),
+        ));
+        let broker = Arc::new(Broker {
             config,
             cluster_id,
+            groups,
             topics: RwLock::new(topics),
             catalog_lock: tokio::sync::Mutex::new(()),
-        }))
+        });
+        broker.groups.load(&broker)?;
+        GroupCoordinator::spawn_timer(&broker);
+        Ok(broker)
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
@@ -247,8 +268,23 @@ impl Broker {
         Ok(topic)
     }
 
+    /// Create a coordinator's internal topic (or return it if it appeared meanwhile).
+    pub async fn create_internal_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, TopicError> {
+        match self.create_topic(name, partitions, 1, overrides).await {
+            Ok(t) => Ok(t),
+            Err(e) if e.code == ec::TOPIC_ALREADY_EXISTS => self.topic(name).ok_or(e),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Delete a topic and its data.
     pub async fn delete_topic(&self, name: &str) -> Result<(), TopicError> {
+        refuse_internal(name)?;
         let _guard = self.catalog_lock.lock().await;
         let Some(topic) = self.topics.write().unwrap().remove(name) else {
             return Err(TopicError::new(
@@ -276,6 +312,7 @@ impl Broker {
         count: i32,
         validate_only: bool,
     ) -> Result<(), TopicError> {
+        refuse_internal(name)?;
         let _guard = self.catalog_lock.lock().await;
         let Some(topic) = self.topic(name) else {
             return Err(TopicError::new(
@@ -360,6 +397,19 @@ impl Broker {
         }
         write_atomically(&self.config.data_dir, CLEAN_SHUTDOWN_FILE, b"1\n")?;
         tracing::info!("clean shutdown complete");
+        Ok(())
+    }
+}
+
+/// Internal topics keep the shape their coordinator gave them (a group's partition is a
+/// hash of its id modulo the partition count).
+fn refuse_internal(name: &str) -> Result<(), TopicError> {
+    if is_internal_topic(name) {
+        Err(TopicError::new(
+            ec::INVALID_TOPIC_EXCEPTION,
+            format!("{name} is an internal topic"),
+        ))
+    } else {
         Ok(())
     }
 }

@@ -27,6 +27,10 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// Broker-wide defaults of the topic settings.
     pub topic_defaults: TopicDefaults,
+    /// The group coordinator's timings (`group.*`).
+    pub group: crate::group::GroupConfig,
+    /// Committed offsets (`offsets.*`).
+    pub offsets: crate::group::OffsetsConfig,
 }
 
 /// Broker defaults of topic settings (Kafka's broker-level names in comments).

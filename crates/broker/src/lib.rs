@@ -12,6 +12,7 @@ pub mod api;
 pub mod broker;
 pub mod config;
 pub mod error_codes;
+pub mod group;
 pub mod partition;
 
 pub use broker::Broker;

@@ -26,6 +26,14 @@ fn config(dir: &std::path::Path) -> BrokerConfig {
         auto_create_topics_enable: true,
         socket_request_max_bytes: 100 * 1024 * 1024,
         topic_defaults: TopicDefaults::default(),
+        group: weir_broker::group::GroupConfig {
+            initial_rebalance_delay_ms: 0,
+            ..Default::default()
+        },
+        offsets: weir_broker::group::OffsetsConfig {
+            topic_num_partitions: 3,
+            ..Default::default()
+        },
     }
 }
 

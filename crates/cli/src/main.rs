@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use weir_broker::group::{GroupConfig, OffsetsConfig};
 use weir_broker::{Broker, BrokerConfig, TopicDefaults};
 use weir_server::{serve, ServerLimits};
 
@@ -84,6 +85,27 @@ struct ServeArgs {
     /// Most client connections at once (`max.connections`) [default: 10000].
     #[arg(long, env = "WEIR_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// How long the first rebalance of an empty group waits for more members (`group.initial.rebalance.delay.ms`) [default: 3000].
+    #[arg(long, env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    group_initial_rebalance_delay_ms: Option<i64>,
+    /// Smallest session timeout a group member may ask for (`group.min.session.timeout.ms`) [default: 6000].
+    #[arg(long, env = "WEIR_GROUP_MIN_SESSION_TIMEOUT_MS")]
+    group_min_session_timeout_ms: Option<i32>,
+    /// Largest session timeout a group member may ask for (`group.max.session.timeout.ms`) [default: 1800000].
+    #[arg(long, env = "WEIR_GROUP_MAX_SESSION_TIMEOUT_MS")]
+    group_max_session_timeout_ms: Option<i32>,
+    /// Most members in one group (`group.max.size`) [default: 10000].
+    #[arg(long, env = "WEIR_GROUP_MAX_SIZE")]
+    group_max_size: Option<usize>,
+    /// Committed offsets of a group empty this long are deleted (`offsets.retention.minutes`) [default: 10080].
+    #[arg(long, env = "WEIR_OFFSETS_RETENTION_MINUTES")]
+    offsets_retention_minutes: Option<i64>,
+    /// How often expired offsets are looked for (`offsets.retention.check.interval.ms`) [default: 600000].
+    #[arg(long, env = "WEIR_OFFSETS_RETENTION_CHECK_INTERVAL_MS")]
+    offsets_retention_check_interval_ms: Option<i64>,
+    /// Partitions of `__consumer_offsets` when it is created (`offsets.topic.num.partitions`) [default: 50].
+    #[arg(long, env = "WEIR_OFFSETS_TOPIC_NUM_PARTITIONS")]
+    offsets_topic_num_partitions: Option<i32>,
 }
 
 impl ServeArgs {
@@ -113,6 +135,25 @@ impl ServeArgs {
                 .socket_request_max_bytes
                 .or(file.socket_request_max_bytes),
             max_connections: self.max_connections.or(file.max_connections),
+            group_initial_rebalance_delay_ms: self
+                .group_initial_rebalance_delay_ms
+                .or(file.group_initial_rebalance_delay_ms),
+            group_min_session_timeout_ms: self
+                .group_min_session_timeout_ms
+                .or(file.group_min_session_timeout_ms),
+            group_max_session_timeout_ms: self
+                .group_max_session_timeout_ms
+                .or(file.group_max_session_timeout_ms),
+            group_max_size: self.group_max_size.or(file.group_max_size),
+            offsets_retention_minutes: self
+                .offsets_retention_minutes
+                .or(file.offsets_retention_minutes),
+            offsets_retention_check_interval_ms: self
+                .offsets_retention_check_interval_ms
+                .or(file.offsets_retention_check_interval_ms),
+            offsets_topic_num_partitions: self
+                .offsets_topic_num_partitions
+                .or(file.offsets_topic_num_partitions),
         }
     }
 }
@@ -189,6 +230,8 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         auto_create_topics_enable: args.auto_create_topics_enable.unwrap_or(true),
         socket_request_max_bytes: args.socket_request_max_bytes.unwrap_or(100 * 1024 * 1024),
         topic_defaults,
+        group: group_config(&args)?,
+        offsets: offsets_config(&args)?,
     };
     let limits = ServerLimits {
         max_connections: args.max_connections.unwrap_or(10_000).max(1),
@@ -218,6 +261,58 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("shutdown: {e}"))?;
         Ok(())
     })
+}
+
+fn group_config(args: &ServeArgs) -> Result<GroupConfig> {
+    let d = GroupConfig::default();
+    let c = GroupConfig {
+        initial_rebalance_delay_ms: args
+            .group_initial_rebalance_delay_ms
+            .unwrap_or(d.initial_rebalance_delay_ms),
+        min_session_timeout_ms: args
+            .group_min_session_timeout_ms
+            .unwrap_or(d.min_session_timeout_ms),
+        max_session_timeout_ms: args
+            .group_max_session_timeout_ms
+            .unwrap_or(d.max_session_timeout_ms),
+        max_size: args.group_max_size.unwrap_or(d.max_size),
+    };
+    if c.initial_rebalance_delay_ms < 0 {
+        bail!("group.initial.rebalance.delay.ms must not be negative");
+    }
+    if c.min_session_timeout_ms < 1 || c.min_session_timeout_ms > c.max_session_timeout_ms {
+        bail!("group.min.session.timeout.ms must be at least 1 and at most group.max.session.timeout.ms");
+    }
+    if c.max_size < 1 {
+        bail!("group.max.size must be at least 1");
+    }
+    Ok(c)
+}
+
+fn offsets_config(args: &ServeArgs) -> Result<OffsetsConfig> {
+    let d = OffsetsConfig::default();
+    let minutes = args
+        .offsets_retention_minutes
+        .unwrap_or(d.retention_ms / 60_000);
+    let c = OffsetsConfig {
+        retention_ms: minutes.saturating_mul(60_000),
+        retention_check_interval_ms: args
+            .offsets_retention_check_interval_ms
+            .unwrap_or(d.retention_check_interval_ms),
+        topic_num_partitions: args
+            .offsets_topic_num_partitions
+            .unwrap_or(d.topic_num_partitions),
+        metadata_max_bytes: d.metadata_max_bytes,
+    };
+    if minutes < 1 || c.retention_check_interval_ms < 1 {
+        bail!(
+            "offsets.retention.minutes and offsets.retention.check.interval.ms must be at least 1"
+        );
+    }
+    if !(1..=1000).contains(&c.topic_num_partitions) {
+        bail!("offsets.topic.num.partitions must be between 1 and 1000");
+    }
+    Ok(c)
 }
 
 async fn wait_for_signal() {

@@ -13,6 +13,8 @@ pub struct RequestMeta {
     pub api_version: i16,
     pub correlation_id: i32,
     pub client_id: Option<String>,
+    /// The client's address as groups report it (Kafka's "/127.0.0.1"); set by the server.
+    pub client_host: String,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -61,6 +63,7 @@ pub fn parse_request_header(frame: &mut Bytes) -> Result<RequestMeta, HeaderErro
         api_version,
         correlation_id,
         client_id: header.client_id.map(|s| s.to_string()),
+        client_host: String::new(),
     })
 }
 

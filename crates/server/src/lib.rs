@@ -97,6 +97,7 @@ async fn handle_connection(
     mut shutdown: watch::Receiver<bool>,
 ) {
     tracing::debug!(%peer, "connection opened");
+    let client_host = format!("/{}", peer.ip());
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Response>(limits.max_in_flight_per_connection);
     let writer_task = tokio::spawn(async move {
@@ -139,7 +140,10 @@ async fn handle_connection(
             }
         };
         let meta = match parse_request_header(&mut frame) {
-            Ok(m) => m,
+            Ok(mut m) => {
+                m.client_host = client_host.clone();
+                m
+            }
             Err(HeaderError::Unsupported {
                 api_key,
                 api_version,

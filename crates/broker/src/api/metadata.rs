@@ -114,7 +114,7 @@ fn describe_topic(broker: &Broker, version: i16, t: &Topic) -> MetadataResponseT
     let mut topic = MetadataResponseTopic::default()
         .with_error_code(ec::NONE)
         .with_name(Some(TopicName(str_bytes(&t.name))))
-        .with_is_internal(false)
+        .with_is_internal(t.is_internal())
         .with_partitions(partitions);
     if version >= 10 {
         topic = topic.with_topic_id(t.id);

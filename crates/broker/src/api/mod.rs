@@ -20,14 +20,24 @@ use crate::broker::Broker;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -166,6 +176,61 @@ pub async fn dispatch(
                 meta,
                 &find_coordinator::handle(broker, v, req),
             )?))
+        }
+        ApiKey::JoinGroup => {
+            let req = decode(meta, b)?;
+            encode_reply(meta, join_group::handle(broker, meta, req))
+        }
+        ApiKey::SyncGroup => {
+            let req = decode(meta, b)?;
+            encode_reply(meta, sync_group::handle(broker, v, req))
+        }
+        ApiKey::Heartbeat => {
+            let req = decode(meta, b)?;
+            Ok(Response::Now(encode(
+                meta,
+                &heartbeat::handle(broker, v, req),
+            )?))
+        }
+        ApiKey::LeaveGroup => {
+            let req = decode(meta, b)?;
+            Ok(Response::Now(encode(
+                meta,
+                &leave_group::handle(broker, v, req),
+            )?))
+        }
+        ApiKey::OffsetCommit => {
+            let req = decode(meta, b)?;
+            encode_reply(meta, offset_commit::handle(broker, v, req))
+        }
+        ApiKey::OffsetFetch => {
+            let req = decode(meta, b)?;
+            Ok(Response::Now(encode(
+                meta,
+                &offset_fetch::handle(broker, v, req),
+            )?))
+        }
+        ApiKey::OffsetDelete => {
+            let req = decode(meta, b)?;
+            encode_reply(meta, offset_delete::handle(broker, v, req))
+        }
+        ApiKey::ListGroups => {
+            let req = decode(meta, b)?;
+            Ok(Response::Now(encode(
+                meta,
+                &list_groups::handle(broker, v, req),
+            )?))
+        }
+        ApiKey::DescribeGroups => {
+            let req = decode(meta, b)?;
+            Ok(Response::Now(encode(
+                meta,
+                &describe_groups::handle(broker, v, req),
+            )?))
+        }
+        ApiKey::DeleteGroups => {
+            let req = decode(meta, b)?;
+            encode_reply(meta, delete_groups::handle(broker, v, req))
         }
         ApiKey::DescribeCluster => {
             let req = decode(meta, b)?;

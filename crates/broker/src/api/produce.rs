@@ -116,6 +116,12 @@ fn append_one(broker: &Broker, topic: &str, index: i32, records: Option<Bytes>) 
             format!("{topic}-{index} does not exist"),
         );
     };
+    if crate::broker::is_internal_topic(topic) {
+        return Outcome::Failed(
+            ec::INVALID_TOPIC_EXCEPTION,
+            format!("{topic} is internal: only the broker writes to it"),
+        );
+    }
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return Outcome::Failed(ec::INVALID_RECORD, "empty record set".into());
     };

@@ -1,0 +1,34 @@
+//! DeleteGroups (key 42): remove empty groups and their committed offsets.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+
+use super::Reply;
+use crate::broker::Broker;
+use crate::error_codes as ec;
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: DeleteGroupsRequest,
+) -> Reply<DeleteGroupsResponse> {
+    let broker = broker.clone();
+    Reply::Later(Box::pin(async move {
+        let mut results = Vec::new();
+        for id in req.groups_names {
+            let code = if id.is_empty() {
+                ec::INVALID_GROUP_ID
+            } else {
+                broker.groups.delete_group(&broker, id.as_str()).await
+            };
+            results.push(
+                DeletableGroupResult::default()
+                    .with_group_id(id)
+                    .with_error_code(code),
+            );
+        }
+        DeleteGroupsResponse::default().with_results(results)
+    }))
+}

@@ -1,0 +1,20 @@
+//! Heartbeat (key 12): a member is alive; the answer says whether to rejoin.
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+
+use crate::broker::Broker;
+use crate::error_codes as ec;
+
+pub fn handle(broker: &Broker, _version: i16, req: HeartbeatRequest) -> HeartbeatResponse {
+    let code = if req.group_id.is_empty() {
+        ec::INVALID_GROUP_ID
+    } else {
+        broker.groups.heartbeat(
+            req.group_id.as_str(),
+            req.member_id.as_str(),
+            req.group_instance_id.as_deref(),
+            req.generation_id,
+        )
+    };
+    HeartbeatResponse::default().with_error_code(code)
+}

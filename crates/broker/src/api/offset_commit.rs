@@ -1,0 +1,83 @@
+//! OffsetCommit (key 8): a consumer records how far it has processed; answered once the
+//! commit is fsync'd in `__consumer_offsets`.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+use super::Reply;
+use crate::broker::Broker;
+use crate::error_codes as ec;
+use crate::group::OffsetCommitEntry;
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    req: OffsetCommitRequest,
+) -> Reply<OffsetCommitResponse> {
+    let broker = broker.clone();
+    Reply::Later(Box::pin(async move {
+        let mut entries = Vec::new();
+        for t in &req.topics {
+            for p in &t.partitions {
+                entries.push(OffsetCommitEntry {
+                    topic: t.name.to_string(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: if version >= 6 {
+                        p.committed_leader_epoch
+                    } else {
+                        -1
+                    },
+                    metadata: p
+                        .committed_metadata
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        let codes = if req.group_id.is_empty() {
+            vec![ec::INVALID_GROUP_ID; entries.len()]
+        } else {
+            broker
+                .groups
+                .offset_commit(
+                    &broker,
+                    req.group_id.as_str(),
+                    req.generation_id_or_member_epoch,
+                    req.member_id.as_str(),
+                    if version >= 7 {
+                        req.group_instance_id.as_deref()
+                    } else {
+                        None
+                    },
+                    entries,
+                )
+                .await
+        };
+        let mut codes = codes.into_iter();
+        let topics = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        OffsetCommitResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(codes.next().unwrap_or(ec::UNKNOWN_SERVER_ERROR))
+                    })
+                    .collect();
+                OffsetCommitResponseTopic::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        OffsetCommitResponse::default().with_topics(topics)
+    }))
+}

@@ -1,0 +1,117 @@
+//! OffsetFetch (key 9): committed offsets of one group (v1-7) or of several (v8+).
+//! Unknown partitions answer offset -1 with no error, as Kafka does.
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::error_codes as ec;
+use crate::group::CommittedOffset;
+
+type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+
+fn fetch(broker: &Broker, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+    let flat = broker.groups.offset_fetch(group_id, topics.as_deref());
+    let mut out: Fetched = Vec::new();
+    for (t, p, c) in flat {
+        match out.last_mut() {
+            Some((name, parts)) if *name == t => parts.push((p, c)),
+            _ => out.push((t, vec![(p, c)])),
+        }
+    }
+    out
+}
+
+pub fn handle(broker: &Broker, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
+    if version >= 8 {
+        let groups = req
+            .groups
+            .into_iter()
+            .map(|g| {
+                let topics = g.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                let fetched = fetch(broker, g.group_id.as_str(), topics);
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_error_code(ec::NONE)
+                    .with_topics(
+                        fetched
+                            .into_iter()
+                            .map(|(t, parts)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(TopicName(str_bytes(&t)))
+                                    .with_partitions(
+                                        parts
+                                            .into_iter()
+                                            .map(|(p, c)| {
+                                                let c = c.unwrap_or(NO_OFFSET);
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p)
+                                                    .with_committed_offset(c.offset)
+                                                    .with_committed_leader_epoch(c.leader_epoch)
+                                                    .with_metadata(Some(str_bytes(&c.metadata)))
+                                                    .with_error_code(ec::NONE)
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let GroupId(group_id) = req.group_id;
+    let topics = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let fetched = fetch(broker, group_id.as_str(), topics);
+    let topics = fetched
+        .into_iter()
+        .map(|(t, parts)| {
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(str_bytes(&t)))
+                .with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|(p, c)| {
+                            let c = c.unwrap_or(NO_OFFSET);
+                            let r = OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(c.offset)
+                                .with_metadata(Some(str_bytes(&c.metadata)))
+                                .with_error_code(ec::NONE);
+                            if version >= 5 {
+                                r.with_committed_leader_epoch(c.leader_epoch)
+                            } else {
+                                r
+                            }
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let r = OffsetFetchResponse::default().with_topics(topics);
+    if version >= 2 {
+        r.with_error_code(ec::NONE)
+    } else {
+        r
+    }
+}
+
+const NO_OFFSET: CommittedOffset = CommittedOffset {
+    offset: -1,
+    leader_epoch: -1,
+    metadata: String::new(),
+    commit_timestamp: -1,
+    record_offset: -1,
+};

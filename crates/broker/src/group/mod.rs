@@ -1,0 +1,937 @@
+//! The group coordinator: consumer groups (Kafka's classic protocol) and committed offsets.
+//!
+//! Membership logic lives in `state` (no I/O). This shell owns the groups map, persists to
+//! the internal topic `__consumer_offsets` (offset commits and group metadata, in Kafka's
+//! record formats, see `records`), replays that topic at start, and runs the timer that
+//! expires sessions, ends rebalances and expires old offsets.
+//!
+//! Durability: an OffsetCommit is answered after its record is fsync'd, like a produce with
+//! acks=all, and only then is the offset visible to OffsetFetch. A group's assignment is
+//! handed out after the group's metadata record is fsync'd.
+
+pub mod records;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+use crate::broker::{now_ms, Broker};
+use crate::error_codes as ec;
+use crate::partition::Partition;
+use records::{GroupValue, Key, MemberValue, OffsetValue};
+pub use state::{
+    CommittedOffset, Group, GroupConfig, GroupState, JoinAction, JoinOutcome, JoinRequest,
+    SyncAction, SyncOutcome, SyncRequest,
+};
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Settings of committed offsets (Kafka's names).
+#[derive(Debug, Clone)]
+pub struct OffsetsConfig {
+    /// `offsets.retention.minutes`, in ms: offsets of a group that has been empty this long
+    /// (or, for commits made outside any group, committed this long ago) are deleted.
+    pub retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`.
+    pub retention_check_interval_ms: i64,
+    /// `offsets.topic.num.partitions`, used when `__consumer_offsets` is created.
+    pub topic_num_partitions: i32,
+    /// `offset.metadata.max.bytes`.
+    pub metadata_max_bytes: usize,
+}
+
+impl Default for OffsetsConfig {
+    fn default() -> Self {
+        OffsetsConfig {
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_check_interval_ms: 600_000,
+            topic_num_partitions: 50,
+            metadata_max_bytes: 4096,
+        }
+    }
+}
+
+/// One partition of an OffsetCommit.
+#[derive(Debug, Clone)]
+pub struct OffsetCommitEntry {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+}
+
+/// A group as ListGroups and DescribeGroups show it.
+#[derive(Debug, Clone)]
+pub struct GroupSummary {
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberSummary>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberSummary {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// Lag of one partition: the log end (high watermark) minus the committed offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub committed_offset: i64,
+    pub log_end_offset: i64,
+    pub lag: i64,
+}
+
+pub struct GroupCoordinator {
+    pub config: GroupConfig,
+    pub offsets_config: OffsetsConfig,
+    groups: Mutex<HashMap<String, Group>>,
+}
+
+/// Kafka places a group on partition `abs(java_hash(group_id)) % partitions` of
+/// `__consumer_offsets`; doing the same keeps the layout Kafka's.
+pub fn offsets_partition_for(group_id: &str, partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for unit in group_id.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(unit as i32);
+    }
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % partitions.max(1)
+}
+
+fn new_member_id(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4())
+}
+
+impl GroupCoordinator {
+    pub fn new(config: GroupConfig, offsets_config: OffsetsConfig) -> Self {
+        GroupCoordinator {
+            config,
+            offsets_config,
+            groups: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Group>> {
+        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // ---- membership ----------------------------------------------------------------------
+
+    pub fn join(&self, group_id: &str, req: JoinRequest) -> JoinAction {
+        let now = now_ms();
+        let mut groups = self.lock();
+        if !req.member_id.is_empty() && !groups.contains_key(group_id) {
+            return JoinAction::Now(JoinOutcome::error(ec::UNKNOWN_MEMBER_ID, &req.member_id));
+        }
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id, now));
+        let prefix = req
+            .group_instance_id
+            .clone()
+            .unwrap_or_else(|| req.client_id.clone());
+        let action = group.join(req, &self.config, now, || new_member_id(&prefix));
+        debug_assert_eq!(group.validate(), Ok(()));
+        action
+    }
+
+    /// SyncGroup; resolves when the member has its assignment (or an error).
+    pub async fn sync(
+        self: &Arc<Self>,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        req: SyncRequest,
+    ) -> SyncOutcome {
+        let now = now_ms();
+        let (action, snapshot) = {
+            let mut groups = self.lock();
+            let Some(group) = groups.get_mut(group_id) else {
+                return SyncOutcome::error(ec::UNKNOWN_MEMBER_ID);
+            };
+            let action = group.sync(req, now);
+            let snapshot = matches!(action, SyncAction::Persist(..)).then(|| group_value(group));
+            (action, snapshot)
+        };
+        let rx = match action {
+            SyncAction::Now(out) => return out,
+            SyncAction::Wait(rx) => rx,
+            SyncAction::Persist(rx, generation) => {
+                let value = snapshot.expect("persist has a snapshot");
+                let key = Key::Group {
+                    group: group_id.to_string(),
+                };
+                let written = self
+                    .write(
+                        broker,
+                        group_id,
+                        vec![(key, Some(records::encode_group_value(&value)))],
+                    )
+                    .await;
+                let error = match written {
+                    Ok(_) => ec::NONE,
+                    Err(code) => code,
+                };
+                let mut groups = self.lock();
+                if let Some(group) = groups.get_mut(group_id) {
+                    group.assignment_persisted(generation, error, &self.config, now_ms());
+                }
+                rx
+            }
+        };
+        rx.await
+            .unwrap_or_else(|_| SyncOutcome::error(ec::REBALANCE_IN_PROGRESS))
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> i16 {
+        let mut groups = self.lock();
+        match groups.get_mut(group_id) {
+            Some(g) => g.heartbeat(member_id, instance, generation, now_ms()),
+            None => ec::UNKNOWN_MEMBER_ID,
+        }
+    }
+
+    /// LeaveGroup for several members; one error per member.
+    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
+        let now = now_ms();
+        let mut groups = self.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return vec![ec::UNKNOWN_MEMBER_ID; members.len()];
+        };
+        let out = members
+            .iter()
+            .map(|(id, inst)| {
+                let code = group.leave(id, inst.as_deref(), &self.config, now);
+                if code == ec::NONE {
+                    tracing::debug!(group = group_id, member = %id, "member left");
+                }
+                code
+            })
+            .collect();
+        debug_assert_eq!(group.validate(), Ok(()));
+        out
+    }
+
+    // ---- offsets -------------------------------------------------------------------------
+
+    /// OffsetCommit: checks the member, writes the offsets durably, then makes them
+    /// visible. Returns one error code per entry.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn offset_commit(
+        self: &Arc<Self>,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance: Option<&str>,
+        entries: Vec<OffsetCommitEntry>,
+    ) -> Vec<i16> {
+        let now = now_ms();
+        let group_error = {
+            let mut groups = self.lock();
+            let group = groups
+                .entry(group_id.to_string())
+                .or_insert_with(|| Group::new(group_id, now));
+            check_offset_commit(group, generation, member_id, instance)
+        };
+        if group_error != ec::NONE {
+            return vec![group_error; entries.len()];
+        }
+        let mut codes = vec![ec::NONE; entries.len()];
+        let mut batch = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            if broker.partition(&e.topic, e.partition).is_none() {
+                codes[i] = ec::UNKNOWN_TOPIC_OR_PARTITION;
+            } else if e.metadata.len() > self.offsets_config.metadata_max_bytes {
+                codes[i] = ec::OFFSET_METADATA_TOO_LARGE;
+            } else {
+                let key = Key::Offset {
+                    group: group_id.to_string(),
+                    topic: e.topic.clone(),
+                    partition: e.partition,
+                };
+                let value = OffsetValue {
+                    offset: e.offset,
+                    leader_epoch: e.leader_epoch,
+                    metadata: e.metadata.clone(),
+                    commit_timestamp: now,
+                };
+                batch.push((i, key, value));
+            }
+        }
+        if batch.is_empty() {
+            return codes;
+        }
+        let recs = batch
+            .iter()
+            .map(|(_, k, v)| (k.clone(), Some(records::encode_offset_value(v))))
+            .collect();
+        match self.write(broker, group_id, recs).await {
+            Ok(base_offset) => {
+                let mut groups = self.lock();
+                let group = groups
+                    .entry(group_id.to_string())
+                    .or_insert_with(|| Group::new(group_id, now));
+                for (n, (_, key, value)) in batch.into_iter().enumerate() {
+                    if let Key::Offset {
+                        topic, partition, ..
+                    } = key
+                    {
+                        apply_offset(group, topic, partition, value, base_offset + n as i64);
+                    }
+                }
+            }
+            Err(code) => {
+                for (i, _, _) in batch {
+                    codes[i] = code;
+                }
+            }
+        }
+        codes
+    }
+
+    /// OffsetFetch: the committed offsets of `topics` (None: every committed partition).
+    pub fn offset_fetch(
+        &self,
+        group_id: &str,
+        topics: Option<&[(String, Vec<i32>)]>,
+    ) -> Vec<(String, i32, Option<CommittedOffset>)> {
+        let groups = self.lock();
+        let group = groups.get(group_id);
+        match topics {
+            Some(topics) => topics
+                .iter()
+                .flat_map(|(t, parts)| {
+                    parts.iter().map(move |p| {
+                        let c = group.and_then(|g| g.offsets.get(&(t.clone(), *p)).cloned());
+                        (t.clone(), *p, c)
+                    })
+                })
+                .collect(),
+            None => group
+                .map(|g| {
+                    g.offsets
+                        .iter()
+                        .map(|((t, p), c)| (t.clone(), *p, Some(c.clone())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// OffsetDelete: removes committed offsets of partitions the group does not consume.
+    /// Err is a group-level error; Ok has one code per partition.
+    pub async fn offset_delete(
+        self: &Arc<Self>,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<i16>, i16> {
+        let (codes, tombstones) = {
+            let groups = self.lock();
+            let Some(group) = groups.get(group_id) else {
+                return Err(ec::GROUP_ID_NOT_FOUND);
+            };
+            let subscribed = subscribed_topics(group);
+            let mut codes = Vec::new();
+            let mut tombstones = Vec::new();
+            for (t, p) in partitions {
+                if subscribed.iter().any(|s| s == t) {
+                    codes.push(ec::GROUP_SUBSCRIBED_TO_TOPIC);
+                } else {
+                    codes.push(ec::NONE);
+                    if group.offsets.contains_key(&(t.clone(), *p)) {
+                        tombstones.push((
+                            Key::Offset {
+                                group: group_id.to_string(),
+                                topic: t.clone(),
+                                partition: *p,
+                            },
+                            None,
+                        ));
+                    }
+                }
+            }
+            (codes, tombstones)
+        };
+        if !tombstones.is_empty() {
+            let keys: Vec<Key> = tombstones.iter().map(|(k, _)| k.clone()).collect();
+            self.write(broker, group_id, tombstones).await?;
+            let mut groups = self.lock();
+            if let Some(group) = groups.get_mut(group_id) {
+                for k in keys {
+                    if let Key::Offset {
+                        topic, partition, ..
+                    } = k
+                    {
+                        group.offsets.remove(&(topic, partition));
+                    }
+                }
+            }
+        }
+        Ok(codes)
+    }
+
+    /// Lag per committed partition of a group (log end = high watermark).
+    pub fn lag(&self, broker: &Broker, group_id: &str) -> Vec<PartitionLag> {
+        self.offset_fetch(group_id, None)
+            .into_iter()
+            .filter_map(|(topic, partition, c)| {
+                let c = c?;
+                let log_end_offset = broker.partition(&topic, partition)?.state().high_watermark;
+                Some(PartitionLag {
+                    lag: (log_end_offset - c.offset).max(0),
+                    topic,
+                    partition,
+                    committed_offset: c.offset,
+                    log_end_offset,
+                })
+            })
+            .collect()
+    }
+
+    // ---- admin -----------------------------------------------------------------------------
+
+    pub fn list(&self) -> Vec<GroupSummary> {
+        let groups = self.lock();
+        let mut out: Vec<GroupSummary> = groups.values().map(summary).collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<GroupSummary> {
+        self.lock().get(group_id).map(summary)
+    }
+
+    /// DeleteGroups for one group: only an empty group can go; its offsets go with it.
+    pub async fn delete_group(self: &Arc<Self>, broker: &Arc<Broker>, group_id: &str) -> i16 {
+        let tombstones = {
+            let mut groups = self.lock();
+            let Some(group) = groups.get_mut(group_id) else {
+                return ec::GROUP_ID_NOT_FOUND;
+            };
+            if !group.is_empty() {
+                return ec::NON_EMPTY_GROUP;
+            }
+            group.state = GroupState::Dead;
+            let mut t: Vec<(Key, Option<Bytes>)> = group
+                .offsets
+                .keys()
+                .map(|(topic, partition)| {
+                    (
+                        Key::Offset {
+                            group: group_id.to_string(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                        },
+                        None,
+                    )
+                })
+                .collect();
+            t.push((
+                Key::Group {
+                    group: group_id.to_string(),
+                },
+                None,
+            ));
+            t
+        };
+        let result = self.write(broker, group_id, tombstones).await;
+        let mut groups = self.lock();
+        match result {
+            Ok(_) => {
+                if groups
+                    .get(group_id)
+                    .is_some_and(|g| g.state == GroupState::Dead)
+                {
+                    groups.remove(group_id);
+                }
+                tracing::info!(group = group_id, "group deleted");
+                ec::NONE
+            }
+            Err(code) => {
+                if let Some(g) = groups.get_mut(group_id) {
+                    g.state = GroupState::Empty;
+                }
+                code
+            }
+        }
+    }
+
+    // ---- persistence -----------------------------------------------------------------------
+
+    /// Append records for `group_id` to its `__consumer_offsets` partition and wait until
+    /// they are durable. Returns the offset of the first record.
+    async fn write(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        recs: Vec<(Key, Option<Bytes>)>,
+    ) -> Result<i64, i16> {
+        let partition = self.offsets_partition(broker, group_id).await?;
+        let now = now_ms();
+        let records: Vec<Record> = recs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, value))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: now,
+                key: Some(records::encode_key(&key)),
+                value,
+                headers: IndexMap::new(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "encoding a __consumer_offsets batch");
+            ec::UNKNOWN_SERVER_ERROR
+        })?;
+        let mut bytes = buf.to_vec();
+        let info = partition.append(&mut bytes, now).map_err(|e| {
+            tracing::error!(partition = %partition.name(), error = %e, "__consumer_offsets append failed");
+            ec::COORDINATOR_NOT_AVAILABLE
+        })?;
+        partition
+            .wait_durable(info.last_offset + 1)
+            .await
+            .map_err(|_| ec::COORDINATOR_NOT_AVAILABLE)?;
+        Ok(info.base_offset)
+    }
+
+    async fn offsets_partition(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+    ) -> Result<Arc<Partition>, i16> {
+        let topic = match broker.topic(OFFSETS_TOPIC) {
+            Some(t) => t,
+            None => broker
+                .create_internal_topic(
+                    OFFSETS_TOPIC,
+                    self.offsets_config.topic_num_partitions,
+                    BTreeMap::from([("segment.bytes".to_string(), "104857600".to_string())]),
+                )
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e.message, "creating {OFFSETS_TOPIC}");
+                    ec::COORDINATOR_NOT_AVAILABLE
+                })?,
+        };
+        let index = offsets_partition_for(group_id, topic.partitions.len() as i32);
+        Ok(topic.partitions[index as usize].clone())
+    }
+
+    /// Rebuild groups and offsets from `__consumer_offsets` (at start, before serving).
+    pub fn load(&self, broker: &Broker) -> Result<(), String> {
+        let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let mut groups = self.lock();
+        let mut records_read = 0u64;
+        for p in &topic.partitions {
+            let end = p.state().high_watermark;
+            let mut offset = p.state().log_start_offset;
+            while offset < end {
+                let mut chunk = p
+                    .read(offset, 1024 * 1024)
+                    .map_err(|e| format!("reading {}: {e}", p.name()))?;
+                if chunk.is_empty() {
+                    break;
+                }
+                while !chunk.is_empty() {
+                    let set = RecordBatchDecoder::decode(&mut chunk)
+                        .map_err(|e| format!("decoding {} at {offset}: {e}", p.name()))?;
+                    for r in set.records {
+                        offset = offset.max(r.offset + 1);
+                        if r.offset < p.state().log_start_offset {
+                            continue;
+                        }
+                        records_read += 1;
+                        replay(&mut groups, &r, now, &self.config);
+                    }
+                }
+            }
+        }
+        groups.retain(|_, g| !(g.is_empty() && g.offsets.is_empty() && g.protocol_type.is_none()));
+        tracing::info!(
+            groups = groups.len(),
+            records = records_read,
+            "consumer groups loaded from {OFFSETS_TOPIC}"
+        );
+        Ok(())
+    }
+
+    /// Expire sessions and rebalances (every tick) and old offsets (every retention check).
+    fn tick(&self, now: i64) {
+        let mut groups = self.lock();
+        for g in groups.values_mut() {
+            g.tick(&self.config, now);
+            debug_assert_eq!(g.validate(), Ok(()));
+        }
+    }
+
+    fn expire_offsets(&self, now: i64) -> Vec<(String, Vec<Key>)> {
+        let retention = self.offsets_config.retention_ms;
+        let mut groups = self.lock();
+        let mut out = Vec::new();
+        for g in groups.values_mut() {
+            if !g.is_empty() {
+                continue;
+            }
+            let expired: Vec<(String, i32)> = if g.protocol_type.is_some() {
+                // A consumer group's offsets expire together, once it has been empty long
+                // enough (Kafka 2.1+, KIP-211).
+                if now - g.state_since_ms >= retention {
+                    g.offsets.keys().cloned().collect()
+                } else {
+                    Vec::new()
+                }
+            } else {
+                // Offsets committed outside any group expire one by one.
+                g.offsets
+                    .iter()
+                    .filter(|(_, c)| now - c.commit_timestamp >= retention)
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            };
+            if expired.is_empty() {
+                continue;
+            }
+            let mut keys = Vec::new();
+            for (topic, partition) in expired {
+                g.offsets.remove(&(topic.clone(), partition));
+                keys.push(Key::Offset {
+                    group: g.id.clone(),
+                    topic,
+                    partition,
+                });
+            }
+            if g.offsets.is_empty() && g.protocol_type.is_some() {
+                keys.push(Key::Group {
+                    group: g.id.clone(),
+                });
+            }
+            out.push((g.id.clone(), keys));
+        }
+        groups.retain(|_, g| !(g.is_empty() && g.offsets.is_empty()));
+        out
+    }
+
+    /// The coordinator's timer: a cheap scan every 50 ms (sessions, rebalance deadlines) and
+    /// the offsets retention check at its interval. Stops when the broker is dropped.
+    pub fn spawn_timer(broker: &Arc<Broker>) {
+        let weak: Weak<Broker> = Arc::downgrade(broker);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_millis(50));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut next_expiry = now_ms();
+            loop {
+                interval.tick().await;
+                let Some(broker) = weak.upgrade() else { return };
+                let coordinator = broker.groups.clone();
+                let now = now_ms();
+                coordinator.tick(now);
+                if now >= next_expiry {
+                    next_expiry = now + coordinator.offsets_config.retention_check_interval_ms;
+                    for (group, keys) in coordinator.expire_offsets(now) {
+                        let n = keys.len();
+                        let recs = keys.into_iter().map(|k| (k, None)).collect();
+                        match coordinator.write(&broker, &group, recs).await {
+                            Ok(_) => {
+                                tracing::info!(group = %group, records = n, "expired committed offsets")
+                            }
+                            Err(code) => {
+                                tracing::warn!(group = %group, code, "writing offset expiry failed")
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Kafka's OffsetCommit checks: a commit from outside any group (generation -1, no member)
+/// is allowed only while the group has no members; a member's commit needs its generation.
+fn check_offset_commit(
+    group: &Group,
+    generation: i32,
+    member_id: &str,
+    instance: Option<&str>,
+) -> i16 {
+    if group.state == GroupState::Dead {
+        return ec::COORDINATOR_NOT_AVAILABLE;
+    }
+    if generation < 0 && member_id.is_empty() && instance.is_none() {
+        return if group.is_empty() {
+            ec::NONE
+        } else {
+            ec::UNKNOWN_MEMBER_ID
+        };
+    }
+    if let Err(code) = group.check_member(member_id, instance) {
+        return code;
+    }
+    if generation != group.generation {
+        return ec::ILLEGAL_GENERATION;
+    }
+    if group.state == GroupState::CompletingRebalance {
+        return ec::REBALANCE_IN_PROGRESS;
+    }
+    ec::NONE
+}
+
+fn apply_offset(
+    group: &mut Group,
+    topic: String,
+    partition: i32,
+    v: OffsetValue,
+    record_offset: i64,
+) {
+    let key = (topic, partition);
+    if group
+        .offsets
+        .get(&key)
+        .is_some_and(|c| c.record_offset > record_offset)
+    {
+        return; // a later commit already applied
+    }
+    group.offsets.insert(
+        key,
+        CommittedOffset {
+            offset: v.offset,
+            leader_epoch: v.leader_epoch,
+            metadata: v.metadata,
+            commit_timestamp: v.commit_timestamp,
+            record_offset,
+        },
+    );
+}
+
+fn replay(groups: &mut HashMap<String, Group>, r: &Record, now: i64, cfg: &GroupConfig) {
+    let Some(key_bytes) = &r.key else { return };
+    let key = match records::decode_key(key_bytes) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(offset = r.offset, error = %e, "skipping a {OFFSETS_TOPIC} record");
+            return;
+        }
+    };
+    let group = groups
+        .entry(key.group().to_string())
+        .or_insert_with(|| Group::new(key.group(), now));
+    match (key, &r.value) {
+        (
+            Key::Offset {
+                topic, partition, ..
+            },
+            Some(v),
+        ) => match records::decode_offset_value(v) {
+            Ok(v) => apply_offset(group, topic, partition, v, r.offset),
+            Err(e) => tracing::warn!(offset = r.offset, error = %e, "skipping an offset record"),
+        },
+        (
+            Key::Offset {
+                topic, partition, ..
+            },
+            None,
+        ) => {
+            group.offsets.remove(&(topic, partition));
+        }
+        (Key::Group { .. }, Some(v)) => match records::decode_group_value(v) {
+            Ok(v) => restore_group(group, v, now, cfg),
+            Err(e) => tracing::warn!(offset = r.offset, error = %e, "skipping a group record"),
+        },
+        (Key::Group { .. }, None) => {
+            let offsets = std::mem::take(&mut group.offsets);
+            let id = group.id.clone();
+            *group = Group::new(&id, now);
+            group.offsets = offsets;
+        }
+    }
+}
+
+/// A group as its last metadata record left it: Stable with its members (who get a fresh
+/// session to come back and heartbeat), or Empty.
+fn restore_group(group: &mut Group, v: GroupValue, now: i64, _cfg: &GroupConfig) {
+    let offsets = std::mem::take(&mut group.offsets);
+    let id = group.id.clone();
+    *group = Group::new(&id, now);
+    group.offsets = offsets;
+    group.generation = v.generation;
+    group.protocol_type = (!v.protocol_type.is_empty()).then_some(v.protocol_type);
+    group.protocol = v.protocol;
+    group.state_since_ms = if v.current_state_timestamp > 0 {
+        v.current_state_timestamp
+    } else {
+        now
+    };
+    if v.members.is_empty() || group.protocol.is_none() {
+        group.leader = None;
+        return;
+    }
+    let protocol = group.protocol.clone().unwrap_or_default();
+    for (seq, m) in v.members.into_iter().enumerate() {
+        if let Some(inst) = &m.group_instance_id {
+            group
+                .static_members
+                .insert(inst.clone(), m.member_id.clone());
+        }
+        group.members.insert(
+            m.member_id.clone(),
+            state::Member {
+                member_id: m.member_id,
+                group_instance_id: m.group_instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                session_timeout_ms: m.session_timeout_ms,
+                protocol_type: group.protocol_type.clone().unwrap_or_default(),
+                protocols: vec![(protocol.clone(), m.subscription)],
+                assignment: m.assignment,
+                join_waiter: None,
+                sync_waiter: None,
+                session_deadline_ms: now + m.session_timeout_ms as i64,
+                join_seq: seq as u64,
+            },
+        );
+    }
+    group.leader = v.leader.filter(|l| group.members.contains_key(l));
+    if group.leader.is_none() {
+        group.leader = group.members.keys().next().cloned();
+    }
+    group.state = GroupState::Stable;
+}
+
+fn group_value(g: &Group) -> GroupValue {
+    let protocol = g.protocol.clone().unwrap_or_default();
+    GroupValue {
+        protocol_type: g.protocol_type.clone().unwrap_or_default(),
+        generation: g.generation,
+        protocol: g.protocol.clone(),
+        leader: g.leader.clone(),
+        current_state_timestamp: now_ms(),
+        members: g
+            .members
+            .values()
+            .map(|m| MemberValue {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                session_timeout_ms: m.session_timeout_ms,
+                subscription: m
+                    .protocols
+                    .iter()
+                    .find(|(n, _)| *n == protocol)
+                    .map(|(_, b)| b.clone())
+                    .unwrap_or_default(),
+                assignment: m.assignment.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn summary(g: &Group) -> GroupSummary {
+    let protocol = g.protocol.clone().unwrap_or_default();
+    GroupSummary {
+        group_id: g.id.clone(),
+        state: g.state,
+        protocol_type: g.protocol_type.clone().unwrap_or_default(),
+        protocol: protocol.clone(),
+        members: g
+            .members
+            .values()
+            .map(|m| MemberSummary {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: m
+                    .protocols
+                    .iter()
+                    .find(|(n, _)| *n == protocol)
+                    .map(|(_, b)| b.clone())
+                    .unwrap_or_default(),
+                assignment: m.assignment.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Topics the members of a consumer group subscribe to (from their "consumer" protocol
+/// metadata), for OffsetDelete's GROUP_SUBSCRIBED_TO_TOPIC.
+fn subscribed_topics(g: &Group) -> Vec<String> {
+    use kafka_protocol::messages::ConsumerProtocolSubscription;
+    use kafka_protocol::protocol::Decodable;
+    if g.protocol_type.as_deref() != Some("consumer") {
+        return Vec::new();
+    }
+    let protocol = g.protocol.clone().unwrap_or_default();
+    let mut topics = Vec::new();
+    for m in g.members.values() {
+        let Some((_, meta)) = m.protocols.iter().find(|(n, _)| *n == protocol) else {
+            continue;
+        };
+        let mut buf = meta.clone();
+        if buf.len() < 2 {
+            continue;
+        }
+        let version = i16::from_be_bytes([buf[0], buf[1]]);
+        let _ = bytes::Buf::get_i16(&mut buf);
+        if let Ok(sub) = ConsumerProtocolSubscription::decode(&mut buf, version.clamp(0, 3)) {
+            topics.extend(sub.topics.into_iter().map(|t| t.to_string()));
+        }
+    }
+    topics
+}
+
+/// For the shell's join handler: the outcome of a join, now or when the rebalance ends.
+pub async fn join_outcome(action: JoinAction, member_id: &str) -> JoinOutcome {
+    match action {
+        JoinAction::Now(out) => out,
+        JoinAction::Wait(rx) => rx
+            .await
+            .unwrap_or_else(|_| JoinOutcome::error(ec::UNKNOWN_MEMBER_ID, member_id)),
+    }
+}

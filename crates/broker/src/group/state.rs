@@ -1,0 +1,958 @@
+//! One consumer group's membership state machine (Kafka's classic protocol), without I/O.
+//!
+//! Events come in as method calls carrying the current time; answers to requests that must
+//! wait (JoinGroup until the rebalance completes, SyncGroup until the leader's assignment
+//! is durable) are oneshot senders held by the members and fired by the transitions. The
+//! async shell (`group::GroupCoordinator`) persists what the machine asks it to persist.
+//!
+//! States, as in Kafka: Empty -> PreparingRebalance (members join, until all known members
+//! have rejoined or the rebalance timeout passes) -> CompletingRebalance (a new generation;
+//! the leader computes the assignment) -> Stable (assignment durable and handed out). Any
+//! membership change in CompletingRebalance or Stable goes back to PreparingRebalance.
+//!
+//! Invariants (checked by `validate`): the generation never decreases; the leader is a
+//! member; every static instance id maps to exactly one member; Stable and
+//! CompletingRebalance have a leader and a protocol.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::error_codes as ec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+    Dead,
+}
+
+impl GroupState {
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+/// Timing settings of the coordinator (Kafka's broker settings).
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group
+    /// waits for more members (extended by each join, up to the rebalance timeout).
+    pub initial_rebalance_delay_ms: i64,
+    /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// `group.max.size`: members per group.
+    pub max_size: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            initial_rebalance_delay_ms: 3000,
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            max_size: 10_000,
+        }
+    }
+}
+
+/// What a JoinGroup is answered with.
+#[derive(Debug, Clone, Default)]
+pub struct JoinOutcome {
+    pub error: i16,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    pub skip_assignment: bool,
+    /// Filled for the leader only: every member and its metadata for the chosen protocol.
+    pub members: Vec<(String, Option<String>, Bytes)>,
+}
+
+impl JoinOutcome {
+    pub fn error(error: i16, member_id: &str) -> Self {
+        JoinOutcome {
+            error,
+            generation: -1,
+            member_id: member_id.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+/// What a SyncGroup is answered with. The assignment is never null, only empty.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOutcome {
+    pub error: i16,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub assignment: Bytes,
+}
+
+impl SyncOutcome {
+    pub fn error(error: i16) -> Self {
+        SyncOutcome {
+            error,
+            ..Default::default()
+        }
+    }
+}
+
+pub struct Member {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    pub protocol_type: String,
+    /// (protocol name, metadata), in the member's order of preference.
+    pub protocols: Vec<(String, Bytes)>,
+    pub assignment: Bytes,
+    pub join_waiter: Option<oneshot::Sender<JoinOutcome>>,
+    pub sync_waiter: Option<oneshot::Sender<SyncOutcome>>,
+    /// The member is gone if it has not been heard from by then (unless it is waiting for
+    /// a join or sync answer, which keeps it alive).
+    pub session_deadline_ms: i64,
+    /// Order of joining: the earliest joined member becomes leader when one is needed.
+    pub join_seq: u64,
+}
+
+impl Member {
+    fn metadata_for(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(name, _)| name == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+
+    fn same_protocols(&self, protocols: &[(String, Bytes)]) -> bool {
+        self.protocols == protocols
+    }
+}
+
+/// A join request as the machine sees it.
+pub struct JoinRequest {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// JoinGroup v4+: a member without an id is given one and asked to join again.
+    pub require_known_member_id: bool,
+    /// JoinGroup v9+: the leader may be told to skip computing an assignment.
+    pub supports_skip_assignment: bool,
+}
+
+/// A sync request as the machine sees it.
+pub struct SyncRequest {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub generation: i32,
+    /// SyncGroup v5+: must match the group's, if given.
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    /// The leader's assignment, by member id (empty from followers).
+    pub assignments: Vec<(String, Bytes)>,
+}
+
+/// What a join did, for the shell: answer now, or wait on the receiver.
+pub enum JoinAction {
+    Now(JoinOutcome),
+    Wait(oneshot::Receiver<JoinOutcome>),
+}
+
+pub enum SyncAction {
+    Now(SyncOutcome),
+    Wait(oneshot::Receiver<SyncOutcome>),
+    /// The leader's assignment: persist the group (then call `assignment_persisted`),
+    /// and wait on the receiver for this member's own answer.
+    Persist(oneshot::Receiver<SyncOutcome>, i32),
+}
+
+/// A committed offset, with where its record sits in `__consumer_offsets` (so concurrent
+/// commits apply in log order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp: i64,
+    pub record_offset: i64,
+}
+
+pub struct Group {
+    pub id: String,
+    pub state: GroupState,
+    /// When the group entered its current state (Kafka's current_state_timestamp).
+    pub state_since_ms: i64,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub members: BTreeMap<String, Member>,
+    /// group.instance.id -> member id.
+    pub static_members: HashMap<String, String>,
+    /// KIP-394: member ids handed out with MEMBER_ID_REQUIRED, until they join (deadline).
+    pub pending_members: HashMap<String, i64>,
+    /// PreparingRebalance: when the join phase ends whoever has rejoined.
+    /// CompletingRebalance: when the leader's assignment is overdue.
+    pub rebalance_deadline_ms: Option<i64>,
+    /// The initial delay of a rebalance from Empty: no completion before this.
+    pub initial_delay_until_ms: Option<i64>,
+    pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    next_join_seq: u64,
+}
+
+impl Group {
+    pub fn new(id: &str, now_ms: i64) -> Group {
+        Group {
+            id: id.to_string(),
+            state: GroupState::Empty,
+            state_since_ms: now_ms,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: BTreeMap::new(),
+            static_members: HashMap::new(),
+            pending_members: HashMap::new(),
+            rebalance_deadline_ms: None,
+            initial_delay_until_ms: None,
+            offsets: BTreeMap::new(),
+            next_join_seq: 0,
+        }
+    }
+
+    fn transition(&mut self, state: GroupState, now_ms: i64) {
+        self.state = state;
+        self.state_since_ms = now_ms;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// JoinGroup. `new_member_id` makes a fresh id (the shell owns randomness).
+    pub fn join(
+        &mut self,
+        req: JoinRequest,
+        cfg: &GroupConfig,
+        now_ms: i64,
+        new_member_id: impl FnOnce() -> String,
+    ) -> JoinAction {
+        let fail = |code| JoinAction::Now(JoinOutcome::error(code, &req.member_id));
+        if self.state == GroupState::Dead {
+            return fail(ec::COORDINATOR_NOT_AVAILABLE);
+        }
+        if req.session_timeout_ms < cfg.min_session_timeout_ms
+            || req.session_timeout_ms > cfg.max_session_timeout_ms
+        {
+            return fail(ec::INVALID_SESSION_TIMEOUT);
+        }
+        if req.protocol_type.is_empty() || req.protocols.is_empty() {
+            return fail(ec::INCONSISTENT_GROUP_PROTOCOL);
+        }
+        if !self.supports_protocols(&req.protocol_type, &req.protocols) {
+            return fail(ec::INCONSISTENT_GROUP_PROTOCOL);
+        }
+        if req.member_id.is_empty() {
+            self.join_unknown_member(req, cfg, now_ms, new_member_id)
+        } else {
+            self.join_known_member(req, cfg, now_ms)
+        }
+    }
+
+    /// Kafka's check: a group with members accepts only the same protocol type and a member
+    /// offering at least one protocol every member supports.
+    fn supports_protocols(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+        if self.members.is_empty() {
+            return true;
+        }
+        if self.protocol_type.as_deref() != Some(protocol_type) {
+            return false;
+        }
+        protocols.iter().any(|(name, _)| {
+            self.members
+                .values()
+                .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+        })
+    }
+
+    fn join_unknown_member(
+        &mut self,
+        req: JoinRequest,
+        cfg: &GroupConfig,
+        now_ms: i64,
+        new_member_id: impl FnOnce() -> String,
+    ) -> JoinAction {
+        let member_id = new_member_id();
+        if let Some(instance) = req.group_instance_id.clone() {
+            if let Some(old_id) = self.static_members.get(&instance).cloned() {
+                return self.replace_static_member(req, old_id, member_id, cfg, now_ms);
+            }
+            // A new static member joins directly (its id is stable through the instance id).
+            return self.add_member_and_rebalance(req, member_id, cfg, now_ms);
+        }
+        if req.require_known_member_id {
+            if self.members.len() + self.pending_members.len() >= cfg.max_size {
+                return JoinAction::Now(JoinOutcome::error(ec::GROUP_MAX_SIZE_REACHED, ""));
+            }
+            self.pending_members
+                .insert(member_id.clone(), now_ms + req.session_timeout_ms as i64);
+            return JoinAction::Now(JoinOutcome::error(ec::MEMBER_ID_REQUIRED, &member_id));
+        }
+        self.add_member_and_rebalance(req, member_id, cfg, now_ms)
+    }
+
+    fn join_known_member(
+        &mut self,
+        req: JoinRequest,
+        cfg: &GroupConfig,
+        now_ms: i64,
+    ) -> JoinAction {
+        let member_id = req.member_id.clone();
+        if self.pending_members.remove(&member_id).is_some() {
+            return self.add_member_and_rebalance(req, member_id, cfg, now_ms);
+        }
+        if let Err(code) = self.check_member(&member_id, req.group_instance_id.as_deref()) {
+            return JoinAction::Now(JoinOutcome::error(code, &member_id));
+        }
+        match self.state {
+            GroupState::PreparingRebalance => {
+                let rx = self.update_member_and_wait(&member_id, req, now_ms);
+                self.maybe_complete_join(cfg, now_ms);
+                JoinAction::Wait(rx)
+            }
+            GroupState::CompletingRebalance => {
+                let member = self.members.get(&member_id).expect("checked");
+                if member.same_protocols(&req.protocols) {
+                    // A retried join (the answer got lost): the same answer again.
+                    JoinAction::Now(self.join_outcome_for(&member_id))
+                } else {
+                    let rx = self.update_member_and_wait(&member_id, req, now_ms);
+                    self.prepare_rebalance(cfg, now_ms);
+                    JoinAction::Wait(rx)
+                }
+            }
+            GroupState::Stable => {
+                let member = self.members.get(&member_id).expect("checked");
+                let is_leader = self.leader.as_deref() == Some(member_id.as_str());
+                if is_leader || !member.same_protocols(&req.protocols) {
+                    // The leader asks for a new assignment (topics changed), or the member's
+                    // subscription changed: everyone rebalances.
+                    let rx = self.update_member_and_wait(&member_id, req, now_ms);
+                    self.prepare_rebalance(cfg, now_ms);
+                    JoinAction::Wait(rx)
+                } else {
+                    self.touch(&member_id, now_ms);
+                    JoinAction::Now(self.join_outcome_for(&member_id))
+                }
+            }
+            GroupState::Empty | GroupState::Dead => {
+                JoinAction::Now(JoinOutcome::error(ec::UNKNOWN_MEMBER_ID, &member_id))
+            }
+        }
+    }
+
+    /// KIP-345: a static member coming back under a new member id takes over the old one;
+    /// the old id is fenced. In Stable, nobody else rebalances.
+    fn replace_static_member(
+        &mut self,
+        req: JoinRequest,
+        old_id: String,
+        new_id: String,
+        cfg: &GroupConfig,
+        now_ms: i64,
+    ) -> JoinAction {
+        let mut member = self
+            .members
+            .remove(&old_id)
+            .expect("static member is a member");
+        if let Some(w) = member.join_waiter.take() {
+            let _ = w.send(JoinOutcome::error(ec::FENCED_INSTANCE_ID, &old_id));
+        }
+        if let Some(w) = member.sync_waiter.take() {
+            let _ = w.send(SyncOutcome::error(ec::FENCED_INSTANCE_ID));
+        }
+        let protocols_changed = !member.same_protocols(&req.protocols);
+        member.member_id = new_id.clone();
+        member.client_id = req.client_id.clone();
+        member.client_host = req.client_host.clone();
+        member.session_timeout_ms = req.session_timeout_ms;
+        member.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        member.protocols = req.protocols.clone();
+        member.session_deadline_ms = now_ms + req.session_timeout_ms as i64;
+        self.members.insert(new_id.clone(), member);
+        let instance = req.group_instance_id.clone().expect("static");
+        self.static_members.insert(instance, new_id.clone());
+        if self.leader.as_deref() == Some(old_id.as_str()) {
+            self.leader = Some(new_id.clone());
+        }
+        match self.state {
+            GroupState::Stable if !protocols_changed => {
+                let mut out = self.join_outcome_for(&new_id);
+                if out.leader == new_id {
+                    // The leader is back: it gets the member list, and (v9+) is told not to
+                    // compute a new assignment. Older leaders resync and get the current one.
+                    out.skip_assignment = req.supports_skip_assignment;
+                }
+                JoinAction::Now(out)
+            }
+            GroupState::CompletingRebalance if !protocols_changed => {
+                JoinAction::Now(self.join_outcome_for(&new_id))
+            }
+            _ => {
+                let rx = self.update_member_and_wait(&new_id, req, now_ms);
+                if self.state != GroupState::PreparingRebalance {
+                    self.prepare_rebalance(cfg, now_ms);
+                } else {
+                    self.maybe_complete_join(cfg, now_ms);
+                }
+                JoinAction::Wait(rx)
+            }
+        }
+    }
+
+    fn add_member_and_rebalance(
+        &mut self,
+        req: JoinRequest,
+        member_id: String,
+        cfg: &GroupConfig,
+        now_ms: i64,
+    ) -> JoinAction {
+        if self.members.len() >= cfg.max_size {
+            return JoinAction::Now(JoinOutcome::error(ec::GROUP_MAX_SIZE_REACHED, &member_id));
+        }
+        let (tx, rx) = oneshot::channel();
+        let seq = self.next_join_seq;
+        self.next_join_seq += 1;
+        if let Some(instance) = &req.group_instance_id {
+            self.static_members
+                .insert(instance.clone(), member_id.clone());
+        }
+        if self.members.is_empty() {
+            self.protocol_type = Some(req.protocol_type.clone());
+        }
+        self.members.insert(
+            member_id.clone(),
+            Member {
+                member_id: member_id.clone(),
+                group_instance_id: req.group_instance_id,
+                client_id: req.client_id,
+                client_host: req.client_host,
+                rebalance_timeout_ms: req.rebalance_timeout_ms,
+                session_timeout_ms: req.session_timeout_ms,
+                protocol_type: req.protocol_type,
+                protocols: req.protocols,
+                assignment: Bytes::new(),
+                join_waiter: Some(tx),
+                sync_waiter: None,
+                session_deadline_ms: now_ms + req.session_timeout_ms as i64,
+                join_seq: seq,
+            },
+        );
+        match self.state {
+            GroupState::PreparingRebalance => {
+                // Each new member of a first rebalance extends the initial delay.
+                if let Some(until) = self.initial_delay_until_ms {
+                    let cap = self.rebalance_deadline_ms.unwrap_or(until);
+                    self.initial_delay_until_ms = Some(
+                        (now_ms + cfg.initial_rebalance_delay_ms)
+                            .min(cap)
+                            .max(until),
+                    );
+                }
+                self.maybe_complete_join(cfg, now_ms);
+            }
+            _ => self.prepare_rebalance(cfg, now_ms),
+        }
+        JoinAction::Wait(rx)
+    }
+
+    fn update_member_and_wait(
+        &mut self,
+        member_id: &str,
+        req: JoinRequest,
+        now_ms: i64,
+    ) -> oneshot::Receiver<JoinOutcome> {
+        let (tx, rx) = oneshot::channel();
+        let m = self.members.get_mut(member_id).expect("known member");
+        if let Some(old) = m.join_waiter.replace(tx) {
+            // A second join while one waits: the first is superseded.
+            let _ = old.send(JoinOutcome::error(ec::UNKNOWN_MEMBER_ID, member_id));
+        }
+        m.protocols = req.protocols;
+        m.session_timeout_ms = req.session_timeout_ms;
+        m.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        m.client_id = req.client_id;
+        m.client_host = req.client_host;
+        m.session_deadline_ms = now_ms + m.session_timeout_ms as i64;
+        rx
+    }
+
+    /// Enter PreparingRebalance: members must rejoin before the rebalance timeout.
+    pub fn prepare_rebalance(&mut self, cfg: &GroupConfig, now_ms: i64) {
+        if self.state == GroupState::CompletingRebalance {
+            // Members waiting for the old generation's assignment must rejoin.
+            for m in self.members.values_mut() {
+                if let Some(w) = m.sync_waiter.take() {
+                    let _ = w.send(SyncOutcome::error(ec::REBALANCE_IN_PROGRESS));
+                }
+            }
+        }
+        let timeout = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout_ms.max(0) as i64)
+            .max()
+            .unwrap_or(0);
+        let from_empty = self.state == GroupState::Empty;
+        self.transition(GroupState::PreparingRebalance, now_ms);
+        self.rebalance_deadline_ms = Some(now_ms + timeout);
+        self.initial_delay_until_ms = if from_empty && cfg.initial_rebalance_delay_ms > 0 {
+            Some(now_ms + cfg.initial_rebalance_delay_ms.min(timeout))
+        } else {
+            None
+        };
+        self.maybe_complete_join(cfg, now_ms);
+    }
+
+    fn all_members_joined(&self) -> bool {
+        self.pending_members.is_empty() && self.members.values().all(|m| m.join_waiter.is_some())
+    }
+
+    fn maybe_complete_join(&mut self, cfg: &GroupConfig, now_ms: i64) {
+        if self.state != GroupState::PreparingRebalance {
+            return;
+        }
+        let delayed = self.initial_delay_until_ms.is_some_and(|t| now_ms < t);
+        let timed_out = self.rebalance_deadline_ms.is_some_and(|t| now_ms >= t);
+        if (self.all_members_joined() && !delayed) || timed_out {
+            self.complete_join(cfg, now_ms);
+        }
+    }
+
+    /// End the join phase: drop who did not rejoin, start the next generation, answer every
+    /// waiting member (the leader with the member list).
+    fn complete_join(&mut self, _cfg: &GroupConfig, now_ms: i64) {
+        let gone: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.join_waiter.is_none())
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in gone {
+            self.remove_member(&id);
+        }
+        self.pending_members.clear();
+        self.initial_delay_until_ms = None;
+        self.generation += 1;
+        if self.members.is_empty() {
+            self.protocol = None;
+            self.leader = None;
+            self.rebalance_deadline_ms = None;
+            self.transition(GroupState::Empty, now_ms);
+            return;
+        }
+        self.protocol = self.select_protocol();
+        if self
+            .leader
+            .as_ref()
+            .is_none_or(|l| !self.members.contains_key(l))
+        {
+            self.leader = self
+                .members
+                .values()
+                .min_by_key(|m| m.join_seq)
+                .map(|m| m.member_id.clone());
+        }
+        let timeout = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout_ms.max(0) as i64)
+            .max()
+            .unwrap_or(0);
+        self.rebalance_deadline_ms = Some(now_ms + timeout);
+        self.transition(GroupState::CompletingRebalance, now_ms);
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in ids {
+            let out = self.join_outcome_for(&id);
+            let m = self.members.get_mut(&id).expect("member");
+            m.session_deadline_ms = now_ms + m.session_timeout_ms as i64;
+            if let Some(w) = m.join_waiter.take() {
+                let _ = w.send(out);
+            }
+        }
+    }
+
+    /// Kafka's vote: among the protocols every member supports, each member votes for the
+    /// first in its own order; the most votes wins (ties to the leader's preference).
+    fn select_protocol(&self) -> Option<String> {
+        let first = self.members.values().min_by_key(|m| m.join_seq)?;
+        let candidates: Vec<&String> = first
+            .protocols
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(x, _)| x == *n))
+            })
+            .collect();
+        let mut votes: Vec<(usize, &String)> = candidates.iter().map(|c| (0, *c)).collect();
+        for m in self.members.values() {
+            if let Some((name, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(&n)) {
+                if let Some(v) = votes.iter_mut().find(|(_, c)| *c == name) {
+                    v.0 += 1;
+                }
+            }
+        }
+        let best = votes.iter().map(|(v, _)| *v).max()?;
+        votes
+            .into_iter()
+            .find(|(v, _)| *v == best)
+            .map(|(_, c)| c.clone())
+    }
+
+    fn join_outcome_for(&self, member_id: &str) -> JoinOutcome {
+        let leader = self.leader.clone().unwrap_or_default();
+        let protocol = self.protocol.clone();
+        let members = if leader == member_id {
+            let p = protocol.clone().unwrap_or_default();
+            self.members
+                .values()
+                .map(|m| {
+                    (
+                        m.member_id.clone(),
+                        m.group_instance_id.clone(),
+                        m.metadata_for(&p),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        JoinOutcome {
+            error: ec::NONE,
+            generation: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol,
+            leader,
+            member_id: member_id.to_string(),
+            skip_assignment: false,
+            members,
+        }
+    }
+
+    /// Is `member_id` (with this instance id) a current member? The error says why not.
+    pub fn check_member(&self, member_id: &str, instance: Option<&str>) -> Result<(), i16> {
+        if let Some(instance) = instance {
+            match self.static_members.get(instance) {
+                Some(id) if id == member_id => return Ok(()),
+                Some(_) => return Err(ec::FENCED_INSTANCE_ID),
+                None => return Err(ec::UNKNOWN_MEMBER_ID),
+            }
+        }
+        if self.members.contains_key(member_id) {
+            Ok(())
+        } else {
+            Err(ec::UNKNOWN_MEMBER_ID)
+        }
+    }
+
+    fn touch(&mut self, member_id: &str, now_ms: i64) {
+        if let Some(m) = self.members.get_mut(member_id) {
+            m.session_deadline_ms = now_ms + m.session_timeout_ms as i64;
+        }
+    }
+
+    /// SyncGroup. The leader's call carries everyone's assignment.
+    pub fn sync(&mut self, req: SyncRequest, now_ms: i64) -> SyncAction {
+        let member_id = req.member_id.as_str();
+        if self.state == GroupState::Dead {
+            return SyncAction::Now(SyncOutcome::error(ec::COORDINATOR_NOT_AVAILABLE));
+        }
+        if let Err(code) = self.check_member(member_id, req.group_instance_id.as_deref()) {
+            return SyncAction::Now(SyncOutcome::error(code));
+        }
+        if req.generation != self.generation {
+            return SyncAction::Now(SyncOutcome::error(ec::ILLEGAL_GENERATION));
+        }
+        if req
+            .protocol_type
+            .as_ref()
+            .is_some_and(|t| Some(t) != self.protocol_type.as_ref())
+            || req
+                .protocol
+                .as_ref()
+                .is_some_and(|p| Some(p) != self.protocol.as_ref())
+        {
+            return SyncAction::Now(SyncOutcome::error(ec::INCONSISTENT_GROUP_PROTOCOL));
+        }
+        let assignments = req.assignments;
+        self.touch(member_id, now_ms);
+        match self.state {
+            GroupState::Empty | GroupState::Dead => {
+                SyncAction::Now(SyncOutcome::error(ec::UNKNOWN_MEMBER_ID))
+            }
+            GroupState::PreparingRebalance => {
+                SyncAction::Now(SyncOutcome::error(ec::REBALANCE_IN_PROGRESS))
+            }
+            GroupState::CompletingRebalance => {
+                let (tx, rx) = oneshot::channel();
+                let is_leader = self.leader.as_deref() == Some(member_id);
+                let m = self.members.get_mut(member_id).expect("checked");
+                m.sync_waiter = Some(tx);
+                if !is_leader {
+                    return SyncAction::Wait(rx);
+                }
+                let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
+                for m in self.members.values_mut() {
+                    m.assignment = given.remove(&m.member_id).unwrap_or_default();
+                }
+                SyncAction::Persist(rx, self.generation)
+            }
+            GroupState::Stable => SyncAction::Now(self.sync_outcome_for(member_id)),
+        }
+    }
+
+    fn sync_outcome_for(&self, member_id: &str) -> SyncOutcome {
+        SyncOutcome {
+            error: ec::NONE,
+            protocol_type: self.protocol_type.clone(),
+            protocol: self.protocol.clone(),
+            assignment: self
+                .members
+                .get(member_id)
+                .map(|m| m.assignment.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The leader's assignment of `generation` is durable (or failed with `error`): hand it
+    /// out and become Stable, unless the group moved on meanwhile.
+    pub fn assignment_persisted(
+        &mut self,
+        generation: i32,
+        error: i16,
+        cfg: &GroupConfig,
+        now_ms: i64,
+    ) {
+        if self.state != GroupState::CompletingRebalance || self.generation != generation {
+            return;
+        }
+        if error != ec::NONE {
+            for m in self.members.values_mut() {
+                m.assignment = Bytes::new();
+                if let Some(w) = m.sync_waiter.take() {
+                    let _ = w.send(SyncOutcome::error(error));
+                }
+            }
+            self.prepare_rebalance(cfg, now_ms);
+            return;
+        }
+        self.rebalance_deadline_ms = None;
+        self.transition(GroupState::Stable, now_ms);
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in ids {
+            let out = self.sync_outcome_for(&id);
+            let m = self.members.get_mut(&id).expect("member");
+            m.session_deadline_ms = now_ms + m.session_timeout_ms as i64;
+            if let Some(w) = m.sync_waiter.take() {
+                let _ = w.send(out);
+            }
+        }
+    }
+
+    /// Heartbeat: keeps the member alive; tells it to rejoin when a rebalance is on.
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        now_ms: i64,
+    ) -> i16 {
+        if self.state == GroupState::Dead {
+            return ec::COORDINATOR_NOT_AVAILABLE;
+        }
+        if let Err(code) = self.check_member(member_id, instance) {
+            return code;
+        }
+        match self.state {
+            GroupState::Empty | GroupState::Dead => ec::UNKNOWN_MEMBER_ID,
+            GroupState::PreparingRebalance => {
+                self.touch(member_id, now_ms);
+                ec::REBALANCE_IN_PROGRESS
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                if generation != self.generation {
+                    return ec::ILLEGAL_GENERATION;
+                }
+                self.touch(member_id, now_ms);
+                ec::NONE
+            }
+        }
+    }
+
+    /// LeaveGroup for one member (by member id, or by instance id with an empty member id).
+    pub fn leave(
+        &mut self,
+        member_id: &str,
+        instance: Option<&str>,
+        cfg: &GroupConfig,
+        now_ms: i64,
+    ) -> i16 {
+        let id = match instance {
+            Some(inst) => match self.static_members.get(inst) {
+                Some(id) if member_id.is_empty() || id == member_id => id.clone(),
+                Some(_) => return ec::FENCED_INSTANCE_ID,
+                None => return ec::UNKNOWN_MEMBER_ID,
+            },
+            None => {
+                if self.pending_members.remove(member_id).is_some() {
+                    return ec::NONE;
+                }
+                if !self.members.contains_key(member_id) {
+                    return ec::UNKNOWN_MEMBER_ID;
+                }
+                member_id.to_string()
+            }
+        };
+        self.remove_member_and_rebalance(&id, cfg, now_ms);
+        ec::NONE
+    }
+
+    fn remove_member(&mut self, member_id: &str) -> Option<Member> {
+        let mut m = self.members.remove(member_id)?;
+        if let Some(inst) = &m.group_instance_id {
+            if self.static_members.get(inst).map(String::as_str) == Some(member_id) {
+                self.static_members.remove(inst);
+            }
+        }
+        if let Some(w) = m.join_waiter.take() {
+            let _ = w.send(JoinOutcome::error(ec::UNKNOWN_MEMBER_ID, member_id));
+        }
+        if let Some(w) = m.sync_waiter.take() {
+            let _ = w.send(SyncOutcome::error(ec::UNKNOWN_MEMBER_ID));
+        }
+        if self.leader.as_deref() == Some(member_id) {
+            self.leader = None;
+        }
+        Some(m)
+    }
+
+    fn remove_member_and_rebalance(&mut self, member_id: &str, cfg: &GroupConfig, now_ms: i64) {
+        if self.remove_member(member_id).is_none() {
+            return;
+        }
+        match self.state {
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(cfg, now_ms)
+            }
+            GroupState::PreparingRebalance => self.maybe_complete_join(cfg, now_ms),
+            GroupState::Empty | GroupState::Dead => {}
+        }
+    }
+
+    /// Time passes: expire sessions and pending members, end overdue phases. Returns true if
+    /// the group's state changed.
+    pub fn tick(&mut self, cfg: &GroupConfig, now_ms: i64) -> bool {
+        let before = (self.state, self.generation, self.members.len());
+        self.pending_members
+            .retain(|_, deadline| *deadline > now_ms);
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| {
+                m.join_waiter.is_none()
+                    && m.sync_waiter.is_none()
+                    && m.session_deadline_ms <= now_ms
+            })
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in expired {
+            tracing::info!(group = %self.id, member = %id, "member session expired");
+            self.remove_member_and_rebalance(&id, cfg, now_ms);
+        }
+        match self.state {
+            GroupState::PreparingRebalance => self.maybe_complete_join(cfg, now_ms),
+            GroupState::CompletingRebalance
+                if self.rebalance_deadline_ms.is_some_and(|t| now_ms >= t) =>
+            {
+                // The leader never sent the assignment: drop who has not synced, try again.
+                let lagging: Vec<String> = self
+                    .members
+                    .values()
+                    .filter(|m| m.sync_waiter.is_none())
+                    .map(|m| m.member_id.clone())
+                    .collect();
+                for id in &lagging {
+                    self.remove_member(id);
+                }
+                self.prepare_rebalance(cfg, now_ms);
+            }
+            _ => {}
+        }
+        before != (self.state, self.generation, self.members.len())
+    }
+
+    /// The next time `tick` has work, if any.
+    pub fn next_deadline(&self) -> Option<i64> {
+        let sessions = self
+            .members
+            .values()
+            .filter(|m| m.join_waiter.is_none() && m.sync_waiter.is_none())
+            .map(|m| m.session_deadline_ms);
+        sessions
+            .chain(self.pending_members.values().copied())
+            .chain(self.rebalance_deadline_ms)
+            .chain(self.initial_delay_until_ms)
+            .min()
+    }
+
+    /// Check the invariants; tests call it after every step.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(l) = &self.leader {
+            if !self.members.contains_key(l) {
+                return Err(format!("leader {l} is not a member"));
+            }
+        }
+        for (inst, id) in &self.static_members {
+            match self.members.get(id) {
+                Some(m) if m.group_instance_id.as_deref() == Some(inst) => {}
+                _ => {
+                    return Err(format!(
+                        "instance {inst} maps to {id}, not a member with it"
+                    ))
+                }
+            }
+        }
+        if matches!(
+            self.state,
+            GroupState::Stable | GroupState::CompletingRebalance
+        ) && (self.leader.is_none() || self.protocol.is_none())
+        {
+            return Err(format!("{:?} without leader or protocol", self.state));
+        }
+        if self.state == GroupState::Empty && !self.members.is_empty() {
+            return Err("Empty with members".into());
+        }
+        Ok(())
+    }
+}
