@@ -347,3 +347,251 @@ async fn every_api_answers_at_every_advertised_version() {
     }
     broker.shutdown().unwrap();
 }
+
+/// Clamp `v` into the advertised range of `key`.
+fn at(key: ApiKey, v: i16) -> i16 {
+    let r = range(key);
+    v.clamp(*r.start(), *r.end())
+}
+
+/// One consumer's whole life in a group, once per version of every group API: join (with
+/// MEMBER_ID_REQUIRED from v4), sync as leader, heartbeat, commit, fetch, describe, list,
+/// leave, delete offsets and delete the group.
+#[tokio::test]
+async fn group_apis_answer_at_every_advertised_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(config(dir.path())).await.unwrap();
+    broker
+        .create_topic("gt", 2, 1, Default::default())
+        .await
+        .unwrap();
+    for v in 0..=9i16 {
+        let group = format!("group-{v}");
+        let g = || GroupId(StrBytes::from_string(group.clone()));
+        let jv = at(ApiKey::JoinGroup, v);
+        let join = |member: &str| {
+            JoinGroupRequest::default()
+                .with_group_id(g())
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(if jv >= 1 { 10_000 } else { -1 })
+                .with_member_id(StrBytes::from_string(member.to_string()))
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+                )
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(Bytes::from_static(b"sub"))])
+        };
+        let mut r: JoinGroupResponse = call(&broker, ApiKey::JoinGroup, jv, &join(""))
+            .await
+            .unwrap();
+        if jv >= 4 {
+            assert_eq!(r.error_code, 79, "v{jv}: MEMBER_ID_REQUIRED");
+            let id = r.member_id.to_string();
+            r = call(&broker, ApiKey::JoinGroup, jv, &join(&id))
+                .await
+                .unwrap();
+        }
+        assert_eq!(r.error_code, 0, "JoinGroup v{jv}");
+        assert_eq!(r.generation_id, 1);
+        assert_eq!(r.leader, r.member_id);
+        assert_eq!(r.members.len(), 1);
+        assert_eq!(r.members[0].metadata, Bytes::from_static(b"sub"));
+        let member = r.member_id.clone();
+
+        let sv = at(ApiKey::SyncGroup, v);
+        let sync = SyncGroupRequest::default()
+            .with_group_id(g())
+            .with_generation_id(1)
+            .with_member_id(member.clone())
+            .with_assignments(vec![
+                sync_group_request::SyncGroupRequestAssignment::default()
+                    .with_member_id(member.clone())
+                    .with_assignment(Bytes::from_static(b"assigned")),
+            ]);
+        let s: SyncGroupResponse = call(&broker, ApiKey::SyncGroup, sv, &sync).await.unwrap();
+        assert_eq!(s.error_code, 0, "SyncGroup v{sv}");
+        assert_eq!(s.assignment, Bytes::from_static(b"assigned"));
+
+        let hv = at(ApiKey::Heartbeat, v);
+        let hb = HeartbeatRequest::default()
+            .with_group_id(g())
+            .with_generation_id(1)
+            .with_member_id(member.clone());
+        let h: HeartbeatResponse = call(&broker, ApiKey::Heartbeat, hv, &hb).await.unwrap();
+        assert_eq!(h.error_code, 0, "Heartbeat v{hv}");
+        let h: HeartbeatResponse = call(
+            &broker,
+            ApiKey::Heartbeat,
+            hv,
+            &hb.clone().with_generation_id(9),
+        )
+        .await
+        .unwrap();
+        assert_eq!(h.error_code, 22, "Heartbeat v{hv}: ILLEGAL_GENERATION");
+
+        let cv = at(ApiKey::OffsetCommit, v);
+        let commit = OffsetCommitRequest::default()
+            .with_group_id(g())
+            .with_generation_id_or_member_epoch(1)
+            .with_member_id(member.clone())
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(topic_name("gt"))
+                    .with_partitions(vec![
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_partition_index(1)
+                            .with_committed_offset(42 + v as i64)
+                            .with_committed_metadata(Some(StrBytes::from_static_str("meta"))),
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_partition_index(7)
+                            .with_committed_offset(1),
+                    ]),
+            ]);
+        let c: OffsetCommitResponse = call(&broker, ApiKey::OffsetCommit, cv, &commit)
+            .await
+            .unwrap();
+        let codes: Vec<i16> = c.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        assert_eq!(codes, vec![0, 3], "OffsetCommit v{cv}");
+
+        let fv = at(ApiKey::OffsetFetch, v);
+        let fetch = if fv >= 8 {
+            OffsetFetchRequest::default().with_groups(vec![
+                offset_fetch_request::OffsetFetchRequestGroup::default()
+                    .with_group_id(g())
+                    .with_topics(None),
+            ])
+        } else {
+            OffsetFetchRequest::default()
+                .with_group_id(g())
+                .with_topics(Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(topic_name("gt"))
+                        .with_partition_indexes(vec![0, 1]),
+                ]))
+        };
+        let f: OffsetFetchResponse = call(&broker, ApiKey::OffsetFetch, fv, &fetch)
+            .await
+            .unwrap();
+        let got: Vec<(i32, i64, String)> = if fv >= 8 {
+            f.groups[0].topics[0]
+                .partitions
+                .iter()
+                .map(|p| {
+                    (
+                        p.partition_index,
+                        p.committed_offset,
+                        p.metadata.as_deref().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        } else {
+            f.topics[0]
+                .partitions
+                .iter()
+                .map(|p| {
+                    (
+                        p.partition_index,
+                        p.committed_offset,
+                        p.metadata.as_deref().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        };
+        let want_committed = (1, 42 + v as i64, "meta".to_string());
+        if fv >= 8 {
+            assert_eq!(got, vec![want_committed], "OffsetFetch v{fv}");
+        } else {
+            assert_eq!(
+                got,
+                vec![(0, -1, String::new()), want_committed],
+                "OffsetFetch v{fv}"
+            );
+        }
+
+        let dv = at(ApiKey::DescribeGroups, v);
+        let d: DescribeGroupsResponse = call(
+            &broker,
+            ApiKey::DescribeGroups,
+            dv,
+            &DescribeGroupsRequest::default()
+                .with_groups(vec![g(), GroupId(StrBytes::from_static_str("nope"))]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            d.groups[0].group_state.as_str(),
+            "Stable",
+            "DescribeGroups v{dv}"
+        );
+        assert_eq!(
+            d.groups[0].members[0].member_assignment,
+            Bytes::from_static(b"assigned")
+        );
+        assert_eq!(d.groups[1].group_state.as_str(), "Dead");
+
+        let lv = at(ApiKey::ListGroups, v);
+        let l: ListGroupsResponse = call(
+            &broker,
+            ApiKey::ListGroups,
+            lv,
+            &ListGroupsRequest::default(),
+        )
+        .await
+        .unwrap();
+        assert!(
+            l.groups.iter().any(|x| x.group_id.as_str() == group),
+            "ListGroups v{lv}"
+        );
+
+        let lev = at(ApiKey::LeaveGroup, v);
+        let leave = if lev >= 3 {
+            LeaveGroupRequest::default()
+                .with_group_id(g())
+                .with_members(vec![
+                    leave_group_request::MemberIdentity::default().with_member_id(member.clone())
+                ])
+        } else {
+            LeaveGroupRequest::default()
+                .with_group_id(g())
+                .with_member_id(member.clone())
+        };
+        let lr: LeaveGroupResponse = call(&broker, ApiKey::LeaveGroup, lev, &leave)
+            .await
+            .unwrap();
+        assert_eq!(lr.error_code, 0, "LeaveGroup v{lev}");
+        if lev >= 3 {
+            assert_eq!(lr.members[0].error_code, 0);
+        }
+
+        // Nobody consumes "gt" any more: its committed offsets can be deleted.
+        let od = OffsetDeleteRequest::default()
+            .with_group_id(g())
+            .with_topics(vec![
+                offset_delete_request::OffsetDeleteRequestTopic::default()
+                    .with_name(topic_name("gt"))
+                    .with_partitions(vec![
+                        offset_delete_request::OffsetDeleteRequestPartition::default()
+                            .with_partition_index(1),
+                    ]),
+            ]);
+        let o: OffsetDeleteResponse = call(&broker, ApiKey::OffsetDelete, 0, &od).await.unwrap();
+        assert_eq!((o.error_code, o.topics[0].partitions[0].error_code), (0, 0));
+
+        let gv = at(ApiKey::DeleteGroups, v);
+        let del: DeleteGroupsResponse = call(
+            &broker,
+            ApiKey::DeleteGroups,
+            gv,
+            &DeleteGroupsRequest::default()
+                .with_groups_names(vec![g(), GroupId(StrBytes::from_static_str("nope"))]),
+        )
+        .await
+        .unwrap();
+        let codes: Vec<i16> = del.results.iter().map(|r| r.error_code).collect();
+        assert_eq!(codes, vec![0, 69], "DeleteGroups v{gv}");
+    }
+}

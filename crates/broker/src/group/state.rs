@@ -956,3 +956,344 @@ impl Group {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(delay: i64) -> GroupConfig {
+        GroupConfig {
+            initial_rebalance_delay_ms: delay,
+            min_session_timeout_ms: 1000,
+            ..Default::default()
+        }
+    }
+
+    fn req(member_id: &str, instance: Option<&str>, protocols: &[&str]) -> JoinRequest {
+        JoinRequest {
+            member_id: member_id.into(),
+            group_instance_id: instance.map(String::from),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            protocol_type: "consumer".into(),
+            protocols: protocols
+                .iter()
+                .map(|p| (p.to_string(), Bytes::from(format!("meta-{p}"))))
+                .collect(),
+            require_known_member_id: true,
+            supports_skip_assignment: true,
+        }
+    }
+
+    fn now(action: JoinAction) -> JoinOutcome {
+        match action {
+            JoinAction::Now(o) => o,
+            JoinAction::Wait(_) => panic!("expected an answer now"),
+        }
+    }
+
+    fn waiting(action: JoinAction) -> oneshot::Receiver<JoinOutcome> {
+        match action {
+            JoinAction::Wait(rx) => rx,
+            JoinAction::Now(o) => panic!("expected to wait, got {o:?}"),
+        }
+    }
+
+    /// Join a new dynamic member the v4+ way (MEMBER_ID_REQUIRED, then join with the id).
+    fn join_new(
+        g: &mut Group,
+        c: &GroupConfig,
+        t: i64,
+        id: &str,
+    ) -> oneshot::Receiver<JoinOutcome> {
+        let first = now(g.join(req("", None, &["range"]), c, t, || id.to_string()));
+        assert_eq!(
+            (first.error, first.member_id.as_str()),
+            (ec::MEMBER_ID_REQUIRED, id)
+        );
+        let rx = waiting(g.join(req(id, None, &["range"]), c, t, || unreachable!()));
+        g.validate().unwrap();
+        rx
+    }
+
+    fn sync(g: &mut Group, id: &str, generation: i32, assignments: &[(&str, &str)]) -> SyncAction {
+        let a = g.sync(
+            SyncRequest {
+                member_id: id.into(),
+                group_instance_id: None,
+                generation,
+                protocol_type: None,
+                protocol: None,
+                assignments: assignments
+                    .iter()
+                    .map(|(m, a)| (m.to_string(), Bytes::from(a.to_string())))
+                    .collect(),
+            },
+            0,
+        );
+        g.validate().unwrap();
+        a
+    }
+
+    /// Take a group with members `ids` (all rejoining) through sync to Stable.
+    fn stabilize(
+        g: &mut Group,
+        c: &GroupConfig,
+        mut joins: Vec<(String, oneshot::Receiver<JoinOutcome>)>,
+    ) {
+        let generation = g.generation;
+        let leader = g.leader.clone().unwrap();
+        let mut syncs = Vec::new();
+        for (id, rx) in joins.iter_mut() {
+            let out = rx.try_recv().expect("join answered");
+            assert_eq!((out.error, out.generation), (ec::NONE, generation));
+            assert_eq!(out.leader, leader);
+            assert_eq!(
+                out.members.is_empty(),
+                *id != leader,
+                "only the leader gets members"
+            );
+            if *id != leader {
+                match sync(g, id, generation, &[]) {
+                    SyncAction::Wait(rx) => syncs.push((id.clone(), rx)),
+                    _ => panic!("a follower waits for the leader"),
+                }
+            }
+        }
+        let assignments: Vec<(String, String)> = g
+            .members
+            .keys()
+            .map(|m| (m.clone(), format!("for-{m}")))
+            .collect();
+        let refs: Vec<(&str, &str)> = assignments
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let SyncAction::Persist(rx, gen) = sync(g, &leader, generation, &refs) else {
+            panic!("the leader's sync persists the assignment");
+        };
+        syncs.push((leader.clone(), rx));
+        g.assignment_persisted(gen, ec::NONE, c, 0);
+        assert_eq!(g.state, GroupState::Stable);
+        for (id, mut rx) in syncs {
+            let out = rx.try_recv().expect("sync answered");
+            assert_eq!(out.error, ec::NONE);
+            assert_eq!(out.assignment, Bytes::from(format!("for-{id}")));
+        }
+        g.validate().unwrap();
+    }
+
+    #[test]
+    fn members_join_rebalance_and_get_their_assignment() {
+        let c = cfg(0);
+        let mut g = Group::new("g", 0);
+        let rx = join_new(&mut g, &c, 0, "m1");
+        assert_eq!(
+            (g.state, g.generation),
+            (GroupState::CompletingRebalance, 1)
+        );
+        stabilize(&mut g, &c, vec![("m1".into(), rx)]);
+
+        // A second member: the first must rejoin (its heartbeat says so).
+        let rx2 = join_new(&mut g, &c, 10, "m2");
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        assert_eq!(g.heartbeat("m1", None, 1, 10), ec::REBALANCE_IN_PROGRESS);
+        let rx1 = waiting(g.join(req("m1", None, &["range"]), &c, 20, || unreachable!()));
+        assert_eq!(
+            (g.state, g.generation),
+            (GroupState::CompletingRebalance, 2)
+        );
+        assert_eq!(
+            g.leader.as_deref(),
+            Some("m1"),
+            "the leader stays the leader"
+        );
+        stabilize(&mut g, &c, vec![("m1".into(), rx1), ("m2".into(), rx2)]);
+        assert_eq!(g.heartbeat("m2", None, 2, 30), ec::NONE);
+        assert_eq!(g.heartbeat("m2", None, 1, 30), ec::ILLEGAL_GENERATION);
+        assert_eq!(g.heartbeat("nobody", None, 2, 30), ec::UNKNOWN_MEMBER_ID);
+    }
+
+    #[test]
+    fn the_protocol_every_member_supports_wins_the_vote() {
+        let c = cfg(0);
+        let mut g = Group::new("g", 0);
+        now(g.join(
+            req("", None, &["cooperative-sticky", "range"]),
+            &c,
+            0,
+            || "a".into(),
+        ));
+        let _a = waiting(g.join(
+            req("a", None, &["cooperative-sticky", "range"]),
+            &c,
+            0,
+            || unreachable!(),
+        ));
+        assert_eq!(g.protocol.as_deref(), Some("cooperative-sticky"));
+        // A member that knows only "roundrobin" shares nothing with the group.
+        let out = now(g.join(req("", None, &["roundrobin"]), &c, 0, || "b".into()));
+        assert_eq!(out.error, ec::INCONSISTENT_GROUP_PROTOCOL);
+    }
+
+    #[test]
+    fn a_silent_member_is_dropped_after_its_session_timeout() {
+        let c = cfg(0);
+        let mut g = Group::new("g", 0);
+        let r1 = join_new(&mut g, &c, 0, "m1");
+        stabilize(&mut g, &c, vec![("m1".into(), r1)]);
+        let r2 = join_new(&mut g, &c, 0, "m2");
+        let r1 = waiting(g.join(req("m1", None, &["range"]), &c, 0, || unreachable!()));
+        stabilize(&mut g, &c, vec![("m1".into(), r1), ("m2".into(), r2)]);
+        // m1 keeps heartbeating, m2 goes silent.
+        for t in (1_000..=9_000).step_by(1_000) {
+            assert_eq!(g.heartbeat("m1", None, 2, t), ec::NONE);
+            g.tick(&c, t);
+        }
+        assert_eq!(g.members.len(), 2);
+        assert_eq!(g.heartbeat("m1", None, 2, 10_000), ec::NONE);
+        assert!(g.tick(&c, 10_001), "m2's session ran out");
+        assert_eq!(g.members.keys().collect::<Vec<_>>(), vec!["m1"]);
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        assert_eq!(g.heartbeat("m2", None, 2, 10_002), ec::UNKNOWN_MEMBER_ID);
+        g.validate().unwrap();
+    }
+
+    #[test]
+    fn a_member_that_does_not_rejoin_in_time_is_left_behind() {
+        let c = cfg(0);
+        let mut g = Group::new("g", 0);
+        let r1 = join_new(&mut g, &c, 0, "m1");
+        stabilize(&mut g, &c, vec![("m1".into(), r1)]);
+        let mut r2 = join_new(&mut g, &c, 0, "m2");
+        // m1 heartbeats (so its session lives) but never rejoins: the 30 s rebalance
+        // timeout ends the join phase without it.
+        for t in (1_000..30_000).step_by(1_000) {
+            g.heartbeat("m1", None, 1, t);
+            g.tick(&c, t);
+            assert_eq!(g.state, GroupState::PreparingRebalance);
+        }
+        g.tick(&c, 30_000);
+        assert_eq!(g.state, GroupState::CompletingRebalance);
+        let out = r2.try_recv().unwrap();
+        assert_eq!((out.error, out.leader.as_str()), (ec::NONE, "m2"));
+        assert!(!g.members.contains_key("m1"));
+        g.validate().unwrap();
+    }
+
+    #[test]
+    fn the_initial_delay_batches_the_first_members() {
+        let c = cfg(3000);
+        let mut g = Group::new("g", 0);
+        let _r1 = join_new(&mut g, &c, 0, "m1");
+        let _r2 = join_new(&mut g, &c, 1000, "m2");
+        g.tick(&c, 2000);
+        assert_eq!(
+            g.state,
+            GroupState::PreparingRebalance,
+            "still waiting for more"
+        );
+        g.tick(&c, 4000);
+        assert_eq!(
+            (g.state, g.generation),
+            (GroupState::CompletingRebalance, 1)
+        );
+        assert_eq!(g.members.len(), 2, "both in the first generation");
+    }
+
+    #[test]
+    fn a_static_member_returns_without_a_rebalance_and_fences_its_old_id() {
+        let c = cfg(0);
+        let mut g = Group::new("g", 0);
+        let r1 = waiting(g.join(req("", Some("i1"), &["range"]), &c, 0, || "s1".into()));
+        stabilize(&mut g, &c, vec![("s1".into(), r1)]);
+        let r2 = waiting(g.join(req("", Some("i2"), &["range"]), &c, 0, || "s2".into()));
+        let r1 = waiting(g.join(req("s1", Some("i1"), &["range"]), &c, 0, || unreachable!()));
+        stabilize(&mut g, &c, vec![("s1".into(), r1), ("s2".into(), r2)]);
+        let generation = g.generation;
+
+        // s2's process restarts and joins again under instance i2, with no member id.
+        let out = now(g.join(req("", Some("i2"), &["range"]), &c, 5, || "s2b".into()));
+        assert_eq!((out.error, out.generation), (ec::NONE, generation));
+        assert_eq!(g.state, GroupState::Stable, "nobody else rebalances");
+        assert_eq!(g.generation, generation);
+        let SyncAction::Now(s) = g.sync(
+            SyncRequest {
+                member_id: "s2b".into(),
+                group_instance_id: Some("i2".into()),
+                generation,
+                protocol_type: None,
+                protocol: None,
+                assignments: vec![],
+            },
+            6,
+        ) else {
+            panic!("Stable answers at once");
+        };
+        assert_eq!(s.assignment, Bytes::from("for-s2"), "its partitions back");
+        // The old incarnation is fenced.
+        assert_eq!(
+            g.heartbeat("s2", Some("i2"), generation, 7),
+            ec::FENCED_INSTANCE_ID
+        );
+        assert_eq!(g.heartbeat("s2b", Some("i2"), generation, 7), ec::NONE);
+        g.validate().unwrap();
+    }
+
+    #[test]
+    fn leaving_rebalances_and_the_last_one_out_empties_the_group() {
+        let c = cfg(0);
+        let mut g = Group::new("g", 0);
+        let r1 = join_new(&mut g, &c, 0, "m1");
+        stabilize(&mut g, &c, vec![("m1".into(), r1)]);
+        let r2 = join_new(&mut g, &c, 0, "m2");
+        let r1 = waiting(g.join(req("m1", None, &["range"]), &c, 0, || unreachable!()));
+        stabilize(&mut g, &c, vec![("m1".into(), r1), ("m2".into(), r2)]);
+        assert_eq!(g.leave("m1", None, &c, 1), ec::NONE);
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        assert_eq!(g.leader, None);
+        let r2 = waiting(g.join(req("m2", None, &["range"]), &c, 2, || unreachable!()));
+        assert_eq!(g.leader.as_deref(), Some("m2"), "a new leader");
+        stabilize(&mut g, &c, vec![("m2".into(), r2)]);
+        assert_eq!(g.leave("m2", None, &c, 3), ec::NONE);
+        assert_eq!((g.state, g.generation), (GroupState::Empty, 4));
+        assert_eq!(g.leave("m2", None, &c, 4), ec::UNKNOWN_MEMBER_ID);
+        g.validate().unwrap();
+    }
+
+    #[test]
+    fn sync_checks_member_and_generation() {
+        let c = cfg(0);
+        let mut g = Group::new("g", 0);
+        let _r = join_new(&mut g, &c, 0, "m1");
+        let SyncAction::Now(o) = sync(&mut g, "m1", 7, &[]) else {
+            panic!()
+        };
+        assert_eq!(o.error, ec::ILLEGAL_GENERATION);
+        let SyncAction::Now(o) = sync(&mut g, "x", 1, &[]) else {
+            panic!()
+        };
+        assert_eq!(o.error, ec::UNKNOWN_MEMBER_ID);
+        // A failed persist sends everyone back to rejoin, with empty assignments.
+        let SyncAction::Persist(mut rx, gen) = sync(&mut g, "m1", 1, &[("m1", "a")]) else {
+            panic!()
+        };
+        g.assignment_persisted(gen, ec::COORDINATOR_NOT_AVAILABLE, &c, 1);
+        assert_eq!(rx.try_recv().unwrap().error, ec::COORDINATOR_NOT_AVAILABLE);
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+    }
+
+    #[test]
+    fn session_timeouts_outside_the_broker_bounds_are_refused() {
+        let c = cfg(0);
+        let mut g = Group::new("g", 0);
+        let mut r = req("", None, &["range"]);
+        r.session_timeout_ms = 10;
+        assert_eq!(
+            now(g.join(r, &c, 0, || "m".into())).error,
+            ec::INVALID_SESSION_TIMEOUT
+        );
+    }
+}
