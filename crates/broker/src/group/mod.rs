@@ -601,12 +601,19 @@ impl GroupCoordinator {
     }
 
     /// Expire sessions and rebalances (every tick) and old offsets (every retention check).
-    fn tick(&self, now: i64) {
+    /// Returns the metadata records of groups that became Empty, for the timer to write.
+    fn tick(&self, now: i64) -> Vec<(String, GroupValue)> {
         let mut groups = self.lock();
+        let mut to_persist = Vec::new();
         for g in groups.values_mut() {
             g.tick(&self.config, now);
             debug_assert_eq!(g.validate(), Ok(()));
+            if g.persist_pending {
+                g.persist_pending = false;
+                to_persist.push((g.id.clone(), group_value(g)));
+            }
         }
+        to_persist
     }
 
     fn expire_offsets(&self, now: i64) -> Vec<(String, Vec<Key>)> {
@@ -669,7 +676,15 @@ impl GroupCoordinator {
                 let Some(broker) = weak.upgrade() else { return };
                 let coordinator = broker.groups.clone();
                 let now = now_ms();
-                coordinator.tick(now);
+                for (group, value) in coordinator.tick(now) {
+                    let key = Key::Group {
+                        group: group.clone(),
+                    };
+                    let recs = vec![(key, Some(records::encode_group_value(&value)))];
+                    if let Err(code) = coordinator.write(&broker, &group, recs).await {
+                        tracing::warn!(group = %group, code, "writing the group's metadata failed");
+                    }
+                }
                 if now >= next_expiry {
                     next_expiry = now + coordinator.offsets_config.retention_check_interval_ms;
                     for (group, keys) in coordinator.expire_offsets(now) {
@@ -778,6 +793,9 @@ fn replay(groups: &mut HashMap<String, Group>, r: &Record, now: i64, cfg: &Group
             group.offsets.remove(&(topic, partition));
         }
         (Key::Group { .. }, Some(v)) => match records::decode_group_value(v) {
+            // Records of one group are written in generation order, except that an Empty
+            // record is written by the timer and may land after a newer generation's.
+            Ok(v) if v.generation < group.generation => {}
             Ok(v) => restore_group(group, v, now, cfg),
             Err(e) => tracing::warn!(offset = r.offset, error = %e, "skipping a group record"),
         },

@@ -216,6 +216,9 @@ pub struct Group {
     /// The initial delay of a rebalance from Empty: no completion before this.
     pub initial_delay_until_ms: Option<i64>,
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// The group became Empty and its metadata record should say so (the shell's timer
+    /// writes it and clears the flag).
+    pub persist_pending: bool,
     next_join_seq: u64,
 }
 
@@ -235,6 +238,7 @@ impl Group {
             rebalance_deadline_ms: None,
             initial_delay_until_ms: None,
             offsets: BTreeMap::new(),
+            persist_pending: false,
             next_join_seq: 0,
         }
     }
@@ -568,6 +572,7 @@ impl Group {
             self.leader = None;
             self.rebalance_deadline_ms = None;
             self.transition(GroupState::Empty, now_ms);
+            self.persist_pending = true;
             return;
         }
         self.protocol = self.select_protocol();
@@ -1259,6 +1264,7 @@ mod tests {
         stabilize(&mut g, &c, vec![("m2".into(), r2)]);
         assert_eq!(g.leave("m2", None, &c, 3), ec::NONE);
         assert_eq!((g.state, g.generation), (GroupState::Empty, 4));
+        assert!(g.persist_pending, "an Empty group's record must be written");
         assert_eq!(g.leave("m2", None, &c, 4), ec::UNKNOWN_MEMBER_ID);
         g.validate().unwrap();
     }
