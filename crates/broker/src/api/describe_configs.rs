@@ -244,5 +244,53 @@ fn broker_entries(broker: &Broker) -> Vec<Entry> {
             ConfigType::String,
             "Default message.timestamp.type.",
         ),
+        entry(
+            "group.initial.rebalance.delay.ms",
+            c.group.initial_rebalance_delay_ms.to_string(),
+            ConfigType::Int,
+            "How long the first rebalance of an empty group waits for more members.",
+        ),
+        entry(
+            "group.min.session.timeout.ms",
+            c.group.min_session_timeout_ms.to_string(),
+            ConfigType::Int,
+            "Smallest session timeout a member may ask for.",
+        ),
+        entry(
+            "group.max.session.timeout.ms",
+            c.group.max_session_timeout_ms.to_string(),
+            ConfigType::Int,
+            "Largest session timeout a member may ask for.",
+        ),
+        entry(
+            "group.max.size",
+            c.group.max_size.to_string(),
+            ConfigType::Int,
+            "Most members in one group.",
+        ),
+        entry(
+            "offsets.retention.minutes",
+            (c.offsets.retention_ms / 60_000).to_string(),
+            ConfigType::Int,
+            "Committed offsets of a group empty this long are deleted.",
+        ),
+        entry(
+            "offsets.retention.check.interval.ms",
+            c.offsets.retention_check_interval_ms.to_string(),
+            ConfigType::Long,
+            "How often expired offsets are looked for.",
+        ),
+        entry(
+            "offsets.topic.num.partitions",
+            c.offsets.topic_num_partitions.to_string(),
+            ConfigType::Int,
+            "Partitions of __consumer_offsets when it is created.",
+        ),
+        entry(
+            "offset.metadata.max.bytes",
+            c.offsets.metadata_max_bytes.to_string(),
+            ConfigType::Int,
+            "Largest metadata string of a committed offset.",
+        ),
     ]
 }

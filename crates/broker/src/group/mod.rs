@@ -953,3 +953,76 @@ pub async fn join_outcome(action: JoinAction, member_id: &str) -> JoinOutcome {
             .unwrap_or_else(|_| JoinOutcome::error(ec::UNKNOWN_MEMBER_ID, member_id)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committed(offset: i64, commit_timestamp: i64) -> CommittedOffset {
+        CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp,
+            record_offset: 0,
+        }
+    }
+
+    #[test]
+    fn partition_of_a_group_is_kafkas() {
+        // Math.abs(id.hashCode()) % 50, computed with Java 17.
+        assert_eq!(offsets_partition_for("my-group", 50), 12);
+        assert_eq!(offsets_partition_for("weir", 50), 9);
+        assert_eq!(offsets_partition_for("ünï", 50), 21);
+        assert_eq!(offsets_partition_for("", 50), 0);
+    }
+
+    #[test]
+    fn offsets_expire_by_emptiness_for_groups_and_by_age_for_standalone_commits() {
+        let retention = 1_000;
+        let c = GroupCoordinator::new(
+            GroupConfig::default(),
+            OffsetsConfig {
+                retention_ms: retention,
+                ..Default::default()
+            },
+        );
+        {
+            let mut groups = c.lock();
+            // A consumer group that became empty at t=100.
+            let mut g = Group::new("cg", 100);
+            g.protocol_type = Some("consumer".into());
+            g.offsets.insert(("t".into(), 0), committed(5, 0));
+            g.offsets.insert(("t".into(), 1), committed(6, 900));
+            groups.insert("cg".into(), g);
+            // Commits from outside any group, at t=0 and t=500.
+            let mut s = Group::new("standalone", 0);
+            s.offsets.insert(("t".into(), 0), committed(1, 0));
+            s.offsets.insert(("t".into(), 1), committed(2, 500));
+            groups.insert("standalone".into(), s);
+        }
+        let mut first = c.expire_offsets(1_000);
+        first.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            first.len(),
+            1,
+            "only the standalone commit at t=0 is old enough"
+        );
+        assert_eq!(first[0].0, "standalone");
+        assert_eq!(first[0].1.len(), 1);
+
+        let mut second = c.expire_offsets(1_100);
+        second.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(second[0].0, "cg");
+        // Both offsets together (the group was empty long enough), then the group record.
+        assert_eq!(second[0].1.len(), 3);
+        assert!(matches!(second[0].1[2], Key::Group { .. }));
+        assert!(
+            c.describe("cg").is_none(),
+            "an empty group with no offsets is gone"
+        );
+        assert!(c.describe("standalone").is_some());
+        assert_eq!(c.expire_offsets(1_500).len(), 1);
+        assert!(c.describe("standalone").is_none());
+    }
+}
