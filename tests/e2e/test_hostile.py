@@ -19,7 +19,7 @@ import pytest
 API_VERSIONS = 18
 METADATA = 3
 PRODUCE = 0
-JOIN_GROUP = 11  # a real Kafka API that weir does not implement (consumer groups)
+STOP_REPLICA = 5  # a real Kafka API that weir does not implement (inter-broker)
 UNSUPPORTED_VERSION = 35
 DEFAULT_MAX_FRAME = 100 * 1024 * 1024
 CLOSE_TIMEOUT = 5.0
@@ -258,8 +258,9 @@ def test_truncated_length_prefix(broker):
     (-1, 0, r"unsupported api key -1 version 0"),
     (PRODUCE, 99, r"unsupported api key 0 version 99"),
     (METADATA, -1, r"unsupported api key 3 version -1"),
-    (JOIN_GROUP, 0, r"unsupported api key 11 version 0"),
-], ids=["key-9999", "key-minus-1", "produce-v99", "metadata-v-1", "joingroup-unimplemented"])
+    # StopReplica: a real Kafka API, but an inter-broker one weir does not serve.
+    (5, 0, r"unsupported api key 5 version 0"),
+], ids=["key-9999", "key-minus-1", "produce-v99", "metadata-v-1", "stopreplica-unimplemented"])
 def test_unknown_api_key_or_version(broker, api_key, version, pattern):
     payload = frame(header_v1(api_key, version, 42) + b"\x00" * 32)
     run_hostile(broker, payload, pattern)
