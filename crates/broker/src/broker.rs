@@ -18,7 +18,8 @@ use weir_storage::Log;
 use crate::config::{validate_topic_name, BrokerConfig, ConfigError, TopicSettings};
 use crate::error_codes as ec;
 use crate::group::GroupCoordinator;
-use crate::partition::Partition;
+use crate::partition::{rebuild_producer_state, Partition};
+use crate::producer_ids::ProducerIdManager;
 
 const CATALOG_FILE: &str = "topics.json";
 const BROKER_FILE: &str = "broker.json";
@@ -90,6 +91,7 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub cluster_id: String,
     pub groups: Arc<GroupCoordinator>,
+    pub producer_ids: ProducerIdManager,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serializes catalog changes (create, delete, add partitions) and their file writes.
     catalog_lock: tokio::sync::Mutex<()>,
@@ -121,7 +123,7 @@ impl Broker {
                 .map_err(|e| format!("topic {}: stored config invalid: {e}", t.name))?;
             let mut partitions = Vec::new();
             for index in 0..t.partitions {
-                partitions.push(open_partition(&dir, &t.name, index, &settings, clean).await?);
+                partitions.push(open_partition(&config, &t.name, index, &settings, clean).await?);
             }
             topics.insert(
                 t.name.clone(),
@@ -144,10 +146,12 @@ impl Broker {
             config.group.clone(),
             config.offsets.clone(),
         ));
+        let producer_ids = ProducerIdManager::open(&dir)?;
         let broker = Arc::new(Broker {
             config,
             cluster_id,
             groups,
+            producer_ids,
             topics: RwLock::new(topics),
             catalog_lock: tokio::sync::Mutex::new(()),
         });
@@ -236,7 +240,7 @@ impl Broker {
             self.validate_new_topic(name, num_partitions, replication_factor, &overrides)?;
         let mut opened = Vec::new();
         for index in 0..partitions {
-            match open_partition(&self.config.data_dir, name, index, &settings, true).await {
+            match open_partition(&self.config, name, index, &settings, true).await {
                 Ok(p) => opened.push(p),
                 Err(e) => {
                     for p in opened {
@@ -340,7 +344,7 @@ impl Broker {
         }
         let mut partitions = topic.partitions.clone();
         for index in current..count {
-            let p = open_partition(&self.config.data_dir, name, index, &topic.settings, true)
+            let p = open_partition(&self.config, name, index, &topic.settings, true)
                 .await
                 .map_err(|e| TopicError::new(ec::KAFKA_STORAGE_ERROR, e.to_string()))?;
             partitions.push(p);
@@ -418,18 +422,21 @@ fn refuse_internal(name: &str) -> Result<(), TopicError> {
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 
 async fn open_partition(
-    data_dir: &Path,
+    config: &BrokerConfig,
     topic: &str,
     index: i32,
     settings: &TopicSettings,
     clean: bool,
 ) -> anyhow_like::Result<Arc<Partition>> {
-    let dir = data_dir.join(format!("{topic}-{index}"));
-    let config = settings.log_config();
+    let dir = config.data_dir.join(format!("{topic}-{index}"));
+    let log_config = settings.log_config();
     let name = format!("{topic}-{index}");
-    let log = tokio::task::spawn_blocking(move || -> anyhow_like::Result<Log> {
-        let (mut log, report) =
-            Log::open(&dir, config, clean).map_err(|e| format!("open {}: {e}", dir.display()))?;
+    let expiration_ms = config.producer_id_expiration_ms;
+    let open_dir = dir.clone();
+    let (log, producers) = tokio::task::spawn_blocking(move || -> anyhow_like::Result<_> {
+        let dir = open_dir;
+        let (mut log, report) = Log::open(&dir, log_config, clean)
+            .map_err(|e| format!("open {}: {e}", dir.display()))?;
         if report.bytes_truncated > 0 {
             tracing::warn!(
                 partition = %name,
@@ -441,11 +448,21 @@ async fn open_partition(
         // What survived recovery becomes durable before anyone can read it.
         log.flush()
             .map_err(|e| format!("flush {}: {e}", dir.display()))?;
-        Ok(log)
+        let producers = rebuild_producer_state(&dir, &log, now_ms(), expiration_ms)
+            .map_err(|e| format!("producer state of {}: {e}", dir.display()))?;
+        Ok((log, producers))
     })
     .await
     .map_err(|e| e.to_string())??;
-    Ok(Partition::start(topic, index, log, settings.clone()))
+    Ok(Partition::start(
+        topic,
+        index,
+        dir,
+        log,
+        producers,
+        expiration_ms,
+        settings.clone(),
+    ))
 }
 
 fn read_catalog(dir: &Path) -> anyhow_like::Result<CatalogFile> {

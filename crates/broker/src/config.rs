@@ -31,6 +31,8 @@ pub struct BrokerConfig {
     pub group: crate::group::GroupConfig,
     /// Committed offsets (`offsets.*`).
     pub offsets: crate::group::OffsetsConfig,
+    /// `producer.id.expiration.ms`: an idempotent producer idle this long is forgotten.
+    pub producer_id_expiration_ms: i64,
 }
 
 /// Broker defaults of topic settings (Kafka's broker-level names in comments).

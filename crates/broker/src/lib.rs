@@ -14,6 +14,8 @@ pub mod config;
 pub mod error_codes;
 pub mod group;
 pub mod partition;
+pub mod producer_ids;
+pub mod producer_state;
 
 pub use broker::Broker;
 pub use config::{BrokerConfig, TopicDefaults};

@@ -10,15 +10,25 @@
 //! never passes the durable end, so nothing a consumer has seen can be lost by a crash.
 //! After a failed fsync the partition is offline (fail-stop) until the broker restarts.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{watch, Notify};
-use weir_storage::{AppendInfo, Log, StorageError};
+use weir_storage::{AppendInfo, BatchHeader, Log, StorageError};
 
 use crate::config::TopicSettings;
+use crate::producer_state::{
+    increment_sequence, BatchMeta, ProducerBatch, ProducerStateMap, SequenceCheck,
+};
+
+/// File in the partition directory holding the producer-state snapshot.
+pub const PRODUCER_SNAPSHOT_FILE: &str = "producer-state.snapshot";
+/// A snapshot is taken at most this often while appends come in (and at clean shutdown),
+/// bounding how much log a crash recovery must scan to rebuild producer state.
+const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// What readers and waiting producers watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +49,17 @@ pub enum PartitionError {
     Offline(String),
     #[error("partition {0} was deleted")]
     Closed(String),
+    /// An idempotent batch out of sequence, from a fenced epoch or an unknown producer.
+    #[error("{1}")]
+    Sequence(i16, &'static str),
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy)]
+pub enum Appended {
+    New(AppendInfo),
+    /// An idempotent producer's retry of a batch already in the log, at these offsets.
+    Duplicate(BatchMeta),
 }
 
 pub struct Partition {
@@ -52,11 +73,25 @@ pub struct Partition {
     settings: Mutex<TopicSettings>,
     /// Messages appended since the last fsync (for the relaxed flush.messages policy).
     unflushed_messages: AtomicI64,
+    /// Idempotent producers' recent batches. Locked only while `log` is held.
+    producers: Mutex<ProducerStateMap>,
+    dir: PathBuf,
+    last_snapshot: Mutex<Instant>,
+    /// `producer.id.expiration.ms`.
+    producer_expiration_ms: i64,
 }
 
 impl Partition {
     /// Wrap an opened log and start its flusher task.
-    pub fn start(topic: &str, index: i32, log: Log, settings: TopicSettings) -> Arc<Partition> {
+    pub fn start(
+        topic: &str,
+        index: i32,
+        dir: PathBuf,
+        log: Log,
+        producers: ProducerStateMap,
+        producer_expiration_ms: i64,
+        settings: TopicSettings,
+    ) -> Arc<Partition> {
         let state = PartitionState {
             high_watermark: log.log_end_offset(),
             log_start_offset: log.log_start_offset(),
@@ -73,6 +108,10 @@ impl Partition {
             flush_wakeup: Notify::new(),
             settings: Mutex::new(settings),
             unflushed_messages: AtomicI64::new(0),
+            producers: Mutex::new(producers),
+            dir,
+            last_snapshot: Mutex::new(Instant::now()),
+            producer_expiration_ms,
         });
         tokio::spawn(flusher(p.clone()));
         p
@@ -103,15 +142,36 @@ impl Partition {
     }
 
     /// Append a validated record set. Returns once written (not yet durable): call
-    /// `wait_durable(info.last_offset + 1)` before acknowledging.
-    pub fn append(&self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo, PartitionError> {
+    /// `wait_durable(last_offset + 1)` before acknowledging. An idempotent batch
+    /// (`producer` given) is checked against the producer's sequence under the same lock as
+    /// the append, so a retry is recognised however requests interleave.
+    pub fn append(
+        &self,
+        records: &mut [u8],
+        now_ms: i64,
+        producer: Option<ProducerBatch>,
+    ) -> Result<Appended, PartitionError> {
         let state = self.state();
         if state.offline {
             return Err(PartitionError::Offline(self.name()));
         }
         let settings = self.settings();
         let mut log = self.lock_log()?;
+        let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = &producer {
+            match producers.check(b) {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate(meta) => return Ok(Appended::Duplicate(meta)),
+                SequenceCheck::Reject(code, why) => {
+                    return Err(PartitionError::Sequence(code, why))
+                }
+            }
+        }
         let info = log.get().append(records, self.leader_epoch, now_ms)?;
+        if let Some(b) = &producer {
+            producers.record(b, info.base_offset, info.last_offset);
+        }
+        drop(producers);
         let count = info.last_offset - info.base_offset + 1;
         if settings.fsync_before_ack() {
             drop(log);
@@ -126,7 +186,18 @@ impl Partition {
                 self.flush_wakeup.notify_one();
             }
         }
-        Ok(info)
+        Ok(Appended::New(info))
+    }
+
+    /// Write the producer-state snapshot (atomically) for the log as it is now, forgetting
+    /// producers idle past `producer.id.expiration.ms` first.
+    fn write_snapshot(&self, log: &Log) -> std::io::Result<()> {
+        let bytes = {
+            let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+            producers.expire(crate::broker::now_ms(), self.producer_expiration_ms);
+            producers.encode_snapshot(log.log_end_offset())
+        };
+        write_snapshot_file(&self.dir, &bytes)
     }
 
     fn advance_high_watermark(&self, offset: i64) {
@@ -195,6 +266,19 @@ impl Partition {
         match result {
             Ok(()) => {
                 log.get().mark_synced(end_offset);
+                let due = {
+                    let mut last = self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner());
+                    let due = last.elapsed() >= SNAPSHOT_INTERVAL;
+                    if due {
+                        *last = Instant::now();
+                    }
+                    due
+                };
+                if due {
+                    if let Err(e) = self.write_snapshot(log.get_ref()) {
+                        tracing::warn!(partition = %self.name(), error = %e, "producer-state snapshot failed");
+                    }
+                }
                 drop(log);
                 self.advance_high_watermark(end_offset);
                 Ok(())
@@ -217,6 +301,9 @@ impl Partition {
         self.state.send_modify(|s| s.closed = true);
         self.flush_wakeup.notify_one();
         if let Some(log) = log {
+            if let Err(e) = self.write_snapshot(&log) {
+                tracing::warn!(partition = %self.name(), error = %e, "producer-state snapshot failed");
+            }
             log.close()?;
         }
         Ok(())
@@ -280,4 +367,68 @@ async fn flusher(p: Arc<Partition>) {
             Err(_) => {}
         }
     }
+}
+
+fn write_snapshot_file(dir: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{PRODUCER_SNAPSHOT_FILE}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(PRODUCER_SNAPSHOT_FILE))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Rebuild producer state for an opened log: the snapshot if it describes a prefix of this
+/// log, then the batch headers after it. A snapshot past the log's end (the log was cut by
+/// recovery) or damaged is ignored and the whole log is scanned. Producers idle longer than
+/// `expiration_ms` (by the snapshot's record of when they were last seen) are dropped.
+pub fn rebuild_producer_state(
+    dir: &std::path::Path,
+    log: &Log,
+    now_ms: i64,
+    expiration_ms: i64,
+) -> Result<ProducerStateMap, StorageError> {
+    let snapshot = std::fs::read(dir.join(PRODUCER_SNAPSHOT_FILE))
+        .ok()
+        .and_then(|b| ProducerStateMap::decode_snapshot(&b));
+    let (mut state, mut offset) = match snapshot {
+        Some((offset, state))
+            if offset <= log.log_end_offset() && offset >= log.log_start_offset() =>
+        {
+            (state, offset)
+        }
+        _ => (ProducerStateMap::default(), log.log_start_offset()),
+    };
+    let mut scanned = 0u64;
+    while offset < log.log_end_offset() {
+        let chunk = log.read(offset, 4 * 1024 * 1024, i64::MAX)?;
+        if chunk.is_empty() {
+            break;
+        }
+        let mut pos = 0;
+        while let Some(h) = chunk.get(pos..).and_then(BatchHeader::parse) {
+            let last_offset = h.base_offset + h.last_offset_delta as i64;
+            if last_offset >= offset && h.producer_id >= 0 {
+                let b = ProducerBatch {
+                    producer_id: h.producer_id,
+                    epoch: h.producer_epoch,
+                    first_seq: h.base_sequence,
+                    last_seq: increment_sequence(h.base_sequence, h.last_offset_delta),
+                    // When a batch was appended is not in the log: count producers found
+                    // in it as seen now, so a restart never expires one early.
+                    seen_ms: now_ms,
+                };
+                state.record(&b, h.base_offset, last_offset);
+            }
+            offset = offset.max(last_offset + 1);
+            pos += h.total_len();
+            scanned += 1;
+        }
+    }
+    let expired = state.expire(now_ms, expiration_ms);
+    if scanned > 0 || !state.is_empty() {
+        tracing::debug!(dir = %dir.display(), producers = state.len(), batches_scanned = scanned, expired, "producer state rebuilt");
+    }
+    Ok(state)
 }

@@ -106,6 +106,9 @@ struct ServeArgs {
     /// Partitions of `__consumer_offsets` when it is created (`offsets.topic.num.partitions`) [default: 50].
     #[arg(long, env = "WEIR_OFFSETS_TOPIC_NUM_PARTITIONS")]
     offsets_topic_num_partitions: Option<i32>,
+    /// An idempotent producer idle this long is forgotten (`producer.id.expiration.ms`) [default: 86400000].
+    #[arg(long, env = "WEIR_PRODUCER_ID_EXPIRATION_MS")]
+    producer_id_expiration_ms: Option<i64>,
 }
 
 impl ServeArgs {
@@ -154,6 +157,9 @@ impl ServeArgs {
             offsets_topic_num_partitions: self
                 .offsets_topic_num_partitions
                 .or(file.offsets_topic_num_partitions),
+            producer_id_expiration_ms: self
+                .producer_id_expiration_ms
+                .or(file.producer_id_expiration_ms),
         }
     }
 }
@@ -232,6 +238,10 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         topic_defaults,
         group: group_config(&args)?,
         offsets: offsets_config(&args)?,
+        producer_id_expiration_ms: args
+            .producer_id_expiration_ms
+            .unwrap_or(24 * 60 * 60 * 1000)
+            .max(1),
     };
     let limits = ServerLimits {
         max_connections: args.max_connections.unwrap_or(10_000).max(1),

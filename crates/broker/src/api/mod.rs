@@ -28,6 +28,7 @@ pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -231,6 +232,13 @@ pub async fn dispatch(
         ApiKey::DeleteGroups => {
             let req = decode(meta, b)?;
             encode_reply(meta, delete_groups::handle(broker, v, req))
+        }
+        ApiKey::InitProducerId => {
+            let req = decode(meta, b)?;
+            Ok(Response::Now(encode(
+                meta,
+                &init_producer_id::handle(broker, v, req),
+            )?))
         }
         ApiKey::DescribeCluster => {
             let req = decode(meta, b)?;

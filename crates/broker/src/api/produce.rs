@@ -17,7 +17,8 @@ use weir_storage::{BatchError, StorageError};
 use super::{some_str, Reply};
 use crate::broker::{now_ms, Broker};
 use crate::error_codes as ec;
-use crate::partition::{Partition, PartitionError};
+use crate::partition::{Appended, Partition, PartitionError};
+use crate::producer_state::{increment_sequence, ProducerBatch};
 
 /// A partition's outcome: an error now, or appended and waiting for durability.
 enum Outcome {
@@ -41,7 +42,7 @@ pub fn handle(broker: &Arc<Broker>, _version: i16, req: ProduceRequest) -> Reply
                     ec::INVALID_REQUIRED_ACKS,
                     format!("acks={acks} is not 0, 1 or -1"),
                 )
-            } else if req.transactional_id.is_some() {
+            } else if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) {
                 Outcome::Failed(
                     ec::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                     "transactions are not supported yet".into(),
@@ -132,26 +133,50 @@ fn append_one(broker: &Broker, topic: &str, index: i32, records: Option<Bytes>) 
     };
     if headers
         .iter()
-        .any(|h| h.producer_id >= 0 || h.is_transactional() || h.is_control())
+        .any(|h| h.is_transactional() || h.is_control())
     {
-        // InitProducerId is not offered yet, so no client can hold a producer id this broker
-        // issued; accepting such batches would promise deduplication we do not do.
         return Outcome::Failed(
-            ec::UNKNOWN_PRODUCER_ID,
-            "idempotent and transactional batches are not supported yet".into(),
+            ec::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            "transactional batches are not supported yet".into(),
         );
     }
+    let producer = match headers.iter().find(|h| h.producer_id >= 0) {
+        None => None,
+        // Kafka's rule for magic 2: an idempotent produce carries one batch per partition,
+        // so its sequence range is that batch's.
+        Some(_) if headers.len() != 1 => {
+            return Outcome::Failed(
+                ec::INVALID_RECORD,
+                "an idempotent produce carries exactly one batch per partition".into(),
+            )
+        }
+        Some(h) => Some(ProducerBatch {
+            producer_id: h.producer_id,
+            epoch: h.producer_epoch,
+            first_seq: h.base_sequence,
+            last_seq: increment_sequence(h.base_sequence, h.last_offset_delta),
+            seen_ms: now_ms(),
+        }),
+    };
     // Stamp offsets in place: reuse the request buffer when we own it, else copy once.
     let mut buf = records
         .try_into_mut()
         .unwrap_or_else(|b| BytesMut::from(&b[..]));
-    match partition.append(&mut buf, now_ms()) {
-        Ok(info) => Outcome::Appended {
+    match partition.append(&mut buf, now_ms(), producer) {
+        Ok(Appended::New(info)) => Outcome::Appended {
             partition,
             base_offset: info.base_offset,
             end_offset: info.last_offset + 1,
             log_append_time_ms: info.log_append_time_ms,
         },
+        // A retry: answered with where the batch was first written, once that is durable.
+        Ok(Appended::Duplicate(meta)) => Outcome::Appended {
+            partition,
+            base_offset: meta.base_offset,
+            end_offset: meta.last_offset + 1,
+            log_append_time_ms: -1,
+        },
+        Err(PartitionError::Sequence(code, why)) => Outcome::Failed(code, why.to_string()),
         Err(PartitionError::Storage(StorageError::Batch(e))) => {
             Outcome::Failed(batch_error_code(&e), e.to_string())
         }

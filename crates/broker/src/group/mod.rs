@@ -525,10 +525,14 @@ impl GroupCoordinator {
             ec::UNKNOWN_SERVER_ERROR
         })?;
         let mut bytes = buf.to_vec();
-        let info = partition.append(&mut bytes, now).map_err(|e| {
-            tracing::error!(partition = %partition.name(), error = %e, "__consumer_offsets append failed");
-            ec::COORDINATOR_NOT_AVAILABLE
-        })?;
+        let info = match partition.append(&mut bytes, now, None) {
+            Ok(crate::partition::Appended::New(info)) => info,
+            Ok(crate::partition::Appended::Duplicate(_)) => unreachable!("not idempotent"),
+            Err(e) => {
+                tracing::error!(partition = %partition.name(), error = %e, "__consumer_offsets append failed");
+                return Err(ec::COORDINATOR_NOT_AVAILABLE);
+            }
+        };
         partition
             .wait_durable(info.last_offset + 1)
             .await
