@@ -164,3 +164,30 @@ def assert_dense(per_partition):
     for p, msgs in per_partition.items():
         offsets = [o for o, _, _ in msgs]
         assert offsets == list(range(len(offsets))), f"partition {p}: offsets not dense from 0"
+
+
+def consume_to_end(bootstrap: str, topic: str, partitions: int, timeout=120.0):
+    """Read every partition from offset 0 up to its high watermark as of the call (manual
+    assignment). Unlike `consume_all` it does not need to know how many messages there are,
+    so it sees duplicates too. Returns {partition: [(offset, key, value), ...]}."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "e2e-unused",
+                  "enable.auto.commit": False})
+    ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(partitions)}
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions) if ends[p] > 0])
+    out = {p: [] for p in range(partitions)}
+    deadline = time.monotonic() + timeout
+    try:
+        while any(len(out[p]) < ends[p] for p in out) and time.monotonic() < deadline:
+            for m in c.consume(10000, 0.5):
+                assert m.error() is None, m.error()
+                # Messages written after the call are not part of this read.
+                if m.offset() < ends[m.partition()]:
+                    out[m.partition()].append((m.offset(), m.key(), m.value()))
+    finally:
+        c.close()
+    for p in out:
+        assert len(out[p]) == ends[p], f"partition {p}: read {len(out[p])} of {ends[p]}"
+    return out
