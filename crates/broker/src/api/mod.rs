@@ -202,7 +202,7 @@ pub async fn dispatch(
         }
         ApiKey::OffsetCommit => {
             let req = decode(meta, b)?;
-            encode_reply(meta, offset_commit::handle(broker, v, req))
+            encode_reply(meta, offset_commit::handle(broker, v, req).await)
         }
         ApiKey::OffsetFetch => {
             let req = decode(meta, b)?;

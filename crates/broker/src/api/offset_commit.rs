@@ -13,13 +13,12 @@ use crate::broker::Broker;
 use crate::error_codes as ec;
 use crate::group::OffsetCommitEntry;
 
-pub fn handle(
+pub async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     req: OffsetCommitRequest,
 ) -> Reply<OffsetCommitResponse> {
-    let broker = broker.clone();
-    Reply::Later(Box::pin(async move {
+    let pending = {
         let mut entries = Vec::new();
         for t in &req.topics {
             for p in &t.partitions {
@@ -40,13 +39,14 @@ pub fn handle(
                 });
             }
         }
-        let codes = if req.group_id.is_empty() {
-            vec![ec::INVALID_GROUP_ID; entries.len()]
+        if req.group_id.is_empty() {
+            let codes = vec![ec::INVALID_GROUP_ID; entries.len()];
+            Box::pin(std::future::ready(codes)) as crate::api::BoxFuture<Vec<i16>>
         } else {
             broker
                 .groups
                 .offset_commit(
-                    &broker,
+                    broker,
                     req.group_id.as_str(),
                     req.generation_id_or_member_epoch,
                     req.member_id.as_str(),
@@ -58,8 +58,11 @@ pub fn handle(
                     entries,
                 )
                 .await
-        };
-        let mut codes = codes.into_iter();
+        }
+    };
+    // Appended already; only the wait for the fsync is deferred.
+    Reply::Later(Box::pin(async move {
+        let mut codes = pending.await.into_iter();
         let topics = req
             .topics
             .into_iter()

@@ -22,6 +22,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
+use crate::api::BoxFuture;
 use crate::broker::{now_ms, Broker};
 use crate::error_codes as ec;
 use crate::partition::Partition;
@@ -236,9 +237,9 @@ impl GroupCoordinator {
 
     // ---- offsets -------------------------------------------------------------------------
 
-    /// OffsetCommit: checks the member, writes the offsets durably, then makes them
-    /// visible. Returns one error code per entry.
-    #[allow(clippy::too_many_arguments)]
+    /// OffsetCommit: checks the member and appends the offsets now (so commits pipelined on
+    /// one connection share fsyncs, like produces); the returned future waits until they are
+    /// durable, makes them visible, and yields one error code per entry.
     pub async fn offset_commit(
         self: &Arc<Self>,
         broker: &Arc<Broker>,
@@ -247,7 +248,9 @@ impl GroupCoordinator {
         member_id: &str,
         instance: Option<&str>,
         entries: Vec<OffsetCommitEntry>,
-    ) -> Vec<i16> {
+    ) -> BoxFuture<Vec<i16>> {
+        let ready =
+            |codes: Vec<i16>| -> BoxFuture<Vec<i16>> { Box::pin(std::future::ready(codes)) };
         let now = now_ms();
         let group_error = {
             let mut groups = self.lock();
@@ -257,7 +260,7 @@ impl GroupCoordinator {
             check_offset_commit(group, generation, member_id, instance)
         };
         if group_error != ec::NONE {
-            return vec![group_error; entries.len()];
+            return ready(vec![group_error; entries.len()]);
         }
         let mut codes = vec![ec::NONE; entries.len()];
         let mut batch = Vec::new();
@@ -282,34 +285,47 @@ impl GroupCoordinator {
             }
         }
         if batch.is_empty() {
-            return codes;
+            return ready(codes);
         }
         let recs = batch
             .iter()
             .map(|(_, k, v)| (k.clone(), Some(records::encode_offset_value(v))))
             .collect();
-        match self.write(broker, group_id, recs).await {
-            Ok(base_offset) => {
-                let mut groups = self.lock();
-                let group = groups
-                    .entry(group_id.to_string())
-                    .or_insert_with(|| Group::new(group_id, now));
-                for (n, (_, key, value)) in batch.into_iter().enumerate() {
-                    if let Key::Offset {
-                        topic, partition, ..
-                    } = key
-                    {
-                        apply_offset(group, topic, partition, value, base_offset + n as i64);
+        let appended = self.append(broker, group_id, recs).await;
+        let this = self.clone();
+        let group_id = group_id.to_string();
+        Box::pin(async move {
+            let durable = match appended {
+                Ok((partition, info)) => partition
+                    .wait_durable(info.last_offset + 1)
+                    .await
+                    .map(|()| info.base_offset)
+                    .map_err(|_| ec::COORDINATOR_NOT_AVAILABLE),
+                Err(code) => Err(code),
+            };
+            match durable {
+                Ok(base_offset) => {
+                    let mut groups = this.lock();
+                    let group = groups
+                        .entry(group_id.clone())
+                        .or_insert_with(|| Group::new(&group_id, now));
+                    for (n, (_, key, value)) in batch.into_iter().enumerate() {
+                        if let Key::Offset {
+                            topic, partition, ..
+                        } = key
+                        {
+                            apply_offset(group, topic, partition, value, base_offset + n as i64);
+                        }
+                    }
+                }
+                Err(code) => {
+                    for (i, _, _) in batch {
+                        codes[i] = code;
                     }
                 }
             }
-            Err(code) => {
-                for (i, _, _) in batch {
-                    codes[i] = code;
-                }
-            }
-        }
-        codes
+            codes
+        })
     }
 
     /// OffsetFetch: the committed offsets of `topics` (None: every committed partition).
@@ -490,6 +506,22 @@ impl GroupCoordinator {
         group_id: &str,
         recs: Vec<(Key, Option<Bytes>)>,
     ) -> Result<i64, i16> {
+        let (partition, info) = self.append(broker, group_id, recs).await?;
+        partition
+            .wait_durable(info.last_offset + 1)
+            .await
+            .map_err(|_| ec::COORDINATOR_NOT_AVAILABLE)?;
+        Ok(info.base_offset)
+    }
+
+    /// Append records for `group_id` to its `__consumer_offsets` partition, without waiting
+    /// for the fsync (awaits only the creation of the topic, the first time).
+    async fn append(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        recs: Vec<(Key, Option<Bytes>)>,
+    ) -> Result<(Arc<Partition>, weir_storage::AppendInfo), i16> {
         let partition = self.offsets_partition(broker, group_id).await?;
         let now = now_ms();
         let records: Vec<Record> = recs
@@ -525,19 +557,14 @@ impl GroupCoordinator {
             ec::UNKNOWN_SERVER_ERROR
         })?;
         let mut bytes = buf.to_vec();
-        let info = match partition.append(&mut bytes, now, None) {
-            Ok(crate::partition::Appended::New(info)) => info,
+        match partition.append(&mut bytes, now, None) {
+            Ok(crate::partition::Appended::New(info)) => Ok((partition, info)),
             Ok(crate::partition::Appended::Duplicate(_)) => unreachable!("not idempotent"),
             Err(e) => {
                 tracing::error!(partition = %partition.name(), error = %e, "__consumer_offsets append failed");
-                return Err(ec::COORDINATOR_NOT_AVAILABLE);
+                Err(ec::COORDINATOR_NOT_AVAILABLE)
             }
-        };
-        partition
-            .wait_durable(info.last_offset + 1)
-            .await
-            .map_err(|_| ec::COORDINATOR_NOT_AVAILABLE)?;
-        Ok(info.base_offset)
+        }
     }
 
     async fn offsets_partition(
