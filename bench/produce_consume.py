@@ -25,7 +25,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 PRODUCER_CONFIG = {
     "acks": "all",
     "linger.ms": 5,
-    "enable.idempotence": False,  # weir has no idempotent producer yet
+    "enable.idempotence": False,  # --idempotent turns it on
     "compression.type": "none",
 }
 
@@ -226,9 +226,12 @@ def main():
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--topic", default=f"bench-{int(time.time())}")
+    ap.add_argument("--idempotent", action="store_true",
+                    help="enable.idempotence=true (sequence numbers, deduplicated retries)")
     args = ap.parse_args()
 
     import confluent_kafka
+    PRODUCER_CONFIG["enable.idempotence"] = args.idempotent
     create_topic(args.bootstrap, args.topic, args.partitions)
     print(f"topic {args.topic}: {args.partitions} partitions; producing "
           f"{args.messages} x {args.size} B", file=sys.stderr)

@@ -78,42 +78,55 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-BROKER_CMD=("$WEIR" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA")
-log "starting: ${BROKER_CMD[*]} (log: ${BROKER_LOG#"$ROOT"/})"
-NO_COLOR=1 "${BROKER_CMD[@]}" >"$BROKER_LOG" 2>&1 &   # NO_COLOR: plain log file
-BROKER_PID=$!
-
-for i in $(seq 100); do
-    if ! kill -0 "$BROKER_PID" 2>/dev/null; then
-        log "broker exited during startup:"; cat "$BROKER_LOG" >&2; exit 1
+# One broker session per workload, so the storage totals it logs at shutdown (appends,
+# fsync rounds) belong to that workload alone.
+run_session() {  # NAME EXTRA_PRODUCE_CONSUME_ARGS...
+    local name="$1"; shift
+    local port i rc=0
+    port="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    PORT="$port"
+    BROKER_CMD=("$WEIR" serve --listen "127.0.0.1:$port" --data-dir "$DATA")
+    log "[$name] starting: ${BROKER_CMD[*]} (log: ${BROKER_LOG#"$ROOT"/}.$name)"
+    NO_COLOR=1 "${BROKER_CMD[@]}" >"$BROKER_LOG.$name" 2>&1 &   # NO_COLOR: plain log file
+    BROKER_PID=$!
+    for i in $(seq 100); do
+        if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+            log "broker exited during startup:"; cat "$BROKER_LOG.$name" >&2; exit 1
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+        [ "$i" -lt 100 ] || { log "broker did not accept on port $port within 10 s"; exit 1; }
+        sleep 0.1
+    done
+    log "[$name] produce/consume: MESSAGES=$MESSAGES SIZE=$SIZE PARTITIONS=$PARTITIONS $*"
+    "$PY" "$ROOT/bench/produce_consume.py" --bootstrap "127.0.0.1:$port" \
+        --messages "$MESSAGES" --size "$SIZE" --partitions "$PARTITIONS" "$@" \
+        >"$WORK/pc.$name.out" || rc=$?
+    local broker_rc=0
+    stop_broker || broker_rc=$?
+    log "[$name] broker exited with status $broker_rc"
+    DATA_BYTES="$(du -sb "$DATA" | cut -f1)"
+    rm -rf "$DATA"
+    if [ "$rc" -ne 0 ]; then
+        log "produce_consume.py failed (exit $rc); broker log tail:"
+        tail -n 20 "$BROKER_LOG.$name" >&2
+        exit "$rc"
     fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
-    [ "$i" -lt 100 ] || { log "broker did not accept on port $PORT within 10 s"; exit 1; }
-    sleep 0.1
-done
+    # Last stdout line: the results; the broker's shutdown line: its storage totals.
+    tail -n 1 "$WORK/pc.$name.out" >"$WORK/result.$name.json"
+    grep -o 'appends=[0-9]* fsyncs=[0-9]* fsync_avg_us=[0-9]*' "$BROKER_LOG.$name" \
+        >"$WORK/totals.$name" || echo "appends=0 fsyncs=0 fsync_avg_us=0" >"$WORK/totals.$name"
+    echo "$broker_rc" >"$WORK/rc.$name"
+    grep -ciE '\b(warn|error)\b' "$BROKER_LOG.$name" >"$WORK/warnings.$name" || true
+}
 
-# --- (d) produce / consume ----------------------------------------------------
-log "produce/consume: MESSAGES=$MESSAGES SIZE=$SIZE PARTITIONS=$PARTITIONS"
-PC_OUT="$WORK/produce_consume.out"
-PC_RC=0
-"$PY" "$ROOT/bench/produce_consume.py" --bootstrap "127.0.0.1:$PORT" \
-    --messages "$MESSAGES" --size "$SIZE" --partitions "$PARTITIONS" --rate "$RATE" \
-    >"$PC_OUT" || PC_RC=$?
-PC_JSON="$(tail -n 1 "$PC_OUT")"
-
-# --- (e) stop the broker, drop its data ----------------------------------------
-BROKER_RC=0
-stop_broker || BROKER_RC=$?
-log "broker exited with status $BROKER_RC"
-DATA_BYTES="$(du -sb "$DATA" | cut -f1)"
-rm -rf "$DATA"
-BROKER_WARNINGS="$(grep -ciE '\b(warn|error)\b' "$BROKER_LOG" || true)"
-if [ "$PC_RC" -ne 0 ]; then
-    log "produce_consume.py failed (exit $PC_RC); broker log tail:"
-    tail -n 20 "$BROKER_LOG" >&2
-    exit "$PC_RC"
-fi
+run_session plain --rate "$RATE"
+run_session idempotent --rate 0 --idempotent
+PC_JSON="$(cat "$WORK/result.plain.json")"
+PC_JSON_IDEMPOTENT="$(cat "$WORK/result.idempotent.json")"
+TOTALS_PLAIN="$(cat "$WORK/totals.plain")"
+TOTALS_IDEMPOTENT="$(cat "$WORK/totals.idempotent")"
+BROKER_RC="$(cat "$WORK/rc.plain")/$(cat "$WORK/rc.idempotent")"
+BROKER_WARNINGS="$(( $(cat "$WORK/warnings.plain") + $(cat "$WORK/warnings.idempotent") ))"
 
 # --- (f) raw disk figures -------------------------------------------------------
 FIO_DIR="$WORK/fio"
@@ -133,7 +146,7 @@ FS_DEV="$(df --output=source "$WORK" | tail -n 1)"
 COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then COMMIT="$COMMIT (dirty)"; fi
 
-export PC_JSON BROKER_RC BROKER_WARNINGS DATA_BYTES FS_TYPE FS_DEV COMMIT PORT \
+export PC_JSON PC_JSON_IDEMPOTENT TOTALS_PLAIN TOTALS_IDEMPOTENT BROKER_RC BROKER_WARNINGS DATA_BYTES FS_TYPE FS_DEV COMMIT PORT \
        MESSAGES SIZE PARTITIONS
 export BROKER_CMD_STR="weir serve --listen 127.0.0.1:$PORT --data-dir <tmp>/data"
 export FIO_SEQ_STR="${FIO_SEQ[*]/#--filename=*/--filename=<tmp>/seq}"
@@ -148,6 +161,13 @@ import datetime, json, os, platform
 env = os.environ
 pc = json.loads(env["PC_JSON"])
 p, c = pc["produce"], pc["consume"]
+pi = json.loads(env["PC_JSON_IDEMPOTENT"])["produce"]
+
+def totals_row(line):
+    t = dict(kv.split("=") for kv in line.split())
+    appends, fsyncs = int(t["appends"]), int(t["fsyncs"])
+    return (f"{appends} appends, {fsyncs} fsync rounds ({appends / max(fsyncs, 1):.1f} appends "
+            f"per fsync), {t['fsync_avg_us']} us per fsync round")
 
 def fio_job(path):
     # fio may print warnings before the JSON; start at the first '{'.
@@ -170,9 +190,17 @@ rows = [
         "{:.2f} / {:.2f} / {:.2f} / {:.2f} ms".format(*(pc["fixed_rate"][k] for k in
             ("lat_ms_p50", "lat_ms_p99", "lat_ms_p999", "lat_ms_max"))))]
       if pc.get("fixed_rate") else []),
+    ("produce, idempotent", "throughput (enable.idempotence=true, same workload)",
+     f"{pi['msg_per_s']:.0f} msg/s, {pi['mb_per_s']:.1f} MB/s ({pi['seconds']:.2f} s)"),
+    ("produce, idempotent", "latency p50 / p99",
+     f"{pi['lat_ms_p50']:.2f} / {pi['lat_ms_p99']:.2f} ms"),
+    ("group commit", "appends / fsync rounds (plain run, whole session)",
+     totals_row(env["TOTALS_PLAIN"])),
+    ("group commit", "appends / fsync rounds (idempotent run)",
+     totals_row(env["TOTALS_IDEMPOTENT"])),
     ("consume", "messages read (= produced)", f"{c['consumed']} ({'yes' if c['consumed'] == pc['messages'] else 'NO'})"),
     ("consume", "throughput", f"{c['msg_per_s']:.0f} msg/s, {c['mb_per_s']:.1f} MB/s ({c['seconds']:.2f} s)"),
-    ("broker", "SIGTERM exit status / warn+error log lines", f"{env['BROKER_RC']} / {env['BROKER_WARNINGS']}"),
+    ("broker", "SIGTERM exit status (plain/idempotent) / warn+error log lines", f"{env['BROKER_RC']} / {env['BROKER_WARNINGS']}"),
     ("broker", "data dir size at stop", f"{int(env['DATA_BYTES']) / 1e6:.1f} MB"),
     ("disk", "seq 1 MiB write + fdatasync", f"{seq['write']['bw_bytes'] / mib:.1f} MiB/s ({seq['write']['iops']:.0f} writes/s)"),
     ("disk", "4 KiB write + fdatasync", f"{k4['write']['iops']:.0f} IOPS"),

@@ -400,6 +400,13 @@ impl Broker {
             );
         }
         write_atomically(&self.config.data_dir, CLEAN_SHUTDOWN_FILE, b"1\n")?;
+        let (appends, fsyncs, fsync_nanos) = crate::partition::counters::snapshot();
+        tracing::info!(
+            appends,
+            fsyncs,
+            fsync_avg_us = fsync_nanos / fsyncs.max(1) / 1000,
+            "storage totals since start"
+        );
         tracing::info!("clean shutdown complete");
         Ok(())
     }

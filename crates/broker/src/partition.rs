@@ -30,6 +30,27 @@ pub const PRODUCER_SNAPSHOT_FILE: &str = "producer-state.snapshot";
 /// bounding how much log a crash recovery must scan to rebuild producer state.
 const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Process-wide storage counters (a metrics endpoint will export them; until then the
+/// broker logs them at shutdown and benchmarks read that line).
+pub mod counters {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Record sets appended to partition logs.
+    pub static APPENDS: AtomicU64 = AtomicU64::new(0);
+    /// Group-commit fsync rounds (each may cover many appends, and several files).
+    pub static FSYNCS: AtomicU64 = AtomicU64::new(0);
+    /// Time spent in those fsync rounds.
+    pub static FSYNC_NANOS: AtomicU64 = AtomicU64::new(0);
+
+    pub fn snapshot() -> (u64, u64, u64) {
+        (
+            APPENDS.load(Ordering::Relaxed),
+            FSYNCS.load(Ordering::Relaxed),
+            FSYNC_NANOS.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// What readers and waiting producers watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionState {
@@ -168,6 +189,7 @@ impl Partition {
             }
         }
         let info = log.get().append(records, self.leader_epoch, now_ms)?;
+        counters::APPENDS.fetch_add(1, Ordering::Relaxed);
         if let Some(b) = &producer {
             producers.record(b, info.base_offset, info.last_offset);
         }
@@ -255,9 +277,12 @@ impl Partition {
         let end_offset = target.end_offset;
         let files = target.files;
         let result = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
             for f in &files {
                 f.sync_data()?;
             }
+            counters::FSYNCS.fetch_add(1, Ordering::Relaxed);
+            counters::FSYNC_NANOS.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             Ok::<(), std::io::Error>(())
         })
         .await
