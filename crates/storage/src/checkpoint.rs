@@ -1,18 +1,23 @@
 //! Per-partition checkpoint files, written atomically (tmp, fsync, rename, fsync dir) so a
 //! crash leaves either the old or the new version, never a mix. Text, first line = version.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
+
+use crate::fs::Fs;
 
 /// `recovery_point` and `log_start_offset`.
 pub(crate) const LOG_CHECKPOINT_FILE: &str = "log-checkpoint";
 /// Leader epoch -> start offset (Kafka's leader-epoch-checkpoint format, version 0).
 pub(crate) const LEADER_EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
+/// The recovery point when the log went offline after a failed write or fsync: at the next
+/// open everything from there on is discarded (see `write_offline_checkpoint`).
+pub(crate) const OFFLINE_CHECKPOINT_FILE: &str = "offline-checkpoint";
 /// Suffix of files being written; leftovers are deleted at open.
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
 
 const LOG_CHECKPOINT_VERSION: u32 = 1;
+const OFFLINE_CHECKPOINT_VERSION: u32 = 1;
 const LEADER_EPOCH_CHECKPOINT_VERSION: u32 = 0;
 /// Checkpoints are tiny; anything larger is not ours and is not read into memory.
 const CHECKPOINT_MAX_BYTES: u64 = 16 * 1024 * 1024;
@@ -23,45 +28,41 @@ pub(crate) struct LogCheckpoint {
     pub log_start_offset: i64,
 }
 
-pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// Replace `dir/name` atomically and durably.
-pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomic(fs: &dyn Fs, dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
-    f.write_all(contents)?;
+    let f = fs.create_truncate(&tmp)?;
+    f.write_all_at(contents, 0)?;
     f.sync_all()?;
     drop(f);
-    fs::rename(&tmp, dir.join(name))?;
-    fsync_dir(dir)
+    fs.rename(&tmp, &dir.join(name))?;
+    fs.sync_dir(dir)
 }
 
-pub(crate) fn write_log_checkpoint(dir: &Path, ck: LogCheckpoint) -> io::Result<()> {
+pub(crate) fn write_log_checkpoint(fs: &dyn Fs, dir: &Path, ck: LogCheckpoint) -> io::Result<()> {
     let text = format!(
         "{LOG_CHECKPOINT_VERSION}\nrecovery_point {}\nlog_start_offset {}\n",
         ck.recovery_point, ck.log_start_offset
     );
-    write_atomic(dir, LOG_CHECKPOINT_FILE, text.as_bytes())
+    write_atomic(fs, dir, LOG_CHECKPOINT_FILE, text.as_bytes())
 }
 
-pub(crate) fn write_leader_epochs(dir: &Path, epochs: &[(i32, i64)]) -> io::Result<()> {
+pub(crate) fn write_leader_epochs(
+    fs: &dyn Fs,
+    dir: &Path,
+    epochs: &[(i32, i64)],
+) -> io::Result<()> {
     let mut text = format!("{LEADER_EPOCH_CHECKPOINT_VERSION}\n{}\n", epochs.len());
     for (epoch, start_offset) in epochs {
         text.push_str(&format!("{epoch} {start_offset}\n"));
     }
-    write_atomic(dir, LEADER_EPOCH_CHECKPOINT_FILE, text.as_bytes())
+    write_atomic(fs, dir, LEADER_EPOCH_CHECKPOINT_FILE, text.as_bytes())
 }
 
 /// Ok(None) if absent or unreadable as a checkpoint (warned): the caller then recovers as
 /// if nothing was ever checkpointed, which is slower but safe.
-pub(crate) fn read_log_checkpoint(dir: &Path) -> io::Result<Option<LogCheckpoint>> {
-    let Some(text) = read_small(dir, LOG_CHECKPOINT_FILE)? else {
+pub(crate) fn read_log_checkpoint(fs: &dyn Fs, dir: &Path) -> io::Result<Option<LogCheckpoint>> {
+    let Some(text) = read_small(fs, dir, LOG_CHECKPOINT_FILE)? else {
         return Ok(None);
     };
     let parsed = (|| {
@@ -94,9 +95,51 @@ pub(crate) fn read_log_checkpoint(dir: &Path) -> io::Result<Option<LogCheckpoint
     Ok(parsed)
 }
 
+/// Record, without fsync, that nothing at or past `recovery_point` can be trusted.
+///
+/// After a failed fsync the kernel may have dropped the dirty pages it could not write
+/// while they stay readable in the page cache: a reopen in the same boot would read them,
+/// find them valid, fsync "successfully" and build on a hole that the next power loss
+/// reveals. This file tells that reopen to cut them. No fsync is needed (or possible, on a
+/// failing disk): without a power loss the page cache shows the file; after one, the page
+/// cache is gone and the CRC scan sees what the disk really holds.
+pub(crate) fn write_offline_checkpoint(
+    fs: &dyn Fs,
+    dir: &Path,
+    recovery_point: i64,
+) -> io::Result<()> {
+    let text = format!("{OFFLINE_CHECKPOINT_VERSION}\nrecovery_point {recovery_point}\n");
+    let f = fs.create_truncate(&dir.join(OFFLINE_CHECKPOINT_FILE))?;
+    f.write_all_at(text.as_bytes(), 0)
+}
+
+/// The recovery point of an offline checkpoint, None if absent. A malformed one can only
+/// come from a power loss that tore it, and then the page cache it guarded is gone too: it
+/// is ignored (warned). The final newline is required: a torn prefix such as
+/// "recovery_point 1" of "recovery_point 104" must not parse.
+pub(crate) fn read_offline_checkpoint(fs: &dyn Fs, dir: &Path) -> io::Result<Option<i64>> {
+    let Some(text) = read_small(fs, dir, OFFLINE_CHECKPOINT_FILE)? else {
+        return Ok(None);
+    };
+    let parsed = (|| {
+        let mut lines = text.strip_suffix('\n')?.split('\n');
+        let version: u32 = lines.next()?.parse().ok()?;
+        let (key, value) = lines.next()?.split_once(' ')?;
+        let rp: i64 = value.parse().ok()?;
+        let whole = lines.next().is_none();
+        (whole && version == OFFLINE_CHECKPOINT_VERSION && key == "recovery_point" && rp >= 0)
+            .then_some(rp)
+    })();
+    if parsed.is_none() {
+        tracing::warn!(dir = %dir.display(), file = OFFLINE_CHECKPOINT_FILE,
+            "unreadable offline checkpoint ignored (torn by a power loss)");
+    }
+    Ok(parsed)
+}
+
 /// Ok(None) if absent or malformed (warned); the caller rebuilds from batch headers.
-pub(crate) fn read_leader_epochs(dir: &Path) -> io::Result<Option<Vec<(i32, i64)>>> {
-    let Some(text) = read_small(dir, LEADER_EPOCH_CHECKPOINT_FILE)? else {
+pub(crate) fn read_leader_epochs(fs: &dyn Fs, dir: &Path) -> io::Result<Option<Vec<(i32, i64)>>> {
+    let Some(text) = read_small(fs, dir, LEADER_EPOCH_CHECKPOINT_FILE)? else {
         return Ok(None);
     };
     let parsed = (|| {
@@ -127,18 +170,16 @@ pub(crate) fn read_leader_epochs(dir: &Path) -> io::Result<Option<Vec<(i32, i64)
     Ok(parsed)
 }
 
-fn read_small(dir: &Path, name: &str) -> io::Result<Option<String>> {
+fn read_small(fs: &dyn Fs, dir: &Path, name: &str) -> io::Result<Option<String>> {
     let path = dir.join(name);
-    let len = match fs::metadata(&path) {
-        Ok(m) => m.len(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+    let Some(len) = fs.file_len(&path)? else {
+        return Ok(None);
     };
     if len > CHECKPOINT_MAX_BYTES {
         tracing::warn!(path = %path.display(), len, "checkpoint file too large, ignored");
         return Ok(None);
     }
-    match fs::read(&path) {
+    match fs.read_file(&path) {
         Ok(bytes) => Ok(String::from_utf8(bytes).ok()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
@@ -148,33 +189,38 @@ fn read_small(dir: &Path, name: &str) -> io::Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::StdFs;
 
     #[test]
     fn checkpoints_round_trip_and_reject_garbage() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read_log_checkpoint(dir.path()).unwrap(), None);
+        let tmp = tempfile::tempdir().unwrap();
+        let (fs, dir) = (&StdFs, tmp.path());
+        assert_eq!(read_log_checkpoint(fs, dir).unwrap(), None);
         let ck = LogCheckpoint {
             recovery_point: 42,
             log_start_offset: 7,
         };
-        write_log_checkpoint(dir.path(), ck).unwrap();
-        assert_eq!(read_log_checkpoint(dir.path()).unwrap(), Some(ck));
-        write_leader_epochs(dir.path(), &[(0, 0), (3, 10)]).unwrap();
+        write_log_checkpoint(fs, dir, ck).unwrap();
+        assert_eq!(read_log_checkpoint(fs, dir).unwrap(), Some(ck));
+        write_leader_epochs(fs, dir, &[(0, 0), (3, 10)]).unwrap();
         assert_eq!(
-            read_leader_epochs(dir.path()).unwrap(),
+            read_leader_epochs(fs, dir).unwrap(),
             Some(vec![(0, 0), (3, 10)])
         );
-        fs::write(
-            dir.path().join(LOG_CHECKPOINT_FILE),
-            "2\nrecovery_point 1\n",
-        )
-        .unwrap();
-        assert_eq!(read_log_checkpoint(dir.path()).unwrap(), None);
-        fs::write(
-            dir.path().join(LEADER_EPOCH_CHECKPOINT_FILE),
-            "0\n2\n3 5\n1 9\n",
-        )
-        .unwrap();
-        assert_eq!(read_leader_epochs(dir.path()).unwrap(), None);
+        std::fs::write(dir.join(LOG_CHECKPOINT_FILE), "2\nrecovery_point 1\n").unwrap();
+        assert_eq!(read_log_checkpoint(fs, dir).unwrap(), None);
+        std::fs::write(dir.join(LEADER_EPOCH_CHECKPOINT_FILE), "0\n2\n3 5\n1 9\n").unwrap();
+        assert_eq!(read_leader_epochs(fs, dir).unwrap(), None);
+        assert_eq!(read_offline_checkpoint(fs, dir).unwrap(), None);
+        write_offline_checkpoint(fs, dir, 17).unwrap();
+        assert_eq!(read_offline_checkpoint(fs, dir).unwrap(), Some(17));
+        for torn in [
+            "1\nrecovery_po",
+            "1\nrecovery_point 1",
+            "1\nrecovery_point 17\n\0\0",
+        ] {
+            std::fs::write(dir.join(OFFLINE_CHECKPOINT_FILE), torn).unwrap();
+            assert_eq!(read_offline_checkpoint(fs, dir).unwrap(), None, "{torn:?}");
+        }
     }
 }

@@ -10,10 +10,14 @@
 
 pub mod batch;
 mod checkpoint;
+pub mod fs;
 pub mod log;
 pub mod records;
 mod segment;
+pub mod simfs;
 pub mod testkit;
 
 pub use batch::{BatchError, BatchHeader, BATCH_HEADER_LEN};
+pub use fs::{Fs, StdFs, StorageFile};
 pub use log::{AppendInfo, Log, LogConfig, RecoveryReport, StorageError, SyncTarget};
+pub use simfs::{SimFs, SimRng};

@@ -4,19 +4,23 @@
 //! broker keeps each `Log` behind a mutex. fsync can happen outside that mutex through
 //! [`SyncTarget`], which is what makes group commit possible: appends go on while an fsync
 //! of earlier appends is in flight, and the next fsync covers every append made meanwhile.
+//!
+//! Every file operation goes through [`Fs`] ([`StdFs`] in production, `SimFs` in crash
+//! tests). Fail-stop: after any failed write or fsync the log refuses writes, and the next
+//! open discards everything past the recovery point of that moment.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
 use std::io;
 use std::ops::ControlFlow;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::batch::{batch_crc, check_frame, BatchError, BatchHeader, CRC_OFFSET};
 use crate::checkpoint::{self, LogCheckpoint, TMP_SUFFIX};
+use crate::fs::{Fs, StdFs, StorageFile};
 use crate::records;
 use crate::segment::{
     parse_log_file_name, Segment, INDEX_SUFFIX, LOG_SUFFIX, SCAN_CHUNK_BYTES, TIME_INDEX_SUFFIX,
@@ -59,8 +63,9 @@ pub enum StorageError {
     },
     #[error(transparent)]
     Batch(#[from] BatchError),
-    /// A previous fsync or write failed; the log refuses writes until reopened.
-    #[error("log {0} is offline after an I/O failure; reopen it to recover")]
+    /// A previous fsync or write failed (fail-stop): the log refuses writes until it is
+    /// reopened, and that reopen discards everything past the recovery point.
+    #[error("log {0} is offline after a failed fsync or write; it refuses writes until reopened")]
     Offline(PathBuf),
     #[error("offset {offset} out of range [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange {
@@ -95,14 +100,19 @@ pub struct RecoveryReport {
 }
 
 /// Files to fsync to make everything up to `end_offset` durable. Cloned handles, so the
-/// fsync runs without holding the log's mutex.
+/// fsync runs without holding the log's mutex: call `sync_data()` on each, then
+/// `Log::mark_synced(end_offset)`, or `Log::mark_failed()` if any fsync failed (never
+/// retry it). Every target taken must be answered by one of the two: while one is
+/// outstanding, the log's own fsyncs (roll, flush) do not advance the recovery point (see
+/// docs/storage.md, "Fail-stop").
 #[derive(Debug, Clone)]
 pub struct SyncTarget {
-    pub files: Vec<Arc<File>>,
+    pub files: Vec<Arc<dyn StorageFile>>,
     pub end_offset: i64,
 }
 
 pub struct Log {
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
     config: LogConfig,
     /// By base offset; never empty (the last one is the active segment).
@@ -112,6 +122,39 @@ pub struct Log {
     /// (leader epoch, first offset written in it), epochs strictly increasing (KIP-101).
     leader_epochs: Vec<(i32, i64)>,
     offline: bool,
+    /// SyncTargets handed out and not yet answered by mark_synced / mark_failed.
+    syncs_in_flight: AtomicU32,
+    /// Recovery point earned by the log's own fsyncs while a SyncTarget was in flight;
+    /// granted when the last one succeeds.
+    deferred_recovery_point: i64,
+}
+
+/// The directory holding `path` ("." for a bare relative name), None for a root.
+fn parent_dir(path: &Path) -> Option<&Path> {
+    match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => Some(Path::new(".")),
+        other => other,
+    }
+}
+
+/// Create `dir` (and missing ancestors) so that it survives a power loss: each entry is
+/// only durable once its parent directory is fsync'd. The parent of `dir` is fsync'd even
+/// if `dir` already existed: a crash may have come between its creation and that fsync.
+fn create_dir_durably(fs: &dyn Fs, dir: &Path) -> io::Result<()> {
+    let mut new_dirs = Vec::new();
+    for a in dir.ancestors().skip(1) {
+        if a.as_os_str().is_empty() || fs.exists(a)? {
+            break;
+        }
+        new_dirs.push(a);
+    }
+    fs.create_dir_all(dir)?;
+    for d in new_dirs.into_iter().rev().chain([dir]) {
+        if let Some(parent) = parent_dir(d) {
+            fs.sync_dir(parent)?;
+        }
+    }
+    Ok(())
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> StorageError {
@@ -124,59 +167,102 @@ impl Log {
     /// clean-shutdown marker was present: then segments are trusted up to their recovery
     /// point checkpoint. Otherwise every segment past the last checkpointed recovery point
     /// is scanned batch by batch (CRC-32C); the first torn/corrupt batch and all after it
-    /// is truncated (logged with `tracing::warn!`), and indexes are rebuilt.
+    /// is truncated (logged with `tracing::warn!`), and indexes are rebuilt. If the log
+    /// went offline last time (`offline-checkpoint`), everything past the recovery point it
+    /// had then is cut too, however valid it looks.
     pub fn open(
         dir: &Path,
         config: LogConfig,
         clean_shutdown: bool,
     ) -> Result<(Log, RecoveryReport), StorageError> {
+        Log::open_in(Arc::new(StdFs), dir, config, clean_shutdown)
+    }
+
+    /// `open` with every file operation going through `fs` (a [`crate::SimFs`] in tests).
+    pub fn open_in(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        config: LogConfig,
+        clean_shutdown: bool,
+    ) -> Result<(Log, RecoveryReport), StorageError> {
         let dir_ctx = || format!("log directory {}", dir.display());
-        fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir_ctx())))?;
+        let fs_handle = Arc::clone(&fs);
+        let fsr: &dyn Fs = &*fs_handle;
+        create_dir_durably(fsr, dir).map_err(io_err(format!("creating {}", dir_ctx())))?;
 
         // Inventory: segments by base offset; stale tmp files of interrupted checkpoint
         // writes go; index files without their .log go (a deletion that crashed midway).
         let mut bases = BTreeSet::new();
         let mut index_files = Vec::new();
-        for entry in fs::read_dir(dir).map_err(io_err(format!("listing {}", dir_ctx())))? {
-            let entry = entry.map_err(io_err(format!("listing {}", dir_ctx())))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+        let names = fsr
+            .list_dir(dir)
+            .map_err(io_err(format!("listing {}", dir_ctx())))?;
+        for name in names {
+            let path = dir.join(&name);
             if name.ends_with(TMP_SUFFIX) {
-                fs::remove_file(entry.path())
-                    .map_err(io_err(format!("removing {}", entry.path().display())))?;
+                fsr.remove_file(&path)
+                    .map_err(io_err(format!("removing {}", path.display())))?;
             } else if let Some(base) = parse_log_file_name(&name) {
                 bases.insert(base);
             } else if let Some(stem) = name
                 .strip_suffix(INDEX_SUFFIX)
                 .or_else(|| name.strip_suffix(TIME_INDEX_SUFFIX))
             {
-                index_files.push((stem.to_owned(), entry.path()));
+                index_files.push((stem.to_owned(), path));
             }
         }
         for (stem, path) in index_files {
             if parse_log_file_name(&format!("{stem}{LOG_SUFFIX}"))
                 .is_none_or(|b| !bases.contains(&b))
             {
-                fs::remove_file(&path)
+                fsr.remove_file(&path)
                     .map_err(io_err(format!("removing orphan {}", path.display())))?;
             }
         }
 
-        let ck = checkpoint::read_log_checkpoint(dir)
+        let ck = checkpoint::read_log_checkpoint(fsr, dir)
             .map_err(io_err(format!("reading checkpoint in {}", dir_ctx())))?;
-        let epochs_ck = checkpoint::read_leader_epochs(dir).map_err(io_err(format!(
+        let epochs_ck = checkpoint::read_leader_epochs(fsr, dir).map_err(io_err(format!(
             "reading leader-epoch checkpoint in {}",
             dir_ctx()
         )))?;
+        // Set when the log went offline: nothing from this offset on is trusted. It was
+        // written from a recovery point never below the checkpointed one; if it is below,
+        // it is not the file that was written (torn by a power loss) and is ignored.
+        let offline_rp = checkpoint::read_offline_checkpoint(fsr, dir)
+            .map_err(io_err(format!(
+                "reading offline checkpoint in {}",
+                dir_ctx()
+            )))?
+            .filter(|&rp| {
+                let consistent = ck.is_none_or(|c| rp >= c.recovery_point);
+                if !consistent {
+                    tracing::warn!(dir = %dir.display(), offline_recovery_point = rp,
+                        "offline checkpoint below the log checkpoint ignored");
+                }
+                consistent
+            });
+        let offline_ck_path = dir.join(checkpoint::OFFLINE_CHECKPOINT_FILE);
+        let offline_ck_exists = fsr
+            .exists(&offline_ck_path)
+            .map_err(io_err(format!("reading {}", dir_ctx())))?;
 
         let mut report = RecoveryReport::default();
         let mut segments = BTreeMap::new();
         if bases.is_empty() {
+            if offline_ck_exists {
+                // Nothing to cut; the directory fsync below makes the removal durable.
+                fsr.remove_file(&offline_ck_path)
+                    .map_err(io_err(format!("removing {}", offline_ck_path.display())))?;
+            }
             let base = ck.map_or(0, |c| c.log_start_offset);
-            let seg = Segment::create(dir, base)
+            let seg = Segment::create(fsr, dir, base)
                 .map_err(io_err(format!("creating first segment in {}", dir_ctx())))?;
-            checkpoint::fsync_dir(dir).map_err(io_err(format!("fsync {}", dir_ctx())))?;
+            fsr.sync_dir(dir)
+                .map_err(io_err(format!("fsync {}", dir_ctx())))?;
             segments.insert(base, seg);
             let log = Log {
+                fs,
                 dir: dir.to_owned(),
                 config,
                 segments,
@@ -184,6 +270,8 @@ impl Log {
                 recovery_point: base,
                 leader_epochs: Vec::new(),
                 offline: false,
+                syncs_in_flight: AtomicU32::new(0),
+                deferred_recovery_point: base,
             };
             if epochs_ck.is_none_or(|e| !e.is_empty()) {
                 log.write_leader_epochs()?;
@@ -192,9 +280,9 @@ impl Log {
             return Ok((log, report));
         }
         for &base in &bases {
-            let mut seg = Segment::open(dir, base)
+            let mut seg = Segment::open(fsr, dir, base)
                 .map_err(io_err(format!("opening segment {base} in {}", dir_ctx())))?;
-            seg.load_indexes().map_err(io_err(format!(
+            seg.load_indexes(fsr).map_err(io_err(format!(
                 "loading indexes of {}",
                 seg.log_path.display()
             )))?;
@@ -210,6 +298,13 @@ impl Log {
         } else {
             None
         };
+        // After the log went offline, batches at or past its recovery point are cut even if
+        // they look valid: they may exist only in the page cache (see checkpoint.rs).
+        let stop_at = offline_rp.unwrap_or(i64::MAX);
+        if let Some(rp) = offline_rp {
+            let from = segment_containing(rp);
+            scan_from = Some(scan_from.map_or(from, |s| s.min(from)));
+        }
         let rebuild_epochs = epochs_ck.is_none();
         let mut epochs_seen: Vec<(i32, i64)> = Vec::new();
         let mut note_epoch = |h: &BatchHeader| {
@@ -243,7 +338,7 @@ impl Log {
                 let scanning = scan_from.is_some_and(|s| i >= s);
                 if scanning || !seg.indexes_on_disk || rebuild_epochs {
                     let out = seg
-                        .scan(scanning, interval, &mut chunk, &mut note_epoch)
+                        .scan(scanning, interval, stop_at, &mut chunk, &mut note_epoch)
                         .map_err(io_err(format!("scanning {}", seg.log_path.display())))?;
                     if scanning {
                         report.batches_scanned += out.batches;
@@ -301,30 +396,39 @@ impl Log {
             let mut cut_bytes = 0u64;
             for &base in &bases[at + 1..] {
                 let seg = segments.remove(&base).expect("listed segment");
-                let len = seg.file.metadata().map(|m| m.len()).unwrap_or(0);
+                let len = seg.file.len_bytes().unwrap_or(0);
                 tracing::warn!(file = %seg.log_path.display(), position = 0, bytes = len, %reason,
                     "recovery deletes segment after the truncation point");
                 cut_bytes += len;
-                seg.delete_files()
-                    .map_err(io_err(format!("deleting {}", seg.log_path.display())))?;
+                let path = seg.log_path.clone();
+                seg.delete_files(fsr)
+                    .map_err(io_err(format!("deleting {}", path.display())))?;
             }
             let seg = segments.get_mut(&bases[at]).expect("listed segment");
-            let len = seg.file.metadata().map(|m| m.len()).unwrap_or(0);
+            let len = seg.file.len_bytes().unwrap_or(0);
             debug_assert!(seg.size_bytes <= len);
             cut_bytes += len - seg.size_bytes;
             if seg.size_bytes == 0 && at > 0 {
                 tracing::warn!(file = %seg.log_path.display(), position = 0, bytes = len, %reason,
                     "recovery deletes segment");
                 let seg = segments.remove(&bases[at]).expect("listed segment");
-                seg.delete_files()
-                    .map_err(io_err(format!("deleting {}", seg.log_path.display())))?;
+                let path = seg.log_path.clone();
+                seg.delete_files(fsr)
+                    .map_err(io_err(format!("deleting {}", path.display())))?;
             } else {
                 tracing::warn!(file = %seg.log_path.display(), position = seg.size_bytes,
                     bytes = len - seg.size_bytes, %reason, "recovery truncates segment");
+                // Its index files describe the old contents; should the segment ever grow
+                // back to their size with other batches, they would look valid.
+                seg.remove_index_files(fsr).map_err(io_err(format!(
+                    "removing indexes of {}",
+                    seg.log_path.display()
+                )))?;
                 seg.truncate_file()
                     .map_err(io_err(format!("truncating {}", seg.log_path.display())))?;
             }
-            checkpoint::fsync_dir(dir).map_err(io_err(format!("fsync {}", dir_ctx())))?;
+            fsr.sync_dir(dir)
+                .map_err(io_err(format!("fsync {}", dir_ctx())))?;
             report.bytes_truncated = cut_bytes;
             report.truncation_reason = Some(reason);
         }
@@ -373,6 +477,7 @@ impl Log {
         leader_epochs.retain(|&(_, off)| off < log_end_offset);
 
         let mut log = Log {
+            fs,
             dir: dir.to_owned(),
             config,
             segments,
@@ -380,12 +485,14 @@ impl Log {
             recovery_point,
             leader_epochs,
             offline: false,
+            syncs_in_flight: AtomicU32::new(0),
+            deferred_recovery_point: recovery_point,
         };
         // Rebuilt indexes of closed segments are written now; the active one's at roll/close.
         let active_base = log.active().base_offset;
         for seg in log.segments.values_mut() {
             if seg.base_offset != active_base && !seg.indexes_on_disk {
-                seg.write_indexes().map_err(io_err(format!(
+                seg.write_indexes(&*log.fs).map_err(io_err(format!(
                     "writing indexes of {}",
                     seg.log_path.display()
                 )))?;
@@ -395,7 +502,17 @@ impl Log {
             log.write_leader_epochs()?;
         }
         if recovered || ck.is_none() {
+            // Also fsyncs the directory: every entry the recovered log relies on (a segment
+            // created just before a crash, say) is durable before anything is appended.
             log.write_log_checkpoint()?;
+        }
+        if offline_ck_exists {
+            // Only once the cut is durable; and durably, before any append can be
+            // acknowledged past its offset, or a later crash would cut those too.
+            fsr.remove_file(&offline_ck_path)
+                .map_err(io_err(format!("removing {}", offline_ck_path.display())))?;
+            fsr.sync_dir(dir)
+                .map_err(io_err(format!("fsync {}", dir_ctx())))?;
         }
         if report.truncation_reason.is_some() {
             tracing::warn!(dir = %dir.display(), batches_scanned = report.batches_scanned,
@@ -424,17 +541,16 @@ impl Log {
             recovery_point: self.recovery_point,
             log_start_offset: self.log_start_offset,
         };
-        checkpoint::write_log_checkpoint(&self.dir, ck).map_err(io_err(format!(
+        checkpoint::write_log_checkpoint(&*self.fs, &self.dir, ck).map_err(io_err(format!(
             "writing checkpoint in {}",
             self.dir.display()
         )))
     }
 
     fn write_leader_epochs(&self) -> Result<(), StorageError> {
-        checkpoint::write_leader_epochs(&self.dir, &self.leader_epochs).map_err(io_err(format!(
-            "writing leader-epoch checkpoint in {}",
-            self.dir.display()
-        )))
+        checkpoint::write_leader_epochs(&*self.fs, &self.dir, &self.leader_epochs).map_err(io_err(
+            format!("writing leader-epoch checkpoint in {}", self.dir.display()),
+        ))
     }
 
     /// Leader epochs and the first offset of each (KIP-101), oldest first.
@@ -457,10 +573,52 @@ impl Log {
         self.offline
     }
 
+    /// Fail-stop after a failed write or fsync: refuse writes from now on, and record the
+    /// recovery point so that the next open discards everything past it.
     fn fail<T>(&mut self, err: StorageError) -> Result<T, StorageError> {
         tracing::error!(dir = %self.dir.display(), error = %err, "log goes offline");
-        self.offline = true;
+        self.go_offline();
         Err(err)
+    }
+
+    fn go_offline(&mut self) {
+        if self.offline {
+            return;
+        }
+        self.offline = true;
+        // Best effort: a failing disk may refuse this too (then see docs/storage.md).
+        if let Err(e) =
+            checkpoint::write_offline_checkpoint(&*self.fs, &self.dir, self.recovery_point)
+        {
+            tracing::error!(dir = %self.dir.display(), error = %e,
+                "could not write the offline checkpoint; the next open may trust unsynced data");
+        }
+    }
+
+    /// Record the log end as durable after one of the log's own fsyncs (roll, flush). While
+    /// a SyncTarget is out, that fsync may have "succeeded" because the broker's concurrent
+    /// fsync of the same file consumed the error (Linux reports a writeback error once per
+    /// open file description): the gain then waits for the broker's fsync to succeed.
+    fn own_fsync_succeeded(&mut self, end_offset: i64) {
+        if self.syncs_in_flight.load(Ordering::Acquire) == 0 {
+            self.recovery_point = self.recovery_point.max(end_offset);
+        } else {
+            self.deferred_recovery_point = self.deferred_recovery_point.max(end_offset);
+        }
+    }
+
+    /// Segments that may hold data not yet known durable: from the one holding the
+    /// recovery point to the active one (usually just the active one).
+    fn unsynced_files(&self) -> Vec<Arc<dyn StorageFile>> {
+        let from = self
+            .segments
+            .range(..=self.recovery_point)
+            .next_back()
+            .map_or(i64::MIN, |(&b, _)| b);
+        self.segments
+            .range(from..)
+            .map(|(_, s)| Arc::clone(&s.file))
+            .collect()
     }
 
     fn should_roll(&self, set_bytes: u64, offsets: i64, now_ms: i64) -> bool {
@@ -479,6 +637,7 @@ impl Log {
     /// Make the active segment durable and closed, then start a new one at the log end.
     fn roll(&mut self) -> Result<(), StorageError> {
         let dir = self.dir.clone();
+        let fs = Arc::clone(&self.fs);
         let seg = self.active_mut();
         let path = seg.log_path.clone();
         let result = seg
@@ -486,7 +645,7 @@ impl Log {
             .sync_data()
             .map_err(io_err(format!("fsync {} at roll", path.display())))
             .and_then(|()| {
-                seg.write_indexes()
+                seg.write_indexes(&*fs)
                     .map_err(io_err(format!("writing indexes of {}", path.display())))
             });
         if let Err(e) = result {
@@ -494,15 +653,15 @@ impl Log {
         }
         let log_end_offset = self.log_end_offset();
         // Every earlier segment was fsync'd at its own roll, so the whole log below the
-        // new segment is durable now.
-        self.recovery_point = self.recovery_point.max(log_end_offset);
-        let created = Segment::create(&dir, log_end_offset)
+        // new segment is durable now (unless a SyncTarget is out: own_fsync_succeeded).
+        self.own_fsync_succeeded(log_end_offset);
+        let created = Segment::create(&*fs, &dir, log_end_offset)
             .map_err(io_err(format!(
                 "creating segment {log_end_offset} in {}",
                 dir.display()
             )))
             .and_then(|seg| {
-                checkpoint::fsync_dir(&dir)
+                fs.sync_dir(&dir)
                     .map_err(io_err(format!("fsync {}", dir.display())))
                     .map(|()| seg)
             });
@@ -615,46 +774,68 @@ impl Log {
         })
     }
 
-    /// What to fsync to make the current log end durable.
+    /// What to fsync to make the current log end durable: the active segment, and earlier
+    /// ones if the recovery point is still in them (a roll while a SyncTarget was out).
+    /// Answer it with `mark_synced` or `mark_failed`.
     pub fn sync_target(&self) -> SyncTarget {
-        // Rolled segments are fsync'd at roll, so only the active one can hold unsynced data.
+        self.syncs_in_flight.fetch_add(1, Ordering::AcqRel);
         SyncTarget {
-            files: vec![Arc::clone(&self.active().file)],
+            files: self.unsynced_files(),
             end_offset: self.log_end_offset(),
         }
     }
 
+    fn sync_answered(&mut self) {
+        let n = self.syncs_in_flight.get_mut();
+        *n = n.saturating_sub(1);
+    }
+
     /// Record that everything below `end_offset` is durable (after a successful fsync of a
-    /// `SyncTarget`). Never moves backwards.
+    /// `SyncTarget`). Never moves backwards. Ignored once the log is offline: a successful
+    /// fsync after a failed one proves nothing, so acknowledge only up to
+    /// `recovery_point()` after this call.
     pub fn mark_synced(&mut self, end_offset: i64) {
         debug_assert!(
             end_offset <= self.log_end_offset(),
             "synced past the log end"
         );
-        self.recovery_point = self
-            .recovery_point
-            .max(end_offset.min(self.log_end_offset()));
+        self.sync_answered();
+        if self.offline {
+            tracing::warn!(dir = %self.dir.display(), end_offset,
+                "fsync completed on an offline log; not trusted");
+            return;
+        }
+        let mut rp = end_offset;
+        if *self.syncs_in_flight.get_mut() == 0 {
+            rp = rp.max(self.deferred_recovery_point);
+        }
+        self.recovery_point = self.recovery_point.max(rp.min(self.log_end_offset()));
     }
 
-    /// Mark the log offline after a failed fsync: every later append returns `Offline`.
+    /// The fsync of a `SyncTarget` failed: the log goes offline (every later append, flush
+    /// and close returns `Offline`) and the next open discards everything past the recovery
+    /// point. Never retry the fsync.
     pub fn mark_failed(&mut self) {
         tracing::error!(dir = %self.dir.display(), "fsync failed; log is offline until reopened");
-        self.offline = true;
+        self.sync_answered();
+        self.go_offline();
     }
 
-    /// fsync everything now (sync_target + fsync + mark_synced), used at shutdown and roll.
+    /// fsync everything now, inline (used at close; the broker's group commit uses
+    /// `sync_target` instead). Afterwards `recovery_point() == log_end_offset()`, unless a
+    /// SyncTarget is out (then the gain waits for it, see `own_fsync_succeeded`).
     pub fn flush(&mut self) -> Result<(), StorageError> {
         if self.offline {
             return Err(StorageError::Offline(self.dir.clone()));
         }
-        let target = self.sync_target();
-        for f in &target.files {
+        let end_offset = self.log_end_offset();
+        for f in self.unsynced_files() {
             if let Err(source) = f.sync_data() {
-                let context = format!("fsync of the active segment in {}", self.dir.display());
+                let context = format!("fsync of a segment in {}", self.dir.display());
                 return self.fail(StorageError::Io { context, source });
             }
         }
-        self.mark_synced(target.end_offset);
+        self.own_fsync_succeeded(end_offset);
         Ok(())
     }
 
@@ -857,22 +1038,37 @@ impl Log {
     /// its clean-shutdown marker, so that the next open recovers this log.
     pub fn close(mut self) -> Result<(), StorageError> {
         self.flush()?;
+        let fs = Arc::clone(&self.fs);
         for seg in self.segments.values_mut() {
             if !seg.indexes_on_disk {
-                seg.write_indexes().map_err(io_err(format!(
-                    "writing indexes of {}",
-                    seg.log_path.display()
-                )))?;
+                if let Err(source) = seg.write_indexes(&*fs) {
+                    let context = format!("writing indexes of {}", seg.log_path.display());
+                    return self.fail(StorageError::Io { context, source });
+                }
             }
         }
-        self.write_log_checkpoint()?;
-        checkpoint::fsync_dir(&self.dir).map_err(io_err(format!("fsync {}", self.dir.display())))
+        if let Err(e) = self.write_log_checkpoint() {
+            return self.fail(e);
+        }
+        if let Err(source) = self.fs.sync_dir(&self.dir) {
+            let context = format!("fsync {}", self.dir.display());
+            return self.fail(StorageError::Io { context, source });
+        }
+        Ok(())
     }
 
-    /// Remove the partition directory and everything in it.
+    /// Remove the partition directory and everything in it, durably (the parent directory
+    /// is fsync'd, so the partition does not come back after a power loss).
     pub fn delete(self) -> Result<(), StorageError> {
-        let dir = self.dir.clone();
+        let (fs, dir) = (Arc::clone(&self.fs), self.dir.clone());
         drop(self);
-        fs::remove_dir_all(&dir).map_err(io_err(format!("deleting {}", dir.display())))
+        fs.remove_dir_all(&dir)
+            .map_err(io_err(format!("deleting {}", dir.display())))?;
+        match parent_dir(&dir) {
+            Some(parent) => fs
+                .sync_dir(parent)
+                .map_err(io_err(format!("fsync {}", parent.display()))),
+            None => Ok(()),
+        }
     }
 }

@@ -1,13 +1,12 @@
 //! One segment: a `.log` file of whole batches plus its sparse `.index` and `.timeindex`,
 //! kept in memory and written to disk at roll and close (see docs/storage.md).
 
-use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::batch::{check_header, BatchHeader, BATCH_HEADER_LEN, CRC_COVERED_FROM};
+use crate::fs::{Fs, StorageFile};
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
@@ -41,7 +40,7 @@ pub(crate) fn parse_log_file_name(name: &str) -> Option<i64> {
 pub(crate) struct Segment {
     pub base_offset: i64,
     pub log_path: PathBuf,
-    pub file: Arc<File>,
+    pub file: Arc<dyn StorageFile>,
     pub size_bytes: u64,
     /// Offset after the last batch (== base_offset when empty).
     pub next_offset: i64,
@@ -69,28 +68,29 @@ pub(crate) struct ScanOutcome {
 }
 
 impl Segment {
-    pub fn create(dir: &Path, base_offset: i64) -> io::Result<Segment> {
+    pub fn create(fs: &dyn Fs, dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&log_path)?;
+        let file = fs.create_new(&log_path)?;
         Ok(Segment::new(base_offset, log_path, file, 0))
     }
 
-    pub fn open(dir: &Path, base_offset: i64) -> io::Result<Segment> {
+    pub fn open(fs: &dyn Fs, dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
-        let file = OpenOptions::new().read(true).write(true).open(&log_path)?;
-        let size_bytes = file.metadata()?.len();
+        let file = fs.open(&log_path)?;
+        let size_bytes = file.len_bytes()?;
         Ok(Segment::new(base_offset, log_path, file, size_bytes))
     }
 
-    fn new(base_offset: i64, log_path: PathBuf, file: File, size_bytes: u64) -> Segment {
+    fn new(
+        base_offset: i64,
+        log_path: PathBuf,
+        file: Arc<dyn StorageFile>,
+        size_bytes: u64,
+    ) -> Segment {
         Segment {
             base_offset,
             log_path,
-            file: Arc::new(file),
+            file,
             size_bytes,
             next_offset: base_offset,
             offset_index: Vec::new(),
@@ -224,15 +224,17 @@ impl Segment {
     /// Rebuild everything in memory by walking the file from position 0, batch by batch,
     /// with bounded memory. `verify_crc` also checks each batch's CRC-32C. Stops at the
     /// first batch that is torn, corrupt or not at the expected offset; `size_bytes` is then
-    /// the valid prefix. `on_batch` sees every valid batch (leader-epoch rebuild).
+    /// the valid prefix. `on_batch` sees every valid batch (leader-epoch rebuild). Batches
+    /// holding `stop_at` or later offsets are not accepted either (i64::MAX: no limit).
     pub fn scan(
         &mut self,
         verify_crc: bool,
         index_interval_bytes: u64,
+        stop_at: i64,
         chunk: &mut Vec<u8>,
         on_batch: &mut dyn FnMut(&BatchHeader),
     ) -> io::Result<ScanOutcome> {
-        let file_len = self.file.metadata()?.len();
+        let file_len = self.file.len_bytes()?;
         self.reset_indexes();
         let mut batches = 0u64;
         let mut pos = 0u64;
@@ -256,6 +258,14 @@ impl Segment {
                 break Some(format!(
                     "batch at position {pos} has base offset {}, expected {}",
                     h.base_offset, self.next_offset
+                ));
+            }
+            if h.last_offset() >= stop_at {
+                break Some(format!(
+                    "batch at position {pos} (offsets {}..={}) is past offset {stop_at}, the \
+                     recovery point when the log went offline",
+                    h.base_offset,
+                    h.last_offset()
                 ));
             }
             if h.last_offset() - self.base_offset > u32::MAX as i64
@@ -324,9 +334,10 @@ impl Segment {
 
     /// Load `.index` and `.timeindex` if they exist, are intact (magic, version, CRC) and
     /// describe exactly the current `.log` size. Returns false (nothing changed) otherwise.
-    pub fn load_indexes(&mut self) -> io::Result<bool> {
+    pub fn load_indexes(&mut self, fs: &dyn Fs) -> io::Result<bool> {
         let max_entries = self.size_bytes / BATCH_HEADER_LEN as u64 + 1;
         let Some(ox) = read_index_file(
+            fs,
             &self.index_path(INDEX_SUFFIX),
             OFFSET_INDEX_MAGIC,
             OFFSET_INDEX_HEADER_BYTES,
@@ -337,6 +348,7 @@ impl Segment {
             return Ok(false);
         };
         let Some(tx) = read_index_file(
+            fs,
             &self.index_path(TIME_INDEX_SUFFIX),
             TIME_INDEX_MAGIC,
             TIME_INDEX_HEADER_BYTES,
@@ -395,7 +407,7 @@ impl Segment {
     }
 
     /// Write both index files (sealing the time index first) and fsync them.
-    pub fn write_indexes(&mut self) -> io::Result<()> {
+    pub fn write_indexes(&mut self, fs: &dyn Fs) -> io::Result<()> {
         self.push_time_entry_if_grown();
         let mut ox = Vec::with_capacity(
             OFFSET_INDEX_HEADER_BYTES + self.offset_index.len() * OFFSET_INDEX_ENTRY_BYTES,
@@ -426,11 +438,7 @@ impl Segment {
             let crc = crc32c::crc32c(&buf[12..]);
             buf[8..12].copy_from_slice(&crc.to_be_bytes());
             let path = self.index_path(suffix);
-            let f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)?;
+            let f = fs.create_truncate(&path)?;
             f.write_all_at(buf, 0)?;
             f.sync_all()?;
         }
@@ -444,32 +452,38 @@ impl Segment {
         self.file.sync_all()
     }
 
-    /// Remove the three files (the .log last, so a crash midway leaves a .log that the next
-    /// recovery sees again rather than an orphan index that looks valid).
-    pub fn delete_files(&self) -> io::Result<()> {
+    /// Remove the index files (they describe contents the `.log` no longer has).
+    pub fn remove_index_files(&mut self, fs: &dyn Fs) -> io::Result<()> {
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            match fs::remove_file(self.index_path(suffix)) {
+            match fs.remove_file(&self.index_path(suffix)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
         }
-        fs::remove_file(&self.log_path)
+        self.indexes_on_disk = false;
+        Ok(())
+    }
+
+    /// Remove the three files (the .log last, so a crash midway leaves a .log that the next
+    /// recovery sees again rather than an orphan index that looks valid).
+    pub fn delete_files(mut self, fs: &dyn Fs) -> io::Result<()> {
+        self.remove_index_files(fs)?;
+        fs.remove_file(&self.log_path)
     }
 }
 
 /// The index file's bytes if present, well-formed (magic, version, CRC, whole entries) and
 /// not larger than `max_entries` entries; None otherwise.
 fn read_index_file(
+    fs: &dyn Fs,
     path: &Path,
     magic: &[u8; 4],
     header_bytes: usize,
     entry_bytes: usize,
     max_entries: u64,
 ) -> io::Result<Option<Vec<u8>>> {
-    let len = match fs::metadata(path) {
-        Ok(m) => m.len(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+    let Some(len) = fs.file_len(path)? else {
+        return Ok(None);
     };
     // Whole entries only (written as `x / n * n != x` to stay within MSRV 1.85).
     let body_bytes = len.saturating_sub(header_bytes as u64);
@@ -480,7 +494,7 @@ fn read_index_file(
     {
         return Ok(None);
     }
-    let buf = fs::read(path)?;
+    let buf = fs.read_file(path)?;
     if buf.len() as u64 != len
         || &buf[0..4] != magic
         || u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) != INDEX_VERSION

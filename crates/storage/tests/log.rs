@@ -375,13 +375,25 @@ fn appends_fail_after_mark_failed_until_reopened() {
     let tmp = tempfile::tempdir().unwrap();
     let mut log = open(tmp.path(), false);
     append(&mut log, 1, 1, 0);
+    log.flush().unwrap();
+    append(&mut log, 1, 1, 0); // not fsync'd when the fsync fails
+    let target = log.sync_target();
     log.mark_failed();
     let err = log.append(&mut record_batch(1, 1, 0), 1, 0).unwrap_err();
     assert!(matches!(err, StorageError::Offline(_)));
     assert!(matches!(log.flush(), Err(StorageError::Offline(_))));
     assert!(log.read(0, 100, i64::MAX).is_ok(), "reads still work");
+    log.mark_synced(target.end_offset);
+    assert_eq!(log.recovery_point(), 1, "no fsync is trusted once offline");
     assert!(matches!(log.close(), Err(StorageError::Offline(_))));
-    let mut log = open(tmp.path(), false);
+    assert!(tmp.path().join("offline-checkpoint").exists());
+    // The reopen discards what was not fsync'd when the log went offline: the page cache
+    // may hold pages the failed fsync never wrote.
+    let (mut log, report) = Log::open(tmp.path(), config(), false).unwrap();
+    assert_eq!(log.log_end_offset(), 1);
+    let reason = report.truncation_reason.unwrap();
+    assert!(reason.contains("past offset 1"), "{reason}");
+    assert!(!tmp.path().join("offline-checkpoint").exists());
     assert_eq!(append(&mut log, 1, 1, 0), (1, 1));
 }
 
