@@ -110,6 +110,10 @@ impl Broker {
     pub async fn open(config: BrokerConfig) -> anyhow_like::Result<Arc<Broker>> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, "create data dir", e))?;
+        // The data directory's own entry must survive a power loss too.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fsync_dir(parent)?;
+        }
         let cluster_id = load_or_create_cluster_id(&dir)?;
         let catalog = read_catalog(&dir)?;
         // A directory with no topics has nothing to recover, marker or not.

@@ -304,8 +304,18 @@ impl Partition {
                         tracing::warn!(partition = %self.name(), error = %e, "producer-state snapshot failed");
                     }
                 }
+                // The log's own view of what is durable: after a failure elsewhere (a roll's
+                // fsync) it ignores this success, and nothing past its recovery point may be
+                // acknowledged.
+                let durable = log.get_ref().recovery_point();
+                let offline = log.get_ref().is_offline();
                 drop(log);
-                self.advance_high_watermark(end_offset);
+                self.advance_high_watermark(durable);
+                if offline {
+                    tracing::error!(partition = %self.name(), "log went offline after a storage failure");
+                    self.state.send_modify(|s| s.offline = true);
+                    return Err(PartitionError::Offline(self.name()));
+                }
                 Ok(())
             }
             Err(e) => {
