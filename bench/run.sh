@@ -98,9 +98,14 @@ run_session() {  # NAME EXTRA_PRODUCE_CONSUME_ARGS...
         sleep 0.1
     done
     log "[$name] produce/consume: MESSAGES=$MESSAGES SIZE=$SIZE PARTITIONS=$PARTITIONS $*"
-    "$PY" "$ROOT/bench/produce_consume.py" --bootstrap "127.0.0.1:$port" \
-        --messages "$MESSAGES" --size "$SIZE" --partitions "$PARTITIONS" "$@" \
-        >"$WORK/pc.$name.out" || rc=$?
+    if [ "$name" = concurrent ]; then
+        "$PY" "$ROOT/bench/concurrent_producers.py" --bootstrap "127.0.0.1:$port" \
+            --size "$SIZE" "$@" >"$WORK/pc.$name.out" || rc=$?
+    else
+        "$PY" "$ROOT/bench/produce_consume.py" --bootstrap "127.0.0.1:$port" \
+            --messages "$MESSAGES" --size "$SIZE" --partitions "$PARTITIONS" "$@" \
+            >"$WORK/pc.$name.out" || rc=$?
+    fi
     local broker_rc=0
     stop_broker || broker_rc=$?
     log "[$name] broker exited with status $broker_rc"
@@ -121,6 +126,9 @@ run_session() {  # NAME EXTRA_PRODUCE_CONSUME_ARGS...
 
 run_session plain --rate "$RATE"
 run_session idempotent --rate 0 --idempotent
+run_session concurrent --producers 8 --seconds 5
+PC_JSON_CONCURRENT="$(cat "$WORK/result.concurrent.json")"
+TOTALS_CONCURRENT="$(cat "$WORK/totals.concurrent")"
 PC_JSON="$(cat "$WORK/result.plain.json")"
 PC_JSON_IDEMPOTENT="$(cat "$WORK/result.idempotent.json")"
 TOTALS_PLAIN="$(cat "$WORK/totals.plain")"
@@ -146,7 +154,7 @@ FS_DEV="$(df --output=source "$WORK" | tail -n 1)"
 COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then COMMIT="$COMMIT (dirty)"; fi
 
-export PC_JSON PC_JSON_IDEMPOTENT TOTALS_PLAIN TOTALS_IDEMPOTENT BROKER_RC BROKER_WARNINGS DATA_BYTES FS_TYPE FS_DEV COMMIT PORT \
+export PC_JSON PC_JSON_IDEMPOTENT PC_JSON_CONCURRENT TOTALS_CONCURRENT TOTALS_PLAIN TOTALS_IDEMPOTENT BROKER_RC BROKER_WARNINGS DATA_BYTES FS_TYPE FS_DEV COMMIT PORT \
        MESSAGES SIZE PARTITIONS
 export BROKER_CMD_STR="weir serve --listen 127.0.0.1:$PORT --data-dir <tmp>/data"
 export FIO_SEQ_STR="${FIO_SEQ[*]/#--filename=*/--filename=<tmp>/seq}"
@@ -162,6 +170,7 @@ env = os.environ
 pc = json.loads(env["PC_JSON"])
 p, c = pc["produce"], pc["consume"]
 pi = json.loads(env["PC_JSON_IDEMPOTENT"])["produce"]
+cc = json.loads(env["PC_JSON_CONCURRENT"])
 
 def totals_row(line):
     t = dict(kv.split("=") for kv in line.split())
@@ -198,6 +207,11 @@ rows = [
      totals_row(env["TOTALS_PLAIN"])),
     ("group commit", "appends / fsync rounds (idempotent run)",
      totals_row(env["TOTALS_IDEMPOTENT"])),
+    ("group commit", f"{cc['producers']} producer processes, 1 partition, linger.ms=0, "
+     f"{cc['window']} in flight each: throughput, latency p50 / p99",
+     f"{cc['msg_per_s']:.0f} msg/s, {cc['p50_ms']:.2f} / {cc['p99_ms']:.2f} ms"),
+    ("group commit", "appends / fsync rounds (those 8 producers)",
+     totals_row(env["TOTALS_CONCURRENT"])),
     ("consume", "messages read (= produced)", f"{c['consumed']} ({'yes' if c['consumed'] == pc['messages'] else 'NO'})"),
     ("consume", "throughput", f"{c['msg_per_s']:.0f} msg/s, {c['mb_per_s']:.1f} MB/s ({c['seconds']:.2f} s)"),
     ("broker", "SIGTERM exit status (plain/idempotent) / warn+error log lines", f"{env['BROKER_RC']} / {env['BROKER_WARNINGS']}"),
