@@ -740,9 +740,16 @@ impl Log {
         let seg = self.active_mut();
         let start = seg.size_bytes;
         if let Err(source) = seg.file.write_all_at(records, start) {
-            // Best effort: do not leave a partial batch for a clean reopen to trust.
-            let _ = seg.file.set_len(start);
+            // Do not leave a partial batch for a clean reopen to trust.
+            let truncated = seg.file.set_len(start);
             let context = format!("writing {} at position {start}", seg.log_path.display());
+            if source.kind() == std::io::ErrorKind::StorageFull && truncated.is_ok() {
+                // Disk full: nothing of this append remains and nothing durable was
+                // touched, so the log stays online and takes writes again once there is
+                // space. (A failed fsync, by contrast, is never survivable: see `fail`.)
+                tracing::warn!(dir = %self.dir.display(), "disk full: append refused");
+                return Err(StorageError::Io { context, source });
+            }
             return self.fail(StorageError::Io { context, source });
         }
         for (pos, h) in &frames {

@@ -542,7 +542,7 @@ fn failed_group_commit_fsync_takes_the_log_offline_until_reopened() {
 }
 
 #[test]
-fn a_full_disk_takes_the_log_offline_and_loses_nothing_acknowledged() {
+fn a_full_disk_refuses_appends_then_resumes_and_loses_nothing_acknowledged() {
     let fs = fresh_fs(2);
     let mut sim = Sim::new(fs.clone(), 2, Ack::AfterFsync, "disk full".into());
     sim.open(false).unwrap();
@@ -550,14 +550,22 @@ fn a_full_disk_takes_the_log_offline_and_loses_nothing_acknowledged() {
     sim.log().flush().unwrap();
     sim.acked_end = sim.log().log_end_offset();
     fs.set_disk_full(true);
-    let err = sim.append().unwrap_err();
-    assert!(
-        matches!(&err, StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull),
-        "{err}"
-    );
-    assert!(sim.log().is_offline());
-    assert!(matches!(sim.append(), Err(StorageError::Offline(_))));
+    for _ in 0..3 {
+        let err = sim.append().unwrap_err();
+        assert!(
+            matches!(&err, StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull),
+            "{err}"
+        );
+        // Disk full is not a failed fsync: the log stays online, nothing was written.
+        assert!(!sim.log().is_offline());
+        assert_eq!(sim.log().log_end_offset(), sim.acked_end);
+    }
+    // Space comes back: writes resume without a reopen, and are durable once synced.
     fs.set_disk_full(false);
+    sim.run(5).unwrap();
+    sim.log().flush().unwrap();
+    sim.acked_end = sim.log().log_end_offset();
+    fs.crash();
     fs.restart();
     sim.open(false).unwrap();
     assert!(sim.verify());
