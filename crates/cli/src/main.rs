@@ -106,6 +106,18 @@ struct ServeArgs {
     /// Partitions of `__consumer_offsets` when it is created (`offsets.topic.num.partitions`) [default: 50].
     #[arg(long, env = "WEIR_OFFSETS_TOPIC_NUM_PARTITIONS")]
     offsets_topic_num_partitions: Option<i32>,
+    /// Connections from one address beyond this are closed at once (`max.connections.per.ip`) [default: unlimited].
+    #[arg(long, env = "WEIR_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
+    /// A connection that sends nothing for this long is closed (`connections.max.idle.ms`) [default: 600000].
+    #[arg(long, env = "WEIR_CONNECTIONS_MAX_IDLE_MS")]
+    connections_max_idle_ms: Option<u64>,
+    /// Requests read but not yet answered, over all connections; then reading pauses (`queued.max.requests`) [default: 500].
+    #[arg(long, env = "WEIR_QUEUED_MAX_REQUESTS")]
+    queued_max_requests: Option<usize>,
+    /// Memory for requests being read or in flight, over all connections; then reading pauses (`queued.max.request.bytes`) [default: 536870912].
+    #[arg(long, env = "WEIR_QUEUED_MAX_REQUEST_BYTES")]
+    queued_max_request_bytes: Option<usize>,
     /// An idempotent producer idle this long is forgotten (`producer.id.expiration.ms`) [default: 86400000].
     #[arg(long, env = "WEIR_PRODUCER_ID_EXPIRATION_MS")]
     producer_id_expiration_ms: Option<i64>,
@@ -160,6 +172,14 @@ impl ServeArgs {
             producer_id_expiration_ms: self
                 .producer_id_expiration_ms
                 .or(file.producer_id_expiration_ms),
+            max_connections_per_ip: self.max_connections_per_ip.or(file.max_connections_per_ip),
+            connections_max_idle_ms: self
+                .connections_max_idle_ms
+                .or(file.connections_max_idle_ms),
+            queued_max_requests: self.queued_max_requests.or(file.queued_max_requests),
+            queued_max_request_bytes: self
+                .queued_max_request_bytes
+                .or(file.queued_max_request_bytes),
         }
     }
 }
@@ -243,10 +263,31 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             .unwrap_or(24 * 60 * 60 * 1000)
             .max(1),
     };
+    let d = ServerLimits::default();
     let limits = ServerLimits {
-        max_connections: args.max_connections.unwrap_or(10_000).max(1),
-        ..ServerLimits::default()
+        max_connections: args.max_connections.unwrap_or(d.max_connections).max(1),
+        max_connections_per_ip: args
+            .max_connections_per_ip
+            .unwrap_or(d.max_connections_per_ip)
+            .max(1),
+        connections_max_idle_ms: args
+            .connections_max_idle_ms
+            .unwrap_or(d.connections_max_idle_ms)
+            .max(1),
+        queued_max_requests: args.queued_max_requests.unwrap_or(d.queued_max_requests).max(1),
+        queued_max_request_bytes: args
+            .queued_max_request_bytes
+            .unwrap_or(d.queued_max_request_bytes),
+        ..d
     };
+    if limits.queued_max_request_bytes < config.socket_request_max_bytes {
+        bail!(
+            "queued.max.request.bytes ({}) must be at least socket.request.max.bytes ({}): a largest request must fit in the budget",
+            limits.queued_max_request_bytes,
+            config.socket_request_max_bytes
+        );
+    }
+    raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -271,6 +312,27 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("shutdown: {e}"))?;
         Ok(())
     })
+}
+
+/// Connections and segment files need descriptors: lift the soft limit to the hard one, as
+/// servers usually do, so `max.connections` is reachable.
+fn raise_open_files_limit() {
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+                tracing::warn!("could not raise the open files limit");
+            }
+        }
+    }
 }
 
 fn group_config(args: &ServeArgs) -> Result<GroupConfig> {

@@ -21,6 +21,24 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max_bytes: usize,
 ) -> Result<Option<BytesMut>, FrameError> {
+    let Some(size) = read_frame_size(reader, max_bytes).await? else {
+        return Ok(None);
+    };
+    let mut body = BytesMut::with_capacity(size.min(FRAME_CHUNK_BYTES));
+    while body.len() < size {
+        read_frame_chunk(reader, &mut body, size).await?;
+    }
+    Ok(Some(body))
+}
+
+/// Body bytes are read (and buffer space reserved) at most this many at a time.
+pub const FRAME_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Read a frame's 4-byte size prefix and check it: `Ok(None)` on a clean end of stream.
+pub async fn read_frame_size<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max_bytes: usize,
+) -> Result<Option<usize>, FrameError> {
     let mut size_buf = [0u8; 4];
     match reader.read(&mut size_buf[..1]).await? {
         0 => return Ok(None),
@@ -37,18 +55,23 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max: max_bytes,
         });
     }
-    let size = size as usize;
-    const CHUNK_BYTES: usize = 64 * 1024;
-    let mut body = BytesMut::with_capacity(size.min(CHUNK_BYTES));
-    while body.len() < size {
-        let want = (size - body.len()).min(CHUNK_BYTES);
-        body.reserve(want);
-        let n = (&mut *reader).take(want as u64).read_buf(&mut body).await?;
-        if n == 0 {
-            return Err(FrameError::Truncated);
-        }
+    Ok(Some(size as usize))
+}
+
+/// Read the next piece of a frame body of `size` bytes into `body` (at most
+/// `FRAME_CHUNK_BYTES`, reserving only that); returns how many bytes arrived.
+pub async fn read_frame_chunk<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    body: &mut BytesMut,
+    size: usize,
+) -> Result<usize, FrameError> {
+    let want = (size - body.len()).min(FRAME_CHUNK_BYTES);
+    body.reserve(want);
+    let n = (&mut *reader).take(want as u64).read_buf(body).await?;
+    if n == 0 && want > 0 {
+        return Err(FrameError::Truncated);
     }
-    Ok(Some(body))
+    Ok(n)
 }
 
 fn eof_as_truncated(e: std::io::Error) -> FrameError {

@@ -12,7 +12,7 @@ pub mod frame;
 pub mod header;
 pub mod versions;
 
-pub use frame::{read_frame, FrameError};
+pub use frame::{read_frame, read_frame_chunk, read_frame_size, FrameError, FRAME_CHUNK_BYTES};
 pub use header::{encode_response, parse_request_header, EncodeError, HeaderError, RequestMeta};
 pub use versions::{supported_range, SUPPORTED_APIS};
 

@@ -12,26 +12,41 @@
 //! connection finishes the requests it has already read; every connection task holds a clone
 //! of an mpsc sender, so when `recv` on the receiver returns `None` every connection is done.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use weir_broker::api::{self, Response};
 use weir_broker::Broker;
 use weir_protocol::kafka_protocol::messages::ApiKey;
-use weir_protocol::{parse_request_header, read_frame, FrameError, HeaderError};
+use weir_protocol::{
+    parse_request_header, read_frame_chunk, read_frame_size, FrameError, HeaderError,
+    FRAME_CHUNK_BYTES,
+};
 
-/// Limits of the network edge.
+/// Limits of the network edge (Kafka's names).
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
     /// `max.connections`: connections beyond this wait in the accept queue.
     pub max_connections: usize,
-    /// Requests read but not yet answered, per connection (`queued.max.requests` spirit):
-    /// when reached, the reader stops reading, so the client feels backpressure.
+    /// `max.connections.per.ip`: a further connection from the same address is closed at
+    /// once.
+    pub max_connections_per_ip: usize,
+    /// `connections.max.idle.ms`: a connection that sends nothing for this long is closed.
+    pub connections_max_idle_ms: u64,
+    /// `queued.max.requests`: requests read (complete) but not yet answered, over all
+    /// connections. When reached, connections stop reading: backpressure, not memory.
+    pub queued_max_requests: usize,
+    /// `queued.max.request.bytes`: bytes of requests being read or in flight, over all
+    /// connections. Body bytes are only read after their share of this budget is taken, so
+    /// request memory never exceeds it however many clients send at once.
+    pub queued_max_request_bytes: usize,
+    /// Requests read but not yet answered on one connection.
     pub max_in_flight_per_connection: usize,
 }
 
@@ -39,9 +54,27 @@ impl Default for ServerLimits {
     fn default() -> Self {
         ServerLimits {
             max_connections: 10_000,
+            max_connections_per_ip: usize::MAX,
+            connections_max_idle_ms: 600_000,
+            queued_max_requests: 500,
+            queued_max_request_bytes: 512 * 1024 * 1024,
             max_in_flight_per_connection: 32,
         }
     }
+}
+
+/// The shared budgets every connection draws from.
+struct Budgets {
+    requests: Arc<Semaphore>,
+    request_bytes: Arc<Semaphore>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// What a request holds until its response is written: its place in `queued.max.requests`
+/// and its bytes of `queued.max.request.bytes`.
+struct Held {
+    _request: OwnedSemaphorePermit,
+    _bytes: Option<OwnedSemaphorePermit>,
 }
 
 /// Serve Kafka clients on `listener` until `shutdown` turns true, then finish in-flight
@@ -53,6 +86,15 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let budgets = Arc::new(Budgets {
+        requests: Arc::new(Semaphore::new(limits.queued_max_requests.max(1))),
+        request_bytes: Arc::new(Semaphore::new(
+            limits
+                .queued_max_request_bytes
+                .clamp(FRAME_CHUNK_BYTES, Semaphore::MAX_PERMITS),
+        )),
+        per_ip: Mutex::new(HashMap::new()),
+    });
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     loop {
         let permit = tokio::select! {
@@ -65,13 +107,32 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
+                {
+                    let mut per_ip = budgets.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = per_ip.entry(peer.ip()).or_insert(0);
+                    if *n >= limits.max_connections_per_ip {
+                        tracing::warn!(%peer, limit = limits.max_connections_per_ip,
+                            "closing connection: max.connections.per.ip reached");
+                        continue;
+                    }
+                    *n += 1;
+                }
                 let broker = broker.clone();
                 let shutdown = shutdown.clone();
                 let done = done_tx.clone();
                 let limits = limits.clone();
+                let budgets = budgets.clone();
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);
-                    handle_connection(broker, stream, peer, limits, shutdown).await;
+                    handle_connection(broker, stream, peer, limits, budgets.clone(), shutdown)
+                        .await;
+                    let mut per_ip = budgets.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(n) = per_ip.get_mut(&peer.ip()) {
+                        *n -= 1;
+                        if *n == 0 {
+                            per_ip.remove(&peer.ip());
+                        }
+                    }
                     drop(permit);
                     drop(done);
                 });
@@ -89,19 +150,112 @@ pub async fn serve(
     let _ = done_rx.recv().await;
 }
 
+/// How long a connection in the middle of a frame waits for request-memory budget before it
+/// is closed.
+const BUDGET_WAIT: Duration = Duration::from_secs(10);
+
+/// Why the reader stopped.
+enum ReadEnd {
+    Closed,
+    Idle,
+    Shutdown,
+    /// `queued.max.request.bytes` stayed exhausted for `BUDGET_WAIT` mid-frame.
+    Budget,
+    Frame(FrameError),
+}
+
+/// Read one whole request frame, taking its bytes from the shared budget chunk by chunk
+/// before reading them (so a flood of large frames waits instead of allocating), and then
+/// its place among the queued requests. Closes idle connections.
+async fn read_request(
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    max_frame: usize,
+    limits: &ServerLimits,
+    budgets: &Budgets,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(BytesMut, Held), ReadEnd> {
+    let idle = Duration::from_millis(limits.connections_max_idle_ms.max(1));
+    let size = tokio::select! {
+        r = tokio::time::timeout(idle, read_frame_size(reader, max_frame)) => match r {
+            Err(_) => return Err(ReadEnd::Idle),
+            Ok(Ok(Some(size))) => size,
+            Ok(Ok(None)) => return Err(ReadEnd::Closed),
+            Ok(Err(e)) => return Err(ReadEnd::Frame(e)),
+        },
+        _ = shutdown.wait_for(|s| *s) => return Err(ReadEnd::Shutdown),
+    };
+    let mut body = BytesMut::new();
+    let mut bytes_permit: Option<OwnedSemaphorePermit> = None;
+    while body.len() < size {
+        let want = (size - body.len()).min(FRAME_CHUNK_BYTES);
+        // Bytes are taken as they arrive, so a slow sender holds only what it has sent.
+        // Connections that each hold part of a large frame could wait on each other for
+        // ever; one that cannot get its next chunk in time gives up its share and is closed
+        // (its client retries), so the others finish.
+        let got = tokio::select! {
+            p = tokio::time::timeout(
+                BUDGET_WAIT,
+                budgets.request_bytes.clone().acquire_many_owned(want as u32),
+            ) => match p {
+                Ok(p) => p.expect("never closed"),
+                Err(_) => return Err(ReadEnd::Budget),
+            },
+            _ = shutdown.wait_for(|s| *s) => return Err(ReadEnd::Shutdown),
+        };
+        match bytes_permit.as_mut() {
+            Some(p) => p.merge(got),
+            None => bytes_permit = Some(got),
+        }
+        let read = tokio::select! {
+            r = tokio::time::timeout(idle, read_frame_chunk(reader, &mut body, size)) => r,
+            _ = shutdown.wait_for(|s| *s) => return Err(ReadEnd::Shutdown),
+        };
+        match read {
+            Err(_) => return Err(ReadEnd::Idle),
+            Ok(Err(e)) => return Err(ReadEnd::Frame(e)),
+            Ok(Ok(n)) => {
+                // Give back what was taken for bytes that did not arrive in this read.
+                if n < want {
+                    if let Some(p) = bytes_permit.as_mut() {
+                        if let Some(unused) = p.split(want - n) {
+                            drop(unused);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let request = budgets
+        .requests
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("never closed");
+    Ok((
+        body,
+        Held {
+            _request: request,
+            _bytes: bytes_permit,
+        },
+    ))
+}
+
 async fn handle_connection(
     broker: Arc<Broker>,
     stream: TcpStream,
     peer: SocketAddr,
     limits: ServerLimits,
+    budgets: Arc<Budgets>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     tracing::debug!(%peer, "connection opened");
     let client_host = format!("/{}", peer.ip());
     let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Response>(limits.max_in_flight_per_connection);
+    // Each response travels with what its request holds of the shared budgets, released
+    // once the response is written.
+    let (tx, mut rx) = mpsc::channel::<(Response, Held)>(limits.max_in_flight_per_connection);
     let writer_task = tokio::spawn(async move {
-        while let Some(resp) = rx.recv().await {
+        while let Some((resp, held)) = rx.recv().await {
             let bytes: Bytes = match resp {
                 Response::Now(b) => b,
                 Response::Later(fut) => match fut.await {
@@ -117,28 +271,37 @@ async fn handle_connection(
                 tracing::debug!(%peer, error = %e, "write failed");
                 break;
             }
+            drop(held);
         }
         let _ = writer.shutdown().await;
     });
 
     let max_frame = broker.config.socket_request_max_bytes;
     loop {
-        let frame = tokio::select! {
-            f = read_frame(&mut reader, max_frame) => f,
-            _ = shutdown.wait_for(|s| *s) => break,
-        };
-        let mut frame: Bytes = match frame {
-            Ok(Some(f)) => f.freeze(),
-            Ok(None) => break,
-            Err(FrameError::Io(e)) => {
-                tracing::debug!(%peer, error = %e, "read failed");
-                break;
-            }
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection");
-                break;
-            }
-        };
+        let (frame, held) =
+            match read_request(&mut reader, max_frame, &limits, &budgets, &mut shutdown).await {
+                Ok(r) => r,
+                Err(ReadEnd::Closed | ReadEnd::Shutdown) => break,
+                Err(ReadEnd::Idle) => {
+                    tracing::info!(%peer, idle_ms = limits.connections_max_idle_ms,
+                        "closing idle connection (connections.max.idle.ms)");
+                    break;
+                }
+                Err(ReadEnd::Budget) => {
+                    tracing::warn!(%peer, budget = limits.queued_max_request_bytes,
+                        "closing connection: request memory budget (queued.max.request.bytes) exhausted");
+                    break;
+                }
+                Err(ReadEnd::Frame(FrameError::Io(e))) => {
+                    tracing::debug!(%peer, error = %e, "read failed");
+                    break;
+                }
+                Err(ReadEnd::Frame(e)) => {
+                    tracing::warn!(%peer, error = %e, "closing connection");
+                    break;
+                }
+            };
+        let mut frame = frame.freeze();
         let meta = match parse_request_header(&mut frame) {
             Ok(mut m) => {
                 m.client_host = client_host.clone();
@@ -151,7 +314,7 @@ async fn handle_connection(
             }) if api_key == ApiKey::ApiVersions as i16 => {
                 tracing::debug!(%peer, api_version, "ApiVersions at an unknown version: answering v0");
                 let resp = api::api_versions::unsupported_version_response(correlation_id);
-                if tx.send(Response::Now(resp)).await.is_err() {
+                if tx.send((Response::Now(resp), held)).await.is_err() {
                     break;
                 }
                 continue;
@@ -163,7 +326,7 @@ async fn handle_connection(
         };
         match api::dispatch(&broker, &meta, frame).await {
             Ok(resp) => {
-                if tx.send(resp).await.is_err() {
+                if tx.send((resp, held)).await.is_err() {
                     break;
                 }
             }
