@@ -1,0 +1,112 @@
+"""Just enough of the Kafka wire format, by hand, for tests that must send what no client
+library would: record batches built byte by byte (a decompression bomb), raw Produce and
+ListOffsets requests."""
+
+import socket
+import struct
+import zlib
+
+_CRC32C_TABLE = []
+for _n in range(256):
+    _c = _n
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
+    _CRC32C_TABLE.append(_c)
+
+
+def crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    table = _CRC32C_TABLE
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def zigzag_varint(n: int) -> bytes:
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while True:
+        b = z & 0x7F
+        z >>= 7
+        if z:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def gzip_bomb_batch(inflated_bytes: int, timestamp_ms: int) -> bytes:
+    """A v2 record batch, gzip-compressed, holding one record whose value is
+    `inflated_bytes` zeros: it inflates about 1000x."""
+    value_prefix = (b"\x00" + zigzag_varint(0) + zigzag_varint(0) + zigzag_varint(-1)
+                    + zigzag_varint(inflated_bytes))
+    body_len = len(value_prefix) + inflated_bytes + 1  # + headers count
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip wrapper
+    out = [comp.compress(zigzag_varint(body_len) + value_prefix)]
+    chunk = b"\x00" * (1 << 20)
+    left = inflated_bytes
+    while left:
+        n = min(left, len(chunk))
+        out.append(comp.compress(chunk[:n]))
+        left -= n
+    out.append(comp.compress(zigzag_varint(0)))
+    out.append(comp.flush())
+    records = b"".join(out)
+    # attributes (gzip) .. records count, then the compressed records: the CRC covers it.
+    after_crc = (struct.pack(">hiqqqhii", 1, 0, timestamp_ms, timestamp_ms, -1, -1, -1, 1)
+                 + records)
+    crc = crc32c(after_crc)
+    batch_len = 4 + 1 + 4 + len(after_crc)  # leader epoch, magic, crc, rest
+    return struct.pack(">qiibI", 0, batch_len, -1, 2, crc) + after_crc
+
+
+def kstr(s: str) -> bytes:
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+def request(api_key, version, correlation_id, body, client_id="raw"):
+    payload = struct.pack(">hhi", api_key, version, correlation_id) + kstr(client_id) + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+def read_response(sock) -> bytes:
+    def exact(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+        return buf
+    size = struct.unpack(">i", exact(4))[0]
+    return exact(size)
+
+
+def produce_v7(port, topic, partition, batch, timeout=30.0) -> int:
+    """Produce one record set with acks=all; returns the partition's error code."""
+    body = (struct.pack(">hhi", -1, -1, 30000) + struct.pack(">i", 1) + kstr(topic)
+            + struct.pack(">i", 1) + struct.pack(">i", partition)
+            + struct.pack(">i", len(batch)) + batch)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request(0, 7, 1, body))
+        resp = read_response(s)
+    # correlation id, topics count, name, partitions count, index, error code
+    pos = 4 + 4
+    name_len = struct.unpack_from(">h", resp, pos)[0]
+    pos += 2 + name_len + 4 + 4
+    return struct.unpack_from(">h", resp, pos)[0]
+
+
+def list_offsets_by_time_v4(port, topic, partition, timestamp_ms, timeout=60.0):
+    """ListOffsets v4 for one timestamp: (error, timestamp, offset)."""
+    body = (struct.pack(">ib", -1, 0) + struct.pack(">i", 1) + kstr(topic)
+            + struct.pack(">i", 1) + struct.pack(">iiq", partition, -1, timestamp_ms))
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request(2, 4, 2, body))
+        resp = read_response(s)
+    # correlation, throttle, topics count, name, partitions count, index, error, ts, offset
+    pos = 4 + 4 + 4
+    name_len = struct.unpack_from(">h", resp, pos)[0]
+    pos += 2 + name_len + 4 + 4
+    return struct.unpack_from(">hqq", resp, pos)
