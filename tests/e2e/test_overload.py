@@ -174,3 +174,64 @@ def test_hostile_clients_do_not_hurt_a_well_behaved_one(make_broker):
     assert rss.peak < RSS_LIMIT
     # The broker still answers new clients.
     create_topic(broker.bootstrap, "after", 1)
+
+
+def closed_within(sock, seconds):
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_idle_connections_are_closed(make_broker):
+    broker = make_broker("--connections-max-idle-ms", "500")
+    with socket.create_connection(("127.0.0.1", broker.port)) as s:
+        assert closed_within(s, 5)
+    assert "closing idle connection" in broker.log()
+    # A busy client is not idle: its connections live on.
+    create_topic(broker.bootstrap, "busy", 1)
+
+
+def test_max_connections_per_ip(make_broker):
+    broker = make_broker("--max-connections-per-ip", "5")
+    held = [socket.create_connection(("127.0.0.1", broker.port)) for _ in range(5)]
+    try:
+        extra = socket.create_connection(("127.0.0.1", broker.port))
+        assert closed_within(extra, 5), "the sixth connection from one address is closed"
+        extra.close()
+        assert "max.connections.per.ip reached" in broker.log()
+        for s in held:
+            s.setblocking(False)
+            try:
+                assert s.recv(1) != b"", "held connections stay open"
+            except BlockingIOError:
+                pass
+    finally:
+        for s in held:
+            s.close()
+    # Once they are gone, the address may connect again.
+    time.sleep(0.2)
+    create_topic(broker.bootstrap, "again", 1)
+
+
+def test_one_queued_request_still_serves_pipelining_clients(make_broker):
+    """queued.max.requests=1 and a tiny byte budget: clients that pipeline many requests are
+    slowed (backpressure), never deadlocked or refused."""
+    from confluent_kafka import Producer
+    from conftest import consume_to_end
+
+    broker = make_broker("--queued-max-requests", "1", "--queued-max-request-bytes", "1048576",
+                         "--socket-request-max-bytes", "1048576")
+    create_topic(broker.bootstrap, "narrow", 4)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 1,
+                  "batch.size": 65536})
+    errors = []
+    for i in range(20_000):
+        p.produce("narrow", b"%d" % i, on_delivery=lambda e, m: e and errors.append(e))
+        p.poll(0)
+    assert p.flush(60) == 0 and errors == []
+    total = sum(len(m) for m in consume_to_end(broker.bootstrap, "narrow", 4).values())
+    assert total == 20_000
