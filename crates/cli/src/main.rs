@@ -274,7 +274,10 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             .connections_max_idle_ms
             .unwrap_or(d.connections_max_idle_ms)
             .max(1),
-        queued_max_requests: args.queued_max_requests.unwrap_or(d.queued_max_requests).max(1),
+        queued_max_requests: args
+            .queued_max_requests
+            .unwrap_or(d.queued_max_requests)
+            .max(1),
         queued_max_request_bytes: args
             .queued_max_request_bytes
             .unwrap_or(d.queued_max_request_bytes),

@@ -278,29 +278,36 @@ async fn handle_connection(
 
     let max_frame = broker.config.socket_request_max_bytes;
     loop {
-        let (frame, held) =
-            match read_request(&mut reader, max_frame, &limits, &budgets, &mut shutdown).await {
-                Ok(r) => r,
-                Err(ReadEnd::Closed | ReadEnd::Shutdown) => break,
-                Err(ReadEnd::Idle) => {
-                    tracing::info!(%peer, idle_ms = limits.connections_max_idle_ms,
+        let (frame, held) = match read_request(
+            &mut reader,
+            max_frame,
+            &limits,
+            &budgets,
+            &mut shutdown,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(ReadEnd::Closed | ReadEnd::Shutdown) => break,
+            Err(ReadEnd::Idle) => {
+                tracing::info!(%peer, idle_ms = limits.connections_max_idle_ms,
                         "closing idle connection (connections.max.idle.ms)");
-                    break;
-                }
-                Err(ReadEnd::Budget) => {
-                    tracing::warn!(%peer, budget = limits.queued_max_request_bytes,
+                break;
+            }
+            Err(ReadEnd::Budget) => {
+                tracing::warn!(%peer, budget = limits.queued_max_request_bytes,
                         "closing connection: request memory budget (queued.max.request.bytes) exhausted");
-                    break;
-                }
-                Err(ReadEnd::Frame(FrameError::Io(e))) => {
-                    tracing::debug!(%peer, error = %e, "read failed");
-                    break;
-                }
-                Err(ReadEnd::Frame(e)) => {
-                    tracing::warn!(%peer, error = %e, "closing connection");
-                    break;
-                }
-            };
+                break;
+            }
+            Err(ReadEnd::Frame(FrameError::Io(e))) => {
+                tracing::debug!(%peer, error = %e, "read failed");
+                break;
+            }
+            Err(ReadEnd::Frame(e)) => {
+                tracing::warn!(%peer, error = %e, "closing connection");
+                break;
+            }
+        };
         let mut frame = frame.freeze();
         let meta = match parse_request_header(&mut frame) {
             Ok(mut m) => {
