@@ -38,8 +38,8 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "build release binary"
-cargo build --release --locked -p weir
+step "build release binaries (broker, load generator)"
+cargo build --release --locked -p weir -p weir-bench
 
 step "rust tests"
 cargo nextest run --workspace --locked --no-fail-fast
