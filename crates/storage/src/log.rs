@@ -708,6 +708,14 @@ impl Log {
         if offsets - 1 > u32::MAX as i64 {
             return Err(BatchError::Invalid(format!("record set spans {offsets} offsets")).into());
         }
+        // Only a forged checkpoint or segment name puts the log end near i64::MAX.
+        if self.log_end_offset().checked_add(offsets).is_none() {
+            return Err(BatchError::Invalid(format!(
+                "{offsets} offsets from log end {} run past the largest offset",
+                self.log_end_offset()
+            ))
+            .into());
+        }
         if self.should_roll(records.len() as u64, offsets, now_ms) {
             self.roll()?;
         }
@@ -1000,6 +1008,13 @@ impl Log {
                         }
                     });
                     match (walked, found) {
+                        // Record offset deltas come from the client and are not validated:
+                        // an answer outside the batch falls back to the batch's start.
+                        (Ok(()), Some((offset, ts)))
+                            if offset < h.base_offset || offset > h.last_offset() =>
+                        {
+                            return Ok(Some((h.base_offset, ts)))
+                        }
                         (Ok(()), Some(hit)) => return Ok(Some(hit)),
                         // The header's max_timestamp disagrees with the records: go on.
                         (Ok(()), None) => {}

@@ -69,7 +69,7 @@ pub fn for_each_record_time(
             header.base_timestamp.wrapping_add(timestamp_delta)
         };
         let at = RecordTime {
-            offset: header.base_offset + offset_delta as i64,
+            offset: header.base_offset.saturating_add(offset_delta as i64),
             timestamp,
         };
         if f(at).is_break() {
@@ -266,5 +266,25 @@ mod tests {
         b[22] = (b[22] & !0x7) | 2;
         let err = for_each_record_time(&b, |_| ControlFlow::Continue(())).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+}
+
+#[cfg(test)]
+mod overflow_tests {
+    use super::*;
+    use crate::testkit::record_batch;
+
+    /// Found by fuzzing (fuzz/regressions/record_batch): a batch based at i64::MAX.
+    #[test]
+    fn record_offsets_past_i64_max_do_not_overflow() {
+        let mut b = record_batch(3, 1, 0);
+        b[..8].copy_from_slice(&i64::MAX.to_be_bytes());
+        let mut offsets = Vec::new();
+        for_each_record_time(&b, |r| {
+            offsets.push(r.offset);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(offsets, vec![i64::MAX; 3]);
     }
 }

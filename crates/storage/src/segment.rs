@@ -200,6 +200,9 @@ impl Segment {
         self.file.read_exact_at(&mut buf, pos)?;
         let h = BatchHeader::parse(&buf).expect("buffer holds a full header");
         check_header(&h, available, pos).map_err(|e| self.corrupt(pos, e.to_string()))?;
+        if let Some(what) = offsets_overflow(&h) {
+            return Err(self.corrupt(pos, what));
+        }
         Ok(h)
     }
 
@@ -253,6 +256,9 @@ impl Segment {
             let h = BatchHeader::parse(&header).expect("buffer holds a full header");
             if let Err(e) = check_header(&h, available, pos) {
                 break Some(format!("{e} (file position {pos})"));
+            }
+            if let Some(what) = offsets_overflow(&h) {
+                break Some(format!("{what} (file position {pos})"));
             }
             if h.base_offset != self.next_offset {
                 break Some(format!(
@@ -503,6 +509,21 @@ fn read_index_file(
         return Ok(None);
     }
     Ok(Some(buf))
+}
+
+/// A stored batch whose offsets, and the offset after it, do not fit in an i64 (a corrupt or
+/// forged file: the log never assigns them). Checked before anything computes
+/// `last_offset() + 1`.
+fn offsets_overflow(h: &BatchHeader) -> Option<String> {
+    h.base_offset
+        .checked_add(h.last_offset_delta as i64 + 1)
+        .is_none()
+        .then(|| {
+            format!(
+                "batch at offset {} with last_offset_delta {} runs past the largest offset",
+                h.base_offset, h.last_offset_delta
+            )
+        })
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {

@@ -566,3 +566,16 @@ proptest::proptest! {
         }
     }
 }
+
+/// Found by fuzzing (fuzz/regressions/segment_recovery): only a forged segment name can put
+/// the log end near i64::MAX, and then an append must be refused, not overflow.
+#[test]
+fn a_log_ending_near_i64_max_refuses_appends_instead_of_overflowing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = i64::MAX - 1;
+    fs::write(tmp.path().join(format!("{base:020}.log")), b"").unwrap();
+    let (mut log, _) = Log::open(tmp.path(), config(), false).unwrap();
+    assert_eq!(log.log_end_offset(), base);
+    let err = log.append(&mut record_batch(3, 10, 0), 0, 0).unwrap_err();
+    assert!(err.to_string().contains("largest offset"), "{err}");
+}
