@@ -436,14 +436,19 @@ pub fn rebuild_producer_state(
         _ => (ProducerStateMap::default(), log.log_start_offset()),
     };
     let mut scanned = 0u64;
-    while offset < log.log_end_offset() {
+    'scan: while offset < log.log_end_offset() {
         let chunk = log.read(offset, 4 * 1024 * 1024, i64::MAX)?;
         if chunk.is_empty() {
             break;
         }
         let mut pos = 0;
+        let before = offset;
         while let Some(h) = chunk.get(pos..).and_then(BatchHeader::parse) {
-            let last_offset = h.base_offset + h.last_offset_delta as i64;
+            // A corrupt header trusted at a clean open must not overflow this arithmetic.
+            let Some(end) = h.base_offset.checked_add(h.last_offset_delta as i64 + 1) else {
+                break 'scan;
+            };
+            let last_offset = end - 1;
             if last_offset >= offset && h.producer_id >= 0 {
                 let b = ProducerBatch {
                     producer_id: h.producer_id,
@@ -459,6 +464,9 @@ pub fn rebuild_producer_state(
             offset = offset.max(last_offset + 1);
             pos += h.total_len();
             scanned += 1;
+        }
+        if offset == before {
+            break; // nothing parsed: never spin on a chunk that makes no progress
         }
     }
     let expired = state.expire(now_ms, expiration_ms);
