@@ -178,8 +178,12 @@ impl Partition {
         }
         let settings = self.settings();
         let mut log = self.lock_log()?;
-        let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(b) = &producer {
+        // Only idempotent appends touch producer state (under the log lock, so the check and
+        // the append are one step).
+        let mut producers = producer
+            .as_ref()
+            .map(|_| self.producers.lock().unwrap_or_else(|e| e.into_inner()));
+        if let (Some(b), Some(producers)) = (&producer, producers.as_ref()) {
             match producers.check(b) {
                 SequenceCheck::Append => {}
                 SequenceCheck::Duplicate(meta) => return Ok(Appended::Duplicate(meta)),
@@ -190,7 +194,7 @@ impl Partition {
         }
         let info = log.get().append(records, self.leader_epoch, now_ms)?;
         counters::APPENDS.fetch_add(1, Ordering::Relaxed);
-        if let Some(b) = &producer {
+        if let (Some(b), Some(producers)) = (&producer, producers.as_mut()) {
             producers.record(b, info.base_offset, info.last_offset);
         }
         drop(producers);
@@ -219,7 +223,8 @@ impl Partition {
             producers.expire(crate::broker::now_ms(), self.producer_expiration_ms);
             producers.encode_snapshot(log.log_end_offset())
         };
-        write_snapshot_file(&self.dir, &bytes)
+        crate::broker::write_atomically(&self.dir, PRODUCER_SNAPSHOT_FILE, &bytes)
+            .map_err(std::io::Error::other)
     }
 
     fn advance_high_watermark(&self, offset: i64) {
@@ -402,16 +407,6 @@ async fn flusher(p: Arc<Partition>) {
             Err(_) => {}
         }
     }
-}
-
-fn write_snapshot_file(dir: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = dir.join(format!("{PRODUCER_SNAPSHOT_FILE}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(PRODUCER_SNAPSHOT_FILE))?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Rebuild producer state for an opened log: the snapshot if it describes a prefix of this

@@ -909,12 +909,7 @@ fn group_value(g: &Group) -> GroupValue {
                 client_host: m.client_host.clone(),
                 rebalance_timeout_ms: m.rebalance_timeout_ms,
                 session_timeout_ms: m.session_timeout_ms,
-                subscription: m
-                    .protocols
-                    .iter()
-                    .find(|(n, _)| *n == protocol)
-                    .map(|(_, b)| b.clone())
-                    .unwrap_or_default(),
+                subscription: m.metadata_for(&protocol),
                 assignment: m.assignment.clone(),
             })
             .collect(),
@@ -936,12 +931,7 @@ fn summary(g: &Group) -> GroupSummary {
                 group_instance_id: m.group_instance_id.clone(),
                 client_id: m.client_id.clone(),
                 client_host: m.client_host.clone(),
-                metadata: m
-                    .protocols
-                    .iter()
-                    .find(|(n, _)| *n == protocol)
-                    .map(|(_, b)| b.clone())
-                    .unwrap_or_default(),
+                metadata: m.metadata_for(&protocol),
                 assignment: m.assignment.clone(),
             })
             .collect(),
@@ -959,15 +949,11 @@ fn subscribed_topics(g: &Group) -> Vec<String> {
     let protocol = g.protocol.clone().unwrap_or_default();
     let mut topics = Vec::new();
     for m in g.members.values() {
-        let Some((_, meta)) = m.protocols.iter().find(|(n, _)| *n == protocol) else {
-            continue;
-        };
-        let mut buf = meta.clone();
+        let mut buf = m.metadata_for(&protocol);
         if buf.len() < 2 {
             continue;
         }
-        let version = i16::from_be_bytes([buf[0], buf[1]]);
-        let _ = bytes::Buf::get_i16(&mut buf);
+        let version = bytes::Buf::get_i16(&mut buf);
         if let Ok(sub) = ConsumerProtocolSubscription::decode(&mut buf, version.clamp(0, 3)) {
             topics.extend(sub.topics.into_iter().map(|t| t.to_string()));
         }

@@ -130,7 +130,8 @@ pub struct Member {
 }
 
 impl Member {
-    fn metadata_for(&self, protocol: &str) -> Bytes {
+    /// This member's metadata for `protocol` (empty if it did not offer it).
+    pub fn metadata_for(&self, protocol: &str) -> Bytes {
         self.protocols
             .iter()
             .find(|(name, _)| name == protocol)
