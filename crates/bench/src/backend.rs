@@ -77,3 +77,32 @@ pub fn stamp(payload: &[u8]) -> u64 {
         .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
         .unwrap_or(0)
 }
+
+/// Spawn a task that reports every message of `messages` to the driver, stamped with the
+/// time it arrived, until the driver stops listening. `system` names errors in the output.
+pub fn forward_received<S, T, E>(
+    system: &'static str,
+    messages: S,
+    tx: mpsc::UnboundedSender<Received>,
+    payload_of: fn(&T) -> &[u8],
+) where
+    S: futures_util::Stream<Item = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    use futures_util::StreamExt;
+    tokio::spawn(async move {
+        futures_util::pin_mut!(messages);
+        while let Some(m) = messages.next().await {
+            let now = now_ns();
+            match m {
+                Ok(m) => {
+                    if tx.send((stamp(payload_of(&m)), now)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => eprintln!("{system} consumer error: {e}"),
+            }
+        }
+    });
+}

@@ -5,10 +5,9 @@
 use anyhow::{anyhow, Result};
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::backend::{now_ns, stamp, AckFuture, Backend, BoxFuture, Received, Sender};
+use crate::backend::{forward_received, AckFuture, Backend, BoxFuture, Received, Sender};
 
 pub struct Nats {
     pub url: String,
@@ -102,21 +101,13 @@ impl Backend for Nats {
                     })
                     .await
                     .map_err(|e| anyhow!("create consumer: {e}"))?;
-                let mut msgs = c.messages().await.map_err(|e| anyhow!("messages: {e}"))?;
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    while let Some(m) = msgs.next().await {
-                        let now = now_ns();
-                        match m {
-                            Ok(m) => {
-                                if tx.send((stamp(&m.payload), now)).is_err() {
-                                    break;
-                                }
-                            }
-                            Err(e) => eprintln!("nats consumer error: {e}"),
-                        }
-                    }
-                });
+                let msgs = c.messages().await.map_err(|e| anyhow!("messages: {e}"))?;
+                forward_received(
+                    "nats",
+                    msgs,
+                    tx.clone(),
+                    |m: &async_nats::jetstream::Message| &m.payload,
+                );
             }
             Ok(())
         })

@@ -5,7 +5,7 @@
 
 use anyhow::{anyhow, Result};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use lapin::message::Delivery;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
     QueueDeclareOptions, QueueDeleteOptions,
@@ -14,7 +14,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::mpsc;
 
-use crate::backend::{now_ns, stamp, AckFuture, Backend, BoxFuture, Received, Sender};
+use crate::backend::{forward_received, AckFuture, Backend, BoxFuture, Received, Sender};
 
 pub struct Rabbit {
     pub uri: String,
@@ -116,7 +116,7 @@ impl Backend for Rabbit {
             let (conn, ch) = channel(&self.uri).await?;
             ch.basic_qos(10_000, BasicQosOptions::default()).await?;
             for p in 0..partitions {
-                let mut consumer = ch
+                let consumer = ch
                     .basic_consume(
                         &queue(run, p),
                         &format!("bench-{p}"),
@@ -127,20 +127,7 @@ impl Backend for Rabbit {
                         FieldTable::default(),
                     )
                     .await?;
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    while let Some(d) = consumer.next().await {
-                        let now = now_ns();
-                        match d {
-                            Ok(d) => {
-                                if tx.send((stamp(&d.data), now)).is_err() {
-                                    break;
-                                }
-                            }
-                            Err(e) => eprintln!("rabbitmq consumer error: {e}"),
-                        }
-                    }
-                });
+                forward_received("rabbitmq", consumer, tx.clone(), |d: &Delivery| &d.data);
             }
             // The connection lives as long as the process (consumers hold the channel).
             std::mem::forget(conn);
