@@ -20,6 +20,7 @@ use crate::error_codes as ec;
 use crate::group::GroupCoordinator;
 use crate::partition::{rebuild_producer_state, Partition};
 use crate::producer_ids::ProducerIdManager;
+use crate::txn::TxnCoordinator;
 
 const CATALOG_FILE: &str = "topics.json";
 const BROKER_FILE: &str = "broker.json";
@@ -78,7 +79,7 @@ impl Topic {
 }
 
 pub fn is_internal_topic(name: &str) -> bool {
-    name == crate::group::OFFSETS_TOPIC
+    name == crate::group::OFFSETS_TOPIC || name == crate::txn::TXN_TOPIC
 }
 
 impl From<ConfigError> for TopicError {
@@ -91,6 +92,7 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub cluster_id: String,
     pub groups: Arc<GroupCoordinator>,
+    pub txns: Arc<TxnCoordinator>,
     pub producer_ids: ProducerIdManager,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serializes catalog changes (create, delete, add partitions) and their file writes.
@@ -151,16 +153,20 @@ impl Broker {
             config.offsets.clone(),
         ));
         let producer_ids = ProducerIdManager::open(&dir)?;
+        let txns = Arc::new(TxnCoordinator::new(config.txn.clone()));
         let broker = Arc::new(Broker {
             config,
             cluster_id,
             groups,
+            txns,
             producer_ids,
             topics: RwLock::new(topics),
             catalog_lock: tokio::sync::Mutex::new(()),
         });
         broker.groups.load(&broker)?;
+        broker.txns.load(&broker)?;
         GroupCoordinator::spawn_timer(&broker);
+        TxnCoordinator::spawn_timer(&broker);
         Ok(broker)
     }
 
@@ -444,33 +450,35 @@ async fn open_partition(
     let name = format!("{topic}-{index}");
     let expiration_ms = config.producer_id_expiration_ms;
     let open_dir = dir.clone();
-    let (log, producers) = tokio::task::spawn_blocking(move || -> anyhow_like::Result<_> {
-        let dir = open_dir;
-        let (mut log, report) = Log::open(&dir, log_config, clean)
-            .map_err(|e| format!("open {}: {e}", dir.display()))?;
-        if report.bytes_truncated > 0 {
-            tracing::warn!(
-                partition = %name,
-                bytes_truncated = report.bytes_truncated,
-                reason = report.truncation_reason.as_deref().unwrap_or(""),
-                "recovery truncated the log"
-            );
-        }
-        // What survived recovery becomes durable before anyone can read it.
-        log.flush()
-            .map_err(|e| format!("flush {}: {e}", dir.display()))?;
-        let producers = rebuild_producer_state(&dir, &log, now_ms(), expiration_ms)
-            .map_err(|e| format!("producer state of {}: {e}", dir.display()))?;
-        Ok((log, producers))
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+    let (log, (producers, txn_index)) =
+        tokio::task::spawn_blocking(move || -> anyhow_like::Result<_> {
+            let dir = open_dir;
+            let (mut log, report) = Log::open(&dir, log_config, clean)
+                .map_err(|e| format!("open {}: {e}", dir.display()))?;
+            if report.bytes_truncated > 0 {
+                tracing::warn!(
+                    partition = %name,
+                    bytes_truncated = report.bytes_truncated,
+                    reason = report.truncation_reason.as_deref().unwrap_or(""),
+                    "recovery truncated the log"
+                );
+            }
+            // What survived recovery becomes durable before anyone can read it.
+            log.flush()
+                .map_err(|e| format!("flush {}: {e}", dir.display()))?;
+            let producers = rebuild_producer_state(&dir, &log, now_ms(), expiration_ms)
+                .map_err(|e| format!("producer state of {}: {e}", dir.display()))?;
+            Ok((log, producers))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
     Ok(Partition::start(
         topic,
         index,
         dir,
         log,
         producers,
+        txn_index,
         expiration_ms,
         settings.clone(),
     ))

@@ -33,6 +33,8 @@ pub struct BrokerConfig {
     pub offsets: crate::group::OffsetsConfig,
     /// `producer.id.expiration.ms`: an idempotent producer idle this long is forgotten.
     pub producer_id_expiration_ms: i64,
+    /// The transaction coordinator's settings (`transaction.*`).
+    pub txn: crate::txn::TxnConfig,
 }
 
 /// Broker defaults of topic settings (Kafka's broker-level names in comments).

@@ -16,6 +16,8 @@ pub mod group;
 pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
+pub mod txn;
+pub mod txn_index;
 
 pub use broker::Broker;
 pub use config::{BrokerConfig, TopicDefaults};

@@ -9,6 +9,10 @@
 //! Invariants: the high watermark never moves backwards; with the default flush policy it
 //! never passes the durable end, so nothing a consumer has seen can be lost by a crash.
 //! After a failed fsync the partition is offline (fail-stop) until the broker restarts.
+//!
+//! Transactions: the partition tracks each producer's open transaction (producer_state) and
+//! the aborted ones (txn_index), and publishes the last stable offset next to the high
+//! watermark; read_committed reads stop there.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -23,6 +27,7 @@ use crate::config::TopicSettings;
 use crate::producer_state::{
     increment_sequence, BatchMeta, ProducerBatch, ProducerStateMap, SequenceCheck,
 };
+use crate::txn_index::TxnIndex;
 
 /// File in the partition directory holding the producer-state snapshot.
 pub const PRODUCER_SNAPSHOT_FILE: &str = "producer-state.snapshot";
@@ -55,6 +60,9 @@ pub mod counters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionState {
     pub high_watermark: i64,
+    /// Below the first offset of any transaction not durably finished; at most the high
+    /// watermark. read_committed consumers read up to here.
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
     /// An fsync failed: nothing after the last durable offset will ever be acknowledged.
     pub offline: bool,
@@ -70,7 +78,8 @@ pub enum PartitionError {
     Offline(String),
     #[error("partition {0} was deleted")]
     Closed(String),
-    /// An idempotent batch out of sequence, from a fenced epoch or an unknown producer.
+    /// An idempotent batch out of sequence, from a fenced epoch or an unknown producer; or
+    /// a transactional batch the coordinator does not expect.
     #[error("{1}")]
     Sequence(i16, &'static str),
 }
@@ -94,8 +103,11 @@ pub struct Partition {
     settings: Mutex<TopicSettings>,
     /// Messages appended since the last fsync (for the relaxed flush.messages policy).
     unflushed_messages: AtomicI64,
-    /// Idempotent producers' recent batches. Locked only while `log` is held.
+    /// Idempotent producers' recent batches and open transactions. Lock order: `log`, then
+    /// `producers`, then `txn_index`.
     producers: Mutex<ProducerStateMap>,
+    /// Aborted transactions.
+    txn_index: Mutex<TxnIndex>,
     dir: PathBuf,
     last_snapshot: Mutex<Instant>,
     /// `producer.id.expiration.ms`.
@@ -104,17 +116,20 @@ pub struct Partition {
 
 impl Partition {
     /// Wrap an opened log and start its flusher task.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         topic: &str,
         index: i32,
         dir: PathBuf,
         log: Log,
         producers: ProducerStateMap,
+        txn_index: TxnIndex,
         producer_expiration_ms: i64,
         settings: TopicSettings,
     ) -> Arc<Partition> {
         let state = PartitionState {
             high_watermark: log.log_end_offset(),
+            last_stable_offset: log.log_end_offset(),
             log_start_offset: log.log_start_offset(),
             offline: false,
             closed: false,
@@ -130,10 +145,12 @@ impl Partition {
             settings: Mutex::new(settings),
             unflushed_messages: AtomicI64::new(0),
             producers: Mutex::new(producers),
+            txn_index: Mutex::new(txn_index),
             dir,
             last_snapshot: Mutex::new(Instant::now()),
             producer_expiration_ms,
         });
+        p.update_stable_offset();
         tokio::spawn(flusher(p.clone()));
         p
     }
@@ -166,11 +183,26 @@ impl Partition {
     /// `wait_durable(last_offset + 1)` before acknowledging. An idempotent batch
     /// (`producer` given) is checked against the producer's sequence under the same lock as
     /// the append, so a retry is recognised however requests interleave.
+    ///
+    /// `txn_check` runs under the log lock just before a transactional batch is appended:
+    /// the transaction coordinator's answer to "is this partition in the producer's open
+    /// transaction?" (KIP-890's verification). Markers are appended under the same lock, so
+    /// a batch either lands before its transaction's marker or is refused.
     pub fn append(
         &self,
         records: &mut [u8],
         now_ms: i64,
         producer: Option<ProducerBatch>,
+    ) -> Result<Appended, PartitionError> {
+        self.append_checked(records, now_ms, producer, None)
+    }
+
+    pub fn append_checked(
+        &self,
+        records: &mut [u8],
+        now_ms: i64,
+        producer: Option<ProducerBatch>,
+        txn_check: Option<&(dyn Fn() -> Result<(), (i16, &'static str)> + Sync)>,
     ) -> Result<Appended, PartitionError> {
         let state = self.state();
         if state.offline {
@@ -192,6 +224,11 @@ impl Partition {
                 }
             }
         }
+        if let (Some(check), Some(b)) = (txn_check, &producer) {
+            if b.transactional {
+                check().map_err(|(code, why)| PartitionError::Sequence(code, why))?;
+            }
+        }
         let info = log.get().append(records, self.leader_epoch, now_ms)?;
         counters::APPENDS.fetch_add(1, Ordering::Relaxed);
         if let (Some(b), Some(producers)) = (&producer, producers.as_mut()) {
@@ -199,12 +236,117 @@ impl Partition {
         }
         drop(producers);
         let count = info.last_offset - info.base_offset + 1;
+        self.after_append(log, count, &settings);
+        Ok(Appended::New(info))
+    }
+
+    /// Append a transactional batch written by a coordinator on a producer's behalf
+    /// (TxnOffsetCommit into `__consumer_offsets`): no sequence numbers, but the epoch
+    /// fences, and it opens the producer's transaction here like a produced batch.
+    pub fn append_for_coordinator(
+        &self,
+        records: &mut [u8],
+        now_ms: i64,
+        producer_id: i64,
+        epoch: i16,
+        txn_check: &(dyn Fn() -> Result<(), (i16, &'static str)> + Sync),
+    ) -> Result<AppendInfo, PartitionError> {
+        if self.state().offline {
+            return Err(PartitionError::Offline(self.name()));
+        }
+        let settings = self.settings();
+        let mut log = self.lock_log()?;
+        let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        if producers.get(producer_id).is_some_and(|e| e.epoch > epoch) {
+            return Err(PartitionError::Sequence(
+                crate::error_codes::PRODUCER_FENCED,
+                "the producer epoch is older than the current one",
+            ));
+        }
+        txn_check().map_err(|(code, why)| PartitionError::Sequence(code, why))?;
+        let info = log.get().append(records, self.leader_epoch, now_ms)?;
+        counters::APPENDS.fetch_add(1, Ordering::Relaxed);
+        producers.record(
+            &ProducerBatch {
+                producer_id,
+                epoch,
+                first_seq: -1,
+                last_seq: -1,
+                seen_ms: now_ms,
+                transactional: true,
+            },
+            info.base_offset,
+            info.last_offset,
+        );
+        drop(producers);
+        self.after_append(log, info.last_offset - info.base_offset + 1, &settings);
+        Ok(info)
+    }
+
+    /// Append the coordinator's commit or abort marker for `producer_id`'s transaction.
+    /// Returns the marker's offset; wait_durable(offset + 1) before counting it done.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<i64, PartitionError> {
+        let state = self.state();
+        if state.offline {
+            return Err(PartitionError::Offline(self.name()));
+        }
+        let settings = self.settings();
+        let mut batch = encode_marker(producer_id, epoch, commit, coordinator_epoch, now_ms);
+        let mut log = self.lock_log()?;
+        let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        if producers.get(producer_id).is_some_and(|e| e.epoch > epoch) {
+            return Err(PartitionError::Sequence(
+                crate::error_codes::INVALID_PRODUCER_EPOCH,
+                "a marker from an older producer epoch",
+            ));
+        }
+        let info = log.get().append(&mut batch, self.leader_epoch, now_ms)?;
+        counters::APPENDS.fetch_add(1, Ordering::Relaxed);
+        let lso = self.state().last_stable_offset;
+        let aborted =
+            producers.complete_txn(producer_id, epoch, info.base_offset, commit, now_ms, lso);
+        drop(producers);
+        if let Some(a) = aborted {
+            let mut idx = self.txn_index.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = idx.append(a) {
+                // The marker is in the log; the scan at the next start re-adds the entry.
+                tracing::error!(partition = %self.name(), error = %e, "aborted-transaction index append failed");
+            }
+        }
+        self.after_append(log, 1, &settings);
+        Ok(info.base_offset)
+    }
+
+    /// Producers with an open transaction here: (producer id, epoch, first offset).
+    pub fn open_transactions(&self) -> Vec<(i64, i16, i64)> {
+        self.producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .open_transactions()
+    }
+
+    /// Aborted transactions overlapping `[from, upper)` for a read_committed Fetch.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<(i64, i64)> {
+        self.txn_index
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .overlapping(from, upper)
+    }
+
+    fn after_append(&self, log: MutexGuardLog<'_>, count: i64, settings: &TopicSettings) {
         if settings.fsync_before_ack() {
             drop(log);
             self.flush_wakeup.notify_one();
         } else {
             // Acknowledged before the fsync (opt-in): visible at once, fsync'd by count or time.
-            let leo = log.get().log_end_offset();
+            let leo = log.get_ref().log_end_offset();
             drop(log);
             self.advance_high_watermark(leo);
             let pending = self.unflushed_messages.fetch_add(count, Ordering::Relaxed) + count;
@@ -212,12 +354,17 @@ impl Partition {
                 self.flush_wakeup.notify_one();
             }
         }
-        Ok(Appended::New(info))
     }
 
     /// Write the producer-state snapshot (atomically) for the log as it is now, forgetting
     /// producers idle past `producer.id.expiration.ms` first.
     fn write_snapshot(&self, log: &Log) -> std::io::Result<()> {
+        // Every abort below the snapshot's offset must be on disk before the snapshot is,
+        // or a crash could leave an aborted transaction readable (see txn_index).
+        self.txn_index
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sync()?;
         let bytes = {
             let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
             producers.expire(crate::broker::now_ms(), self.producer_expiration_ms);
@@ -231,6 +378,24 @@ impl Partition {
         self.state.send_if_modified(|s| {
             if offset > s.high_watermark {
                 s.high_watermark = offset;
+                true
+            } else {
+                false
+            }
+        });
+        self.update_stable_offset();
+    }
+
+    /// Recompute the last stable offset from the open transactions and the high watermark.
+    fn update_stable_offset(&self) {
+        let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        self.state.send_if_modified(|s| {
+            let hw = s.high_watermark;
+            let lso = producers
+                .first_unstable_offset(hw)
+                .map_or(hw, |f| f.min(hw));
+            if lso != s.last_stable_offset {
+                s.last_stable_offset = lso;
                 true
             } else {
                 false
@@ -257,10 +422,18 @@ impl Partition {
     /// Read whole batches from `fetch_offset`, never past the high watermark.
     pub fn read(&self, fetch_offset: i64, max_bytes: usize) -> Result<Bytes, PartitionError> {
         let high_watermark = self.state().high_watermark;
+        self.read_upto(fetch_offset, max_bytes, high_watermark)
+    }
+
+    /// Read whole batches from `fetch_offset` below `upto` (a high watermark or LSO).
+    pub fn read_upto(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        upto: i64,
+    ) -> Result<Bytes, PartitionError> {
         let log = self.lock_log()?;
-        Ok(log
-            .get_ref()
-            .read(fetch_offset, max_bytes, high_watermark)?)
+        Ok(log.get_ref().read(fetch_offset, max_bytes, upto)?)
     }
 
     /// Run `f` on the log (for offsets by timestamp, sizes...).
@@ -341,6 +514,11 @@ impl Partition {
         self.state.send_modify(|s| s.closed = true);
         self.flush_wakeup.notify_one();
         if let Some(log) = log {
+            let _ = self
+                .txn_index
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .sync();
             if let Err(e) = self.write_snapshot(&log) {
                 tracing::warn!(partition = %self.name(), error = %e, "producer-state snapshot failed");
             }
@@ -418,7 +596,14 @@ pub fn rebuild_producer_state(
     log: &Log,
     now_ms: i64,
     expiration_ms: i64,
-) -> Result<ProducerStateMap, StorageError> {
+) -> Result<(ProducerStateMap, TxnIndex), StorageError> {
+    let mut index =
+        TxnIndex::open(dir, log.log_start_offset(), log.log_end_offset()).map_err(|source| {
+            StorageError::Io {
+                context: format!("aborted-transaction index in {}", dir.display()),
+                source,
+            }
+        })?;
     let snapshot = std::fs::read(dir.join(PRODUCER_SNAPSHOT_FILE))
         .ok()
         .and_then(|b| ProducerStateMap::decode_snapshot(&b));
@@ -444,7 +629,27 @@ pub fn rebuild_producer_state(
                 break 'scan;
             };
             let last_offset = end - 1;
-            if last_offset >= offset && h.producer_id >= 0 {
+            if last_offset >= offset && h.producer_id >= 0 && h.is_control() {
+                let kind = chunk
+                    .get(pos..pos + h.total_len())
+                    .and_then(control_marker_type);
+                if let Some(kind) = kind {
+                    let aborted = state.complete_txn(
+                        h.producer_id,
+                        h.producer_epoch,
+                        h.base_offset,
+                        kind == MARKER_COMMIT,
+                        now_ms,
+                        h.base_offset,
+                    );
+                    if let Some(a) = aborted {
+                        index.append(a).map_err(|source| StorageError::Io {
+                            context: format!("aborted-transaction index in {}", dir.display()),
+                            source,
+                        })?;
+                    }
+                }
+            } else if last_offset >= offset && h.producer_id >= 0 {
                 let b = ProducerBatch {
                     producer_id: h.producer_id,
                     epoch: h.producer_epoch,
@@ -453,6 +658,7 @@ pub fn rebuild_producer_state(
                     // When a batch was appended is not in the log: count producers found
                     // in it as seen now, so a restart never expires one early.
                     seen_ms: now_ms,
+                    transactional: h.is_transactional(),
                 };
                 state.record(&b, h.base_offset, last_offset);
             }
@@ -468,5 +674,91 @@ pub fn rebuild_producer_state(
     if scanned > 0 || !state.is_empty() {
         tracing::debug!(dir = %dir.display(), producers = state.len(), batches_scanned = scanned, expired, "producer state rebuilt");
     }
-    Ok(state)
+    index.sync().map_err(|source| StorageError::Io {
+        context: format!("aborted-transaction index in {}", dir.display()),
+        source,
+    })?;
+    Ok((state, index))
+}
+
+/// Control record key types (Kafka's ControlRecordType).
+pub const MARKER_ABORT: i16 = 0;
+pub const MARKER_COMMIT: i16 = 1;
+
+/// A commit or abort control batch: one record, key (i16 version 0, i16 type), value
+/// (i16 version 0, i32 coordinator epoch), transactional and control attributes set.
+pub fn encode_marker(
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    now_ms: i64,
+) -> Vec<u8> {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let kind = if commit { MARKER_COMMIT } else { MARKER_ABORT };
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&kind.to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let record = Record {
+        transactional: true,
+        control: true,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id,
+        producer_epoch: epoch,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: now_ms,
+        key: Some(Bytes::from(key)),
+        value: Some(Bytes::from(value)),
+        headers: Default::default(),
+    };
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        [&record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("a marker batch always encodes");
+    buf.to_vec()
+}
+
+/// The type of the marker in a whole control batch (None if it is not a readable marker).
+pub fn control_marker_type(batch: &[u8]) -> Option<i16> {
+    const RECORDS_START: usize = 61;
+    let mut r = batch.get(RECORDS_START..)?;
+    let _len = read_varint(&mut r)?;
+    let _attributes = *r.first()?;
+    r = &r[1..];
+    let _ts_delta = read_varint(&mut r)?;
+    let _offset_delta = read_varint(&mut r)?;
+    let key_len = read_varint(&mut r)?;
+    if key_len < 4 {
+        return None;
+    }
+    let key = r.get(..4)?;
+    Some(i16::from_be_bytes([key[2], key[3]]))
+}
+
+/// A zigzag varint (Kafka's varint and varlong), at most 10 bytes.
+fn read_varint(r: &mut &[u8]) -> Option<i64> {
+    let mut value: u64 = 0;
+    for i in 0..10 {
+        let b = *r.get(i)?;
+        value |= ((b & 0x7f) as u64) << (7 * i);
+        if b & 0x80 == 0 {
+            *r = &r[i + 1..];
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    None
 }

@@ -1,6 +1,8 @@
-//! Idempotent producers: per partition, the sequence numbers of each producer's last five
-//! batches, so a retried batch is answered with the offset it was first written at instead
-//! of being written twice (Kafka's ProducerStateManager, without transactions yet).
+//! Idempotent and transactional producers: per partition, the sequence numbers of each
+//! producer's last five batches, so a retried batch is answered with the offset it was first
+//! written at instead of being written twice, and each producer's open transaction (the
+//! offset of its first batch), from which the last stable offset follows (Kafka's
+//! ProducerStateManager).
 //!
 //! The state is a function of the log: every batch header carries its producer id, epoch
 //! and first sequence. At start it is rebuilt from a snapshot (written at clean shutdown
@@ -12,15 +14,23 @@
 //! duplicate, the next batch must start right after the last one (else
 //! OUT_OF_ORDER_SEQUENCE_NUMBER); a producer with no state here must start at 0 (else
 //! UNKNOWN_PRODUCER_ID, which makes the client bump its epoch, KIP-360).
+//!
+//! Transactions: a producer's first transactional batch opens its transaction here; the
+//! coordinator's commit or abort marker closes it. The last stable offset (LSO) is the first
+//! offset of the oldest transaction whose marker is not yet durable (or the high watermark):
+//! read_committed consumers never read past it, so they never see a transaction's records
+//! before its outcome is known and on disk.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::error_codes as ec;
 
 /// Batches remembered per producer (librdkafka and Java cap in-flight requests at 5).
 pub const RETAINED_BATCHES: usize = 5;
 
-const SNAPSHOT_MAGIC: &[u8; 8] = b"WEIRPID1";
+const SNAPSHOT_MAGIC_V1: &[u8; 8] = b"WEIRPID1";
+/// v2 adds each producer's open transaction (first offset, -1 for none).
+const SNAPSHOT_MAGIC: &[u8; 8] = b"WEIRPID2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchMeta {
@@ -36,6 +46,19 @@ pub struct ProducerEntry {
     pub batches: VecDeque<BatchMeta>,
     /// When it was last seen (wall clock, ms); idle producers expire by it.
     pub last_timestamp: i64,
+    /// First offset of its open transaction in this partition.
+    pub txn_first_offset: Option<i64>,
+}
+
+/// A transaction aborted in this partition: consumers reading read_committed drop the
+/// producer's records from `first_offset` up to the marker at `last_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// The LSO when the abort was written (Kafka keeps it in the index; informational).
+    pub last_stable_offset: i64,
 }
 
 /// An idempotent batch as its header describes it.
@@ -48,6 +71,8 @@ pub struct ProducerBatch {
     /// When the batch was appended (wall clock, ms). Not the batch's own timestamps, which
     /// the client chooses: a producer writing old CreateTimes must not lose deduplication.
     pub seen_ms: i64,
+    /// Part of a transaction.
+    pub transactional: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +88,9 @@ pub enum SequenceCheck {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStateMap {
     producers: HashMap<i64, ProducerEntry>,
+    /// Transactions not known to be durably finished: first offset -> (producer id, offset
+    /// of its end marker once written). Derived from `producers` plus recent markers.
+    unstable: BTreeMap<i64, (i64, Option<i64>)>,
 }
 
 fn next_seq(seq: i32) -> i32 {
@@ -146,10 +174,15 @@ impl ProducerStateMap {
                 epoch: b.epoch,
                 batches: VecDeque::new(),
                 last_timestamp: b.seen_ms,
+                txn_first_offset: None,
             });
         if b.epoch != entry.epoch {
             entry.epoch = b.epoch;
             entry.batches.clear();
+        }
+        if b.transactional && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(base_offset);
+            self.unstable.insert(base_offset, (b.producer_id, None));
         }
         entry.batches.push_back(BatchMeta {
             first_seq: b.first_seq,
@@ -163,17 +196,85 @@ impl ProducerStateMap {
         entry.last_timestamp = entry.last_timestamp.max(b.seen_ms);
     }
 
-    /// Forget producers idle for `expiration_ms` (`producer.id.expiration.ms`).
+    /// A commit or abort marker of `producer_id` at `marker_offset`, written by the
+    /// coordinator with `epoch` (a bumped epoch fences the producer's older one). Closes the
+    /// producer's open transaction; for an abort, returns what the aborted-transaction index
+    /// must hold. A marker with no open transaction (a retried completion) changes nothing
+    /// else, as in Kafka.
+    pub fn complete_txn(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        marker_offset: i64,
+        commit: bool,
+        seen_ms: i64,
+        last_stable_offset: i64,
+    ) -> Option<AbortedTxn> {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+                last_timestamp: seen_ms,
+                txn_first_offset: None,
+            });
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.last_timestamp = entry.last_timestamp.max(seen_ms);
+        let first_offset = entry.txn_first_offset.take()?;
+        if let Some(u) = self.unstable.get_mut(&first_offset) {
+            u.1 = Some(marker_offset);
+        }
+        (!commit).then_some(AbortedTxn {
+            producer_id,
+            first_offset,
+            last_offset: marker_offset,
+            last_stable_offset,
+        })
+    }
+
+    /// The first offset of the oldest transaction whose end marker is not below
+    /// `durable_end` (so is open, or finished but not yet on disk), if any.
+    pub fn first_unstable_offset(&mut self, durable_end: i64) -> Option<i64> {
+        while let Some((&first, &(_, marker))) = self.unstable.iter().next() {
+            match marker {
+                Some(m) if m < durable_end => {
+                    self.unstable.remove(&first);
+                }
+                _ => return Some(first),
+            }
+        }
+        None
+    }
+
+    /// Producers with an open transaction here: (producer id, epoch, first offset).
+    pub fn open_transactions(&self) -> Vec<(i64, i16, i64)> {
+        let mut v: Vec<_> = self
+            .producers
+            .iter()
+            .filter_map(|(&id, e)| e.txn_first_offset.map(|f| (id, e.epoch, f)))
+            .collect();
+        v.sort_by_key(|&(_, _, f)| f);
+        v
+    }
+
+    /// Forget producers idle for `expiration_ms` (`producer.id.expiration.ms`), except those
+    /// with an open transaction (the coordinator ends it first).
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        self.producers.retain(|_, e| {
+            e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
     }
 
     /// Snapshot: magic, u64 offset (state covers the log below it), u32 count, entries
-    /// (i64 pid, i16 epoch, i64 last_timestamp, u8 n, n x (i32, i32, i64, i64)), CRC-32C of
-    /// everything before it.
+    /// (i64 pid, i16 epoch, i64 last_timestamp, i64 open transaction's first offset or -1,
+    /// u8 n, n x (i32, i32, i64, i64)), CRC-32C of everything before it. (v1 lacks the
+    /// transaction field.)
     pub fn encode_snapshot(&self, offset: i64) -> Vec<u8> {
         let mut b = Vec::with_capacity(32 + self.producers.len() * 64);
         b.extend_from_slice(SNAPSHOT_MAGIC);
@@ -186,6 +287,7 @@ impl ProducerStateMap {
             b.extend_from_slice(&id.to_be_bytes());
             b.extend_from_slice(&e.epoch.to_be_bytes());
             b.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            b.extend_from_slice(&e.txn_first_offset.unwrap_or(-1).to_be_bytes());
             b.push(e.batches.len() as u8);
             for m in &e.batches {
                 b.extend_from_slice(&m.first_seq.to_be_bytes());
@@ -201,7 +303,8 @@ impl ProducerStateMap {
 
     /// The snapshot's offset and state, or None if it is damaged in any way.
     pub fn decode_snapshot(data: &[u8]) -> Option<(i64, ProducerStateMap)> {
-        if data.len() < SNAPSHOT_MAGIC.len() + 16 || !data.starts_with(SNAPSHOT_MAGIC) {
+        let v2 = data.starts_with(SNAPSHOT_MAGIC);
+        if data.len() < SNAPSHOT_MAGIC.len() + 16 || !(v2 || data.starts_with(SNAPSHOT_MAGIC_V1)) {
             return None;
         }
         let (body, crc) = data.split_at(data.len() - 4);
@@ -220,6 +323,11 @@ impl ProducerStateMap {
             let id = r.i64()?;
             let epoch = r.i16()?;
             let last_timestamp = r.i64()?;
+            let txn_first_offset = if v2 {
+                Some(r.i64()?).filter(|&o| o >= 0)
+            } else {
+                None
+            };
             let n = r.u8()? as usize;
             if n > RETAINED_BATCHES {
                 return None;
@@ -239,13 +347,24 @@ impl ProducerStateMap {
                     epoch,
                     batches,
                     last_timestamp,
+                    txn_first_offset,
                 },
             );
         }
         if !r.0.is_empty() {
             return None;
         }
-        Some((offset, ProducerStateMap { producers }))
+        let unstable = producers
+            .iter()
+            .filter_map(|(&id, e)| e.txn_first_offset.map(|f| (f, (id, None))))
+            .collect();
+        Some((
+            offset,
+            ProducerStateMap {
+                producers,
+                unstable,
+            },
+        ))
     }
 }
 
@@ -288,6 +407,7 @@ mod tests {
             first_seq: first,
             last_seq: first + count - 1,
             seen_ms: 1_000,
+            transactional: false,
         }
     }
 
@@ -378,6 +498,7 @@ mod tests {
             first_seq: i32::MAX - 1,
             last_seq: i32::MAX,
             seen_ms: 0,
+            transactional: false,
         };
         m.record(&b, 0, 1);
         assert_eq!(m.check(&batch(1, 0, 0, 1)), SequenceCheck::Append);
@@ -392,6 +513,58 @@ mod tests {
         m.record(&late, 1, 1);
         assert_eq!(m.expire(60_000, 20_000), 1);
         assert!(m.get(1).is_none() && m.get(2).is_some());
+    }
+
+    #[test]
+    fn transactions_hold_the_stable_offset_until_their_marker_is_durable() {
+        let mut m = ProducerStateMap::default();
+        let mut t = batch(1, 0, 0, 5);
+        t.transactional = true;
+        m.record(&t, 10, 14);
+        let mut u = batch(2, 0, 0, 1);
+        u.transactional = true;
+        m.record(&u, 15, 15);
+        m.record(&batch(3, 0, 0, 1), 16, 16); // not transactional
+        assert_eq!(m.first_unstable_offset(17), Some(10));
+        assert_eq!(m.open_transactions(), vec![(1, 0, 10), (2, 0, 15)]);
+        // Producer 1 aborts at 17; until 17 is durable its transaction still holds the LSO.
+        let aborted = m.complete_txn(1, 0, 17, false, 2_000, 10);
+        assert_eq!(
+            aborted,
+            Some(AbortedTxn {
+                producer_id: 1,
+                first_offset: 10,
+                last_offset: 17,
+                last_stable_offset: 10
+            })
+        );
+        assert_eq!(m.first_unstable_offset(17), Some(10));
+        assert_eq!(m.first_unstable_offset(18), Some(15));
+        // Producer 2 commits; a retried marker changes nothing.
+        assert_eq!(m.complete_txn(2, 0, 18, true, 2_000, 15), None);
+        assert_eq!(m.complete_txn(2, 0, 19, true, 2_000, 15), None);
+        assert_eq!(m.first_unstable_offset(19), None);
+        // A marker with a bumped epoch fences the old one.
+        m.complete_txn(3, 1, 20, false, 2_000, 20);
+        assert!(matches!(
+            m.check(&batch(3, 0, 1, 1)),
+            SequenceCheck::Reject(ec::INVALID_PRODUCER_EPOCH, _)
+        ));
+        assert_eq!(m.check(&batch(3, 1, 0, 1)), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn open_transactions_survive_snapshots_and_never_expire() {
+        let mut m = ProducerStateMap::default();
+        let mut t = batch(5, 2, 0, 3);
+        t.transactional = true;
+        m.record(&t, 40, 42);
+        let (off, back) = ProducerStateMap::decode_snapshot(&m.encode_snapshot(43)).unwrap();
+        assert_eq!(off, 43);
+        assert_eq!(back, m);
+        let mut back = back;
+        assert_eq!(back.first_unstable_offset(43), Some(40));
+        assert_eq!(back.expire(i64::MAX, 1), 0);
     }
 
     #[test]

@@ -53,19 +53,32 @@ async fn init_producer_id_gives_new_ids_at_every_version() {
         assert!(!seen.contains(&pid));
         seen.push(pid);
     }
-    let r: InitProducerIdResponse = call(
-        &broker,
-        ApiKey::InitProducerId,
-        4,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx")))),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        r.error_code, 53,
-        "transactions are refused until they exist"
-    );
+    let txn_init = |timeout_ms: i32| {
+        let broker = broker.clone();
+        async move {
+            let r: InitProducerIdResponse = call(
+                &broker,
+                ApiKey::InitProducerId,
+                4,
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))))
+                    .with_transaction_timeout_ms(timeout_ms)
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+            )
+            .await
+            .unwrap();
+            (r.error_code, r.producer_id.0, r.producer_epoch)
+        }
+    };
+    assert_eq!(txn_init(0).await.0, 50, "INVALID_TRANSACTION_TIMEOUT");
+    assert_eq!(txn_init(900_001).await.0, 50, "above transaction.max.timeout.ms");
+    let (code, txn_pid, epoch) = txn_init(60_000).await;
+    assert_eq!((code, epoch), (0, 0));
+    assert!(!seen.contains(&txn_pid));
+    // The same transactional id again: the same producer id, the next epoch.
+    assert_eq!(txn_init(60_000).await, (0, txn_pid, 1));
+    seen.push(txn_pid);
     broker.shutdown().unwrap();
     // Ids are never reused after a restart.
     let broker = Broker::open(config(dir.path())).await.unwrap();

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use weir_broker::group::{GroupConfig, OffsetsConfig};
+use weir_broker::txn::TxnConfig;
 use weir_broker::{Broker, BrokerConfig, TopicDefaults};
 use weir_server::{serve, ServerLimits};
 
@@ -121,6 +122,18 @@ struct ServeArgs {
     /// An idempotent producer idle this long is forgotten (`producer.id.expiration.ms`) [default: 86400000].
     #[arg(long, env = "WEIR_PRODUCER_ID_EXPIRATION_MS")]
     producer_id_expiration_ms: Option<i64>,
+    /// The longest transaction.timeout.ms a producer may ask for (`transaction.max.timeout.ms`) [default: 900000].
+    #[arg(long, env = "WEIR_TRANSACTION_MAX_TIMEOUT_MS")]
+    transaction_max_timeout_ms: Option<i32>,
+    /// How often transactions open past their timeout are looked for and aborted (`transaction.abort.timed.out.transaction.cleanup.interval.ms`) [default: 10000].
+    #[arg(
+        long,
+        env = "WEIR_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS"
+    )]
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: Option<i64>,
+    /// Partitions of `__transaction_state` when it is created (`transaction.state.log.num.partitions`) [default: 50].
+    #[arg(long, env = "WEIR_TRANSACTION_STATE_LOG_NUM_PARTITIONS")]
+    transaction_state_log_num_partitions: Option<i32>,
 }
 
 impl ServeArgs {
@@ -172,6 +185,15 @@ impl ServeArgs {
             producer_id_expiration_ms: self
                 .producer_id_expiration_ms
                 .or(file.producer_id_expiration_ms),
+            transaction_max_timeout_ms: self
+                .transaction_max_timeout_ms
+                .or(file.transaction_max_timeout_ms),
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: self
+                .transaction_abort_timed_out_transaction_cleanup_interval_ms
+                .or(file.transaction_abort_timed_out_transaction_cleanup_interval_ms),
+            transaction_state_log_num_partitions: self
+                .transaction_state_log_num_partitions
+                .or(file.transaction_state_log_num_partitions),
             max_connections_per_ip: self.max_connections_per_ip.or(file.max_connections_per_ip),
             connections_max_idle_ms: self
                 .connections_max_idle_ms
@@ -262,6 +284,7 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             .producer_id_expiration_ms
             .unwrap_or(24 * 60 * 60 * 1000)
             .max(1),
+        txn: txn_config(&args)?,
     };
     let d = ServerLimits::default();
     let limits = ServerLimits {
@@ -386,6 +409,26 @@ fn offsets_config(args: &ServeArgs) -> Result<OffsetsConfig> {
     }
     if !(1..=1000).contains(&c.topic_num_partitions) {
         bail!("offsets.topic.num.partitions must be between 1 and 1000");
+    }
+    Ok(c)
+}
+
+fn txn_config(args: &ServeArgs) -> Result<TxnConfig> {
+    let d = TxnConfig::default();
+    let c = TxnConfig {
+        max_timeout_ms: args.transaction_max_timeout_ms.unwrap_or(d.max_timeout_ms),
+        abort_check_interval_ms: args
+            .transaction_abort_timed_out_transaction_cleanup_interval_ms
+            .unwrap_or(d.abort_check_interval_ms),
+        topic_num_partitions: args
+            .transaction_state_log_num_partitions
+            .unwrap_or(d.topic_num_partitions),
+    };
+    if c.max_timeout_ms < 1 || c.abort_check_interval_ms < 1 {
+        bail!("transaction.max.timeout.ms and transaction.abort.timed.out.transaction.cleanup.interval.ms must be at least 1");
+    }
+    if !(1..=1000).contains(&c.topic_num_partitions) {
+        bail!("transaction.state.log.num.partitions must be between 1 and 1000");
     }
     Ok(c)
 }

@@ -1,14 +1,18 @@
 //! Fetch (key 1): whole batches straight from the log, never decoded or re-encoded, up to
-//! the high watermark. Long-polls on the partitions' high-watermark signals while fewer than
-//! min_bytes are available and max_wait_ms has not passed.
+//! the high watermark (read_uncommitted) or the last stable offset (read_committed, with the
+//! aborted transactions in the range so the client drops their records). Long-polls on the
+//! partitions' state signals while fewer than min_bytes are available and max_wait_ms has
+//! not passed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::select_all;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use weir_storage::StorageError;
 
 use super::Reply;
@@ -164,12 +168,34 @@ fn read_partition(
     let state = p.state();
     let pd = pd
         .with_high_watermark(state.high_watermark)
-        .with_last_stable_offset(state.high_watermark)
+        .with_last_stable_offset(state.last_stable_offset)
         .with_log_start_offset(state.log_start_offset);
     if limit == 0 {
         return pd.with_error_code(ec::NONE);
     }
-    match p.read(fetch_offset, limit) {
+    let upto = if read_committed {
+        state.last_stable_offset
+    } else {
+        state.high_watermark
+    };
+    match p.read_upto(fetch_offset, limit, upto) {
+        Ok(records) if read_committed => {
+            let aborted = if records.is_empty() {
+                Vec::new()
+            } else {
+                p.aborted_transactions(fetch_offset, upto)
+                    .into_iter()
+                    .map(|(producer_id, first_offset)| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(producer_id))
+                            .with_first_offset(first_offset)
+                    })
+                    .collect()
+            };
+            pd.with_error_code(ec::NONE)
+                .with_records(Some(records))
+                .with_aborted_transactions(Some(aborted))
+        }
         Ok(records) => pd.with_error_code(ec::NONE).with_records(Some(records)),
         Err(PartitionError::Storage(StorageError::OffsetOutOfRange { .. })) => {
             pd.with_error_code(ec::OFFSET_OUT_OF_RANGE)

@@ -1,5 +1,6 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3, v7+), or the first
-//! offset at or after a timestamp.
+//! offset at or after a timestamp. With isolation level read_committed (v2+) "latest" and
+//! the searches stop at the last stable offset instead of the high watermark.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -17,6 +18,7 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
 pub fn handle(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let read_committed = version >= 2 && req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -33,6 +35,7 @@ pub fn handle(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOff
                         p.partition_index,
                         p.timestamp,
                         version,
+                        read_committed,
                     );
                     let r = r
                         .with_error_code(code)
@@ -60,22 +63,28 @@ fn lookup(
     index: i32,
     timestamp: i64,
     version: i16,
+    read_committed: bool,
 ) -> (i16, i64, i64, i32) {
     let Some(p) = broker.partition(topic, index) else {
         return (ec::UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1);
     };
     let state = p.state();
     let epoch = p.leader_epoch;
+    let end = if read_committed {
+        state.last_stable_offset
+    } else {
+        state.high_watermark
+    };
     match timestamp {
-        LATEST => (ec::NONE, -1, state.high_watermark, epoch),
+        LATEST => (ec::NONE, -1, end, epoch),
         EARLIEST => (ec::NONE, -1, state.log_start_offset, epoch),
         MAX_TIMESTAMP if version >= 7 => {
             let found = p.with_log(|l| l.max_timestamp().map(|m| m.map(|(ts, o)| (o, ts))));
-            timestamp_answer(&p, found, state.high_watermark, epoch)
+            timestamp_answer(&p, found, end, epoch)
         }
         ts if ts >= 0 => {
             let found = p.with_log(|l| l.offset_for_timestamp(ts));
-            timestamp_answer(&p, found, state.high_watermark, epoch)
+            timestamp_answer(&p, found, end, epoch)
         }
         _ => (ec::INVALID_REQUEST, -1, -1, -1),
     }

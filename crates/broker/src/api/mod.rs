@@ -17,6 +17,8 @@ use weir_protocol::{encode_response, RequestMeta};
 
 use crate::broker::Broker;
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -25,6 +27,8 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -33,12 +37,14 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -235,9 +241,45 @@ pub async fn dispatch(
         }
         ApiKey::InitProducerId => {
             let req = decode(meta, b)?;
+            encode_reply(meta, Reply::Later(init_producer_id::handle(broker, v, req)))
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let req = decode(meta, b)?;
+            encode_reply(
+                meta,
+                Reply::Later(add_partitions_to_txn::handle(broker, v, req)),
+            )
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let req = decode(meta, b)?;
+            encode_reply(
+                meta,
+                Reply::Later(add_offsets_to_txn::handle(broker, v, req)),
+            )
+        }
+        ApiKey::EndTxn => {
+            let req = decode(meta, b)?;
+            encode_reply(meta, Reply::Later(end_txn::handle(broker, v, req)))
+        }
+        ApiKey::TxnOffsetCommit => {
+            let req = decode(meta, b)?;
+            encode_reply(
+                meta,
+                Reply::Later(txn_offset_commit::handle(broker, v, req)),
+            )
+        }
+        ApiKey::DescribeTransactions => {
+            let req = decode(meta, b)?;
             Ok(Response::Now(encode(
                 meta,
-                &init_producer_id::handle(broker, v, req),
+                &describe_transactions::handle(broker, v, req),
+            )?))
+        }
+        ApiKey::ListTransactions => {
+            let req = decode(meta, b)?;
+            Ok(Response::Now(encode(
+                meta,
+                &list_transactions::handle(broker, v, req),
             )?))
         }
         ApiKey::DescribeCluster => {

@@ -1,5 +1,7 @@
 //! OffsetFetch (key 9): committed offsets of one group (v1-7) or of several (v8+).
-//! Unknown partitions answer offset -1 with no error, as Kafka does.
+//! Unknown partitions answer offset -1 with no error, as Kafka does. With require_stable
+//! (v7+, sent by read_committed consumers), a partition with a transactional commit still
+//! waiting for its transaction answers UNSTABLE_OFFSET_COMMIT, and the client retries.
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -12,21 +14,32 @@ use crate::broker::Broker;
 use crate::error_codes as ec;
 use crate::group::CommittedOffset;
 
-type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>, i16)>)>;
 
-fn fetch(broker: &Broker, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+fn fetch(
+    broker: &Broker,
+    group_id: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
+) -> Fetched {
     let flat = broker.groups.offset_fetch(group_id, topics.as_deref());
     let mut out: Fetched = Vec::new();
     for (t, p, c) in flat {
+        let (c, code) = if require_stable && broker.groups.has_pending_txn_offset(group_id, &t, p) {
+            (None, ec::UNSTABLE_OFFSET_COMMIT)
+        } else {
+            (c, ec::NONE)
+        };
         match out.last_mut() {
-            Some((name, parts)) if *name == t => parts.push((p, c)),
-            _ => out.push((t, vec![(p, c)])),
+            Some((name, parts)) if *name == t => parts.push((p, c, code)),
+            _ => out.push((t, vec![(p, c, code)])),
         }
     }
     out
 }
 
 pub fn handle(broker: &Broker, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
+    let require_stable = version >= 7 && req.require_stable;
     if version >= 8 {
         let groups = req
             .groups
@@ -37,7 +50,7 @@ pub fn handle(broker: &Broker, version: i16, req: OffsetFetchRequest) -> OffsetF
                         .map(|t| (t.name.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let fetched = fetch(broker, g.group_id.as_str(), topics);
+                let fetched = fetch(broker, g.group_id.as_str(), topics, require_stable);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
                     .with_error_code(ec::NONE)
@@ -50,14 +63,14 @@ pub fn handle(broker: &Broker, version: i16, req: OffsetFetchRequest) -> OffsetF
                                     .with_partitions(
                                         parts
                                             .into_iter()
-                                            .map(|(p, c)| {
+                                            .map(|(p, c, code)| {
                                                 let c = c.unwrap_or(NO_OFFSET);
                                                 OffsetFetchResponsePartitions::default()
                                                     .with_partition_index(p)
                                                     .with_committed_offset(c.offset)
                                                     .with_committed_leader_epoch(c.leader_epoch)
                                                     .with_metadata(Some(str_bytes(&c.metadata)))
-                                                    .with_error_code(ec::NONE)
+                                                    .with_error_code(code)
                                             })
                                             .collect(),
                                     )
@@ -74,7 +87,7 @@ pub fn handle(broker: &Broker, version: i16, req: OffsetFetchRequest) -> OffsetF
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let fetched = fetch(broker, group_id.as_str(), topics);
+    let fetched = fetch(broker, group_id.as_str(), topics, require_stable);
     let topics = fetched
         .into_iter()
         .map(|(t, parts)| {
@@ -83,13 +96,13 @@ pub fn handle(broker: &Broker, version: i16, req: OffsetFetchRequest) -> OffsetF
                 .with_partitions(
                     parts
                         .into_iter()
-                        .map(|(p, c)| {
+                        .map(|(p, c, code)| {
                             let c = c.unwrap_or(NO_OFFSET);
                             let r = OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_committed_offset(c.offset)
                                 .with_metadata(Some(str_bytes(&c.metadata)))
-                                .with_error_code(ec::NONE);
+                                .with_error_code(code);
                             if version >= 5 {
                                 r.with_committed_leader_epoch(c.leader_epoch)
                             } else {

@@ -42,13 +42,13 @@ pub fn handle(broker: &Arc<Broker>, _version: i16, req: ProduceRequest) -> Reply
                     ec::INVALID_REQUIRED_ACKS,
                     format!("acks={acks} is not 0, 1 or -1"),
                 )
-            } else if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) {
-                Outcome::Failed(
-                    ec::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                    "transactions are not supported yet".into(),
-                )
             } else {
-                append_one(broker, topic.name.as_str(), pd.index, pd.records)
+                let txn_id = req
+                    .transactional_id
+                    .as_ref()
+                    .map(|t| t.as_str())
+                    .filter(|t| !t.is_empty());
+                append_one(broker, topic.name.as_str(), pd.index, pd.records, txn_id)
             };
             parts.push((pd.index, outcome));
         }
@@ -110,7 +110,13 @@ pub fn handle(broker: &Arc<Broker>, _version: i16, req: ProduceRequest) -> Reply
     }))
 }
 
-fn append_one(broker: &Broker, topic: &str, index: i32, records: Option<Bytes>) -> Outcome {
+fn append_one(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    records: Option<Bytes>,
+    transactional_id: Option<&str>,
+) -> Outcome {
     let Some(partition) = broker.partition(topic, index) else {
         return Outcome::Failed(
             ec::UNKNOWN_TOPIC_OR_PARTITION,
@@ -131,13 +137,19 @@ fn append_one(broker: &Broker, topic: &str, index: i32, records: Option<Bytes>) 
         Ok(h) => h,
         Err(e) => return Outcome::Failed(batch_error_code(&e), e.to_string()),
     };
+    if headers.iter().any(|h| h.is_control()) {
+        return Outcome::Failed(
+            ec::INVALID_RECORD,
+            "control batches are written by the transaction coordinator only".into(),
+        );
+    }
     if headers
         .iter()
-        .any(|h| h.is_transactional() || h.is_control())
+        .any(|h| h.is_transactional() && h.producer_id < 0)
     {
         return Outcome::Failed(
-            ec::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-            "transactional batches are not supported yet".into(),
+            ec::INVALID_RECORD,
+            "a transactional batch needs a producer id".into(),
         );
     }
     let producer = match headers.iter().find(|h| h.producer_id >= 0) {
@@ -156,13 +168,24 @@ fn append_one(broker: &Broker, topic: &str, index: i32, records: Option<Bytes>) 
             first_seq: h.base_sequence,
             last_seq: increment_sequence(h.base_sequence, h.last_offset_delta),
             seen_ms: now_ms(),
+            transactional: h.is_transactional(),
         }),
     };
+    let verify = producer.filter(|b| b.transactional).map(|b| {
+        move || {
+            broker
+                .txns
+                .verify(transactional_id, b.producer_id, b.epoch, topic, index)
+        }
+    });
     // Stamp offsets in place: reuse the request buffer when we own it, else copy once.
     let mut buf = records
         .try_into_mut()
         .unwrap_or_else(|b| BytesMut::from(&b[..]));
-    match partition.append(&mut buf, now_ms(), producer) {
+    let check = verify
+        .as_ref()
+        .map(|f| f as &(dyn Fn() -> Result<(), (i16, &'static str)> + Sync));
+    match partition.append_checked(&mut buf, now_ms(), producer, check) {
         Ok(Appended::New(info)) => Outcome::Appended {
             partition,
             base_offset: info.base_offset,

@@ -103,6 +103,21 @@ pub struct GroupCoordinator {
     pub config: GroupConfig,
     pub offsets_config: OffsetsConfig,
     groups: Mutex<HashMap<String, Group>>,
+    /// Transactional offset commits (TxnOffsetCommit) by producer id, durable in
+    /// `__consumer_offsets` but applied only when their transaction commits.
+    pending_txn: Mutex<HashMap<i64, Vec<PendingTxnOffset>>>,
+}
+
+/// A transactional offset commit waiting for its transaction's marker.
+#[derive(Debug, Clone)]
+struct PendingTxnOffset {
+    group: String,
+    topic: String,
+    partition: i32,
+    value: OffsetValue,
+    record_offset: i64,
+    /// The `__consumer_offsets` partition it was written to (its marker lands there).
+    offsets_partition: i32,
 }
 
 /// Kafka places a group on partition `abs(java_hash(group_id)) % partitions` of
@@ -126,7 +141,188 @@ impl GroupCoordinator {
             config,
             offsets_config,
             groups: Mutex::new(HashMap::new()),
+            pending_txn: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Vec<PendingTxnOffset>>> {
+        self.pending_txn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// TxnOffsetCommit: offsets written into the producer's transaction. Durable when
+    /// answered, visible to OffsetFetch only once the transaction commits.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn txn_offset_commit(
+        self: &Arc<Self>,
+        broker: &Arc<Broker>,
+        transactional_id: &str,
+        group_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        generation: i32,
+        member_id: &str,
+        instance: Option<&str>,
+        entries: Vec<OffsetCommitEntry>,
+    ) -> Vec<i16> {
+        let now = now_ms();
+        // Producers older than KIP-447 know no generation: their commits are not checked
+        // against the group's membership.
+        if generation >= 0 || !member_id.is_empty() {
+            let group_error = {
+                let mut groups = self.lock();
+                let group = groups
+                    .entry(group_id.to_string())
+                    .or_insert_with(|| Group::new(group_id, now));
+                check_offset_commit(group, generation, member_id, instance)
+            };
+            if group_error != ec::NONE {
+                return vec![group_error; entries.len()];
+            }
+        }
+        let partition = match self.offsets_partition(broker, group_id).await {
+            Ok(p) => p,
+            Err(code) => return vec![code; entries.len()],
+        };
+        if let Err(code) =
+            broker
+                .txns
+                .verify_offsets(transactional_id, producer_id, epoch, partition.index)
+        {
+            return vec![code; entries.len()];
+        }
+        let mut codes = vec![ec::NONE; entries.len()];
+        let mut batch = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            if broker.partition(&e.topic, e.partition).is_none() {
+                codes[i] = ec::UNKNOWN_TOPIC_OR_PARTITION;
+            } else if e.metadata.len() > self.offsets_config.metadata_max_bytes {
+                codes[i] = ec::OFFSET_METADATA_TOO_LARGE;
+            } else {
+                let value = OffsetValue {
+                    offset: e.offset,
+                    leader_epoch: e.leader_epoch,
+                    metadata: e.metadata.clone(),
+                    commit_timestamp: now,
+                };
+                batch.push((i, e.topic.clone(), e.partition, value));
+            }
+        }
+        if batch.is_empty() {
+            return codes;
+        }
+        let records: Vec<Record> = batch
+            .iter()
+            .enumerate()
+            .map(|(n, (_, topic, p, value))| Record {
+                transactional: true,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id,
+                producer_epoch: epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: n as i64,
+                sequence: -1,
+                timestamp: now,
+                key: Some(records::encode_key(&Key::Offset {
+                    group: group_id.to_string(),
+                    topic: topic.clone(),
+                    partition: *p,
+                })),
+                value: Some(records::encode_offset_value(value)),
+                headers: IndexMap::new(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        if let Err(e) = RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        ) {
+            tracing::error!(error = %e, "encoding a transactional {OFFSETS_TOPIC} batch");
+            return vec![ec::UNKNOWN_SERVER_ERROR; entries.len()];
+        }
+        let mut bytes = buf.to_vec();
+        let verify = || {
+            broker
+                .txns
+                .verify_offsets(transactional_id, producer_id, epoch, partition.index)
+                .map_err(|code| (code, "the group's offsets are not part of the transaction"))
+        };
+        let info = match partition.append_for_coordinator(
+            &mut bytes,
+            now,
+            producer_id,
+            epoch,
+            &verify,
+        ) {
+            Ok(info) => info,
+            Err(crate::partition::PartitionError::Sequence(code, _)) => {
+                return vec![code; entries.len()]
+            }
+            Err(e) => {
+                tracing::error!(partition = %partition.name(), error = %e, "{OFFSETS_TOPIC} append failed");
+                return vec![ec::COORDINATOR_NOT_AVAILABLE; entries.len()];
+            }
+        };
+        if partition.wait_durable(info.last_offset + 1).await.is_err() {
+            return vec![ec::COORDINATOR_NOT_AVAILABLE; entries.len()];
+        }
+        let mut pending = self.lock_pending();
+        let list = pending.entry(producer_id).or_default();
+        for (n, (_, topic, p, value)) in batch.into_iter().enumerate() {
+            list.push(PendingTxnOffset {
+                group: group_id.to_string(),
+                topic,
+                partition: p,
+                value,
+                record_offset: info.base_offset + n as i64,
+                offsets_partition: partition.index,
+            });
+        }
+        codes
+    }
+
+    /// The transaction of `producer_id` ended in `__consumer_offsets` partition
+    /// `offsets_partition`: apply (commit) or drop (abort) its offset commits there.
+    pub fn complete_txn_offsets(&self, producer_id: i64, offsets_partition: i32, commit: bool) {
+        let done: Vec<PendingTxnOffset> = {
+            let mut pending = self.lock_pending();
+            let Some(list) = pending.get_mut(&producer_id) else {
+                return;
+            };
+            let (done, keep) = std::mem::take(list)
+                .into_iter()
+                .partition(|p| p.offsets_partition == offsets_partition);
+            *list = keep;
+            if list.is_empty() {
+                pending.remove(&producer_id);
+            }
+            done
+        };
+        if !commit || done.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let mut groups = self.lock();
+        for p in done {
+            let group = groups
+                .entry(p.group.clone())
+                .or_insert_with(|| Group::new(&p.group, now));
+            apply_offset(group, p.topic, p.partition, p.value, p.record_offset);
+        }
+    }
+
+    /// A transactional commit of this group's partition is waiting for its transaction
+    /// (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT).
+    pub fn has_pending_txn_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.lock_pending().values().any(|list| {
+            list.iter()
+                .any(|p| p.group == group_id && p.topic == topic && p.partition == partition)
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Group>> {
@@ -567,7 +763,7 @@ impl GroupCoordinator {
         }
     }
 
-    async fn offsets_partition(
+    pub async fn offsets_partition(
         &self,
         broker: &Arc<Broker>,
         group_id: &str,
@@ -617,7 +813,20 @@ impl GroupCoordinator {
                             continue;
                         }
                         records_read += 1;
-                        replay(&mut groups, &r, now, &self.config);
+                        if r.control {
+                            let commit = r.key.as_deref().is_some_and(|k| {
+                                k.len() >= 4
+                                    && i16::from_be_bytes([k[2], k[3]])
+                                        == crate::partition::MARKER_COMMIT
+                            });
+                            drop(groups);
+                            self.complete_txn_offsets(r.producer_id, p.index, commit);
+                            groups = self.lock();
+                        } else if r.transactional {
+                            self.replay_txn_offset(&r, p.index);
+                        } else {
+                            replay(&mut groups, &r, now, &self.config);
+                        }
                     }
                 }
             }
@@ -629,6 +838,40 @@ impl GroupCoordinator {
             "consumer groups loaded from {OFFSETS_TOPIC}"
         );
         Ok(())
+    }
+
+    /// A transactional offset commit read back at start: pending until its marker.
+    fn replay_txn_offset(&self, r: &Record, offsets_partition: i32) {
+        let (Some(k), Some(v)) = (&r.key, &r.value) else {
+            return;
+        };
+        match (records::decode_key(k), records::decode_offset_value(v)) {
+            (
+                Ok(Key::Offset {
+                    group,
+                    topic,
+                    partition,
+                }),
+                Ok(value),
+            ) => self
+                .lock_pending()
+                .entry(r.producer_id)
+                .or_default()
+                .push(PendingTxnOffset {
+                    group,
+                    topic,
+                    partition,
+                    value,
+                    record_offset: r.offset,
+                    offsets_partition,
+                }),
+            _ => {
+                tracing::warn!(
+                    offset = r.offset,
+                    "skipping a transactional {OFFSETS_TOPIC} record"
+                )
+            }
+        }
     }
 
     /// Expire sessions and rebalances (every tick) and old offsets (every retention check).

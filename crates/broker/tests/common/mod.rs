@@ -35,6 +35,7 @@ pub fn config(dir: &std::path::Path) -> BrokerConfig {
             ..Default::default()
         },
         producer_id_expiration_ms: 86_400_000,
+        txn: Default::default(),
     }
 }
 

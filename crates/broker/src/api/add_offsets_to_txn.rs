@@ -1,0 +1,45 @@
+//! AddOffsetsToTxn (key 25, v0-3): a group's offsets will be committed in the producer's
+//! transaction; the group's `__consumer_offsets` partition joins the transaction so its
+//! markers reach the pending offset commits.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
+
+use super::BoxFuture;
+use crate::broker::Broker;
+use crate::error_codes as ec;
+use crate::group::OFFSETS_TOPIC;
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    req: AddOffsetsToTxnRequest,
+) -> BoxFuture<AddOffsetsToTxnResponse> {
+    let broker = broker.clone();
+    Box::pin(async move {
+        let code = match broker
+            .groups
+            .offsets_partition(&broker, req.group_id.as_str())
+            .await
+        {
+            Err(code) => code,
+            Ok(p) => match broker
+                .txns
+                .add_partitions(
+                    &broker,
+                    req.transactional_id.as_str(),
+                    req.producer_id.0,
+                    req.producer_epoch,
+                    &[(OFFSETS_TOPIC.to_string(), p.index)],
+                    version >= 2,
+                )
+                .await
+            {
+                Ok(()) => ec::NONE,
+                Err(code) => code,
+            },
+        };
+        AddOffsetsToTxnResponse::default().with_error_code(code)
+    })
+}

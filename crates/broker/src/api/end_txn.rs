@@ -1,0 +1,33 @@
+//! EndTxn (key 26, v0-3): commit or abort the producer's transaction. Answered once the
+//! outcome is durable and its markers are fsync'd in every partition of the transaction, so
+//! a read_committed consumer sees a committed transaction as soon as the commit returns.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
+
+use super::BoxFuture;
+use crate::broker::Broker;
+use crate::error_codes as ec;
+
+pub fn handle(broker: &Arc<Broker>, version: i16, req: EndTxnRequest) -> BoxFuture<EndTxnResponse> {
+    let broker = broker.clone();
+    Box::pin(async move {
+        let code = match broker
+            .txns
+            .end_txn(
+                &broker,
+                req.transactional_id.as_str(),
+                req.producer_id.0,
+                req.producer_epoch,
+                req.committed,
+                version >= 2,
+            )
+            .await
+        {
+            Ok(()) => ec::NONE,
+            Err(code) => code,
+        };
+        EndTxnResponse::default().with_error_code(code)
+    })
+}
