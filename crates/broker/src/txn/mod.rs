@@ -427,9 +427,10 @@ impl TxnCoordinator {
         };
         result?;
         let done = done.expect("set when the markers succeeded");
-        // If this record is lost in a crash, the Prepare record makes the restart write the
-        // markers again, which changes nothing in partitions that have them.
-        self.persist(broker, &done).await
+        // Not waited for: if this record is lost in a crash, the Prepare record makes the
+        // restart write the markers again, which changes nothing in partitions that have
+        // them. (Saves an fsync round per commit.)
+        self.append_state(broker, &done).await.map(|_| ())
     }
 
     async fn write_markers(
@@ -557,6 +558,19 @@ impl TxnCoordinator {
     /// Append the transactional id's state to its `__transaction_state` partition and wait
     /// until it is durable.
     async fn persist(&self, broker: &Arc<Broker>, m: &TxnMeta) -> Result<(), i16> {
+        let (partition, end) = self.append_state(broker, m).await?;
+        partition
+            .wait_durable(end)
+            .await
+            .map_err(|_| ec::COORDINATOR_NOT_AVAILABLE)
+    }
+
+    /// Append the state record without waiting for its fsync: (partition, end offset).
+    async fn append_state(
+        &self,
+        broker: &Arc<Broker>,
+        m: &TxnMeta,
+    ) -> Result<(Arc<Partition>, i64), i16> {
         let partition = self.state_partition(broker, &m.transactional_id).await?;
         let now = now_ms();
         let record = Record {
@@ -596,10 +610,7 @@ impl TxnCoordinator {
                 return Err(ec::COORDINATOR_NOT_AVAILABLE);
             }
         };
-        partition
-            .wait_durable(info.last_offset + 1)
-            .await
-            .map_err(|_| ec::COORDINATOR_NOT_AVAILABLE)
+        Ok((partition, info.last_offset + 1))
     }
 
     async fn state_partition(
