@@ -72,7 +72,11 @@ async fn init_producer_id_gives_new_ids_at_every_version() {
         }
     };
     assert_eq!(txn_init(0).await.0, 50, "INVALID_TRANSACTION_TIMEOUT");
-    assert_eq!(txn_init(900_001).await.0, 50, "above transaction.max.timeout.ms");
+    assert_eq!(
+        txn_init(900_001).await.0,
+        50,
+        "above transaction.max.timeout.ms"
+    );
     let (code, txn_pid, epoch) = txn_init(60_000).await;
     assert_eq!((code, epoch), (0, 0));
     assert!(!seen.contains(&txn_pid));
