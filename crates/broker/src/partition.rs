@@ -324,12 +324,12 @@ impl Partition {
         Ok(info.base_offset)
     }
 
-    /// Producers with an open transaction here: (producer id, epoch, first offset).
-    pub fn open_transactions(&self) -> Vec<(i64, i16, i64)> {
+    /// The producers this partition knows (DescribeProducers).
+    pub fn producers(&self) -> Vec<crate::producer_state::ProducerDescription> {
         self.producers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .open_transactions()
+            .describe()
     }
 
     /// Aborted transactions overlapping `[from, upper)` for a read_committed Fetch.

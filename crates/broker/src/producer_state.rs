@@ -50,6 +50,16 @@ pub struct ProducerEntry {
     pub txn_first_offset: Option<i64>,
 }
 
+/// A producer as DescribeProducers shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerDescription {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub txn_first_offset: Option<i64>,
+}
+
 /// A transaction aborted in this partition: consumers reading read_committed drop the
 /// producer's records from `first_offset` up to the marker at `last_offset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,6 +258,23 @@ impl ProducerStateMap {
             }
         }
         None
+    }
+
+    /// Every producer known here, by producer id.
+    pub fn describe(&self) -> Vec<ProducerDescription> {
+        let mut v: Vec<_> = self
+            .producers
+            .iter()
+            .map(|(&id, e)| ProducerDescription {
+                producer_id: id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+                txn_first_offset: e.txn_first_offset,
+            })
+            .collect();
+        v.sort_by_key(|d| d.producer_id);
+        v
     }
 
     /// Producers with an open transaction here: (producer id, epoch, first offset).

@@ -27,6 +27,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_producers;
 pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
@@ -267,6 +268,13 @@ pub async fn dispatch(
                 meta,
                 Reply::Later(txn_offset_commit::handle(broker, v, req)),
             )
+        }
+        ApiKey::DescribeProducers => {
+            let req = decode(meta, b)?;
+            Ok(Response::Now(encode(
+                meta,
+                &describe_producers::handle(broker, v, req),
+            )?))
         }
         ApiKey::DescribeTransactions => {
             let req = decode(meta, b)?;
