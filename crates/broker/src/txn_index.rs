@@ -2,7 +2,7 @@
 //! read_committed Fetch can tell the client which producers' records to drop in the range
 //! it returns (Kafka's `.txnindex`, one per partition here rather than one per segment).
 //!
-//! File `aborted-txns.index` in the partition directory: entries of 34 bytes in Kafka's
+//! File `aborted.txnindex` in the partition directory: entries of 34 bytes in Kafka's
 //! layout (i16 version 0, i64 producer id, i64 first offset, i64 last offset, i64 last
 //! stable offset), in marker order. Appended under the log lock when an abort marker is
 //! appended; fsync'd before every producer-state snapshot, so every abort below a snapshot's
@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use crate::producer_state::AbortedTxn;
 
-pub const TXN_INDEX_FILE: &str = "aborted-txns.index";
+/// Not `*.index`: the log treats those as offset indexes and removes ones without a segment.
+pub const TXN_INDEX_FILE: &str = "aborted.txnindex";
 const ENTRY_LEN: usize = 34;
 
 pub struct TxnIndex {
