@@ -151,12 +151,13 @@ def test_validate_only_creates_nothing(broker):
 
 
 @pytest.mark.parametrize("config", [{"no.such.setting": "1"},
-                                    {"retention.ms": "1000"},  # real Kafka key, not implemented
+                                    {"retention.ms": "-5"},
                                     {"segment.bytes": "not-a-number"},
-                                    {"cleanup.policy": "compact"},
-                                    {"message.timestamp.type": "Sometime"}],
-                         ids=["unknown-key", "unimplemented-key", "bad-int", "compact",
-                              "bad-enum"])
+                                    {"cleanup.policy": "compact,shred"},
+                                    {"message.timestamp.type": "Sometime"},
+                                    {"min.compaction.lag.ms": "10", "max.compaction.lag.ms": "5"}],
+                         ids=["unknown-key", "out-of-range", "bad-int", "bad-list", "bad-enum",
+                              "inconsistent"])
 def test_invalid_config(broker, config):
     err = create_error(broker, NewTopic("cfg", 1, 1, config=config))
     assert err.code() == INVALID_CONFIG, err

@@ -373,6 +373,55 @@ impl Broker {
         Ok(())
     }
 
+    /// Replace a topic's config overrides (AlterConfigs, IncrementalAlterConfigs): validated,
+    /// written to the catalog, and applied to every partition at once (segment sizes and
+    /// ages, retention, cleanup policy, flush policy...), without a restart.
+    pub async fn alter_topic_config(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _guard = self.catalog_lock.lock().await;
+        let Some(topic) = self.topic(name) else {
+            return Err(TopicError::new(
+                ec::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("topic '{name}' does not exist"),
+            ));
+        };
+        let settings = TopicSettings::resolve(&self.config.topic_defaults, &overrides)?;
+        if topic.is_internal() && !settings.cleanup_compact {
+            return Err(TopicError::new(
+                ec::INVALID_CONFIG,
+                format!("{name} is internal and must stay compacted"),
+            ));
+        }
+        if validate_only || overrides == topic.overrides {
+            return Ok(());
+        }
+        let changed = Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            overrides: overrides.clone(),
+            settings: settings.clone(),
+            partitions: topic.partitions.clone(),
+        });
+        self.topics
+            .write()
+            .unwrap()
+            .insert(name.to_string(), changed);
+        if let Err(e) = self.write_catalog() {
+            // Back to what the catalog on disk says.
+            self.topics.write().unwrap().insert(name.to_string(), topic);
+            return Err(TopicError::new(ec::KAFKA_STORAGE_ERROR, e.to_string()));
+        }
+        for p in &topic.partitions {
+            p.apply_settings(settings.clone());
+        }
+        tracing::info!(topic = name, configs = ?overrides, "topic config changed");
+        Ok(())
+    }
+
     fn write_catalog(&self) -> anyhow_like::Result<()> {
         let file = CatalogFile {
             version: FORMAT_VERSION,

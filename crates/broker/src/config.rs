@@ -35,6 +35,35 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     /// The transaction coordinator's settings (`transaction.*`).
     pub txn: crate::txn::TxnConfig,
+    /// Retention and the log cleaner (`log.retention.check.interval.ms`, `log.cleaner.*`).
+    pub log_manager: LogManagerConfig,
+    /// Broker settings given explicitly (flag, environment or file), by Kafka name: their
+    /// DescribeConfigs source is STATIC_BROKER_CONFIG rather than DEFAULT_CONFIG.
+    pub explicit: std::collections::BTreeSet<String>,
+}
+
+/// The background work on logs: retention checks and the cleaner (Kafka's names).
+#[derive(Debug, Clone)]
+pub struct LogManagerConfig {
+    /// `log.retention.check.interval.ms`: how often segments past retention are deleted.
+    pub retention_check_interval_ms: i64,
+    /// `log.cleaner.enable`.
+    pub cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: the cleaner's sleep when there is nothing to clean.
+    pub cleaner_backoff_ms: i64,
+    /// `log.cleaner.dedupe.buffer.size`: memory for the cleaner's key -> offset map.
+    pub cleaner_dedupe_buffer_size: usize,
+}
+
+impl Default for LogManagerConfig {
+    fn default() -> Self {
+        LogManagerConfig {
+            retention_check_interval_ms: 300_000,
+            cleaner_enable: true,
+            cleaner_backoff_ms: 15_000,
+            cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
+        }
+    }
 }
 
 /// Broker defaults of topic settings (Kafka's broker-level names in comments).
@@ -55,6 +84,20 @@ pub struct TopicDefaults {
     pub flush_ms: i64,
     /// `log.message.timestamp.type`: CreateTime or LogAppendTime.
     pub message_timestamp_type: String,
+    /// `log.retention.ms`: -1 keeps data forever.
+    pub retention_ms: i64,
+    /// `log.retention.bytes`: per partition; -1 for no limit.
+    pub retention_bytes: i64,
+    /// `log.cleanup.policy`: "delete", "compact" or "compact,delete".
+    pub cleanup_policy: String,
+    /// `log.cleaner.delete.retention.ms`: how long tombstones outlive cleaning.
+    pub delete_retention_ms: i64,
+    /// `log.cleaner.min.compaction.lag.ms`.
+    pub min_compaction_lag_ms: i64,
+    /// `log.cleaner.max.compaction.lag.ms`.
+    pub max_compaction_lag_ms: i64,
+    /// `log.cleaner.min.cleanable.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for TopicDefaults {
@@ -67,6 +110,13 @@ impl Default for TopicDefaults {
             flush_messages: 1,
             flush_ms: i64::MAX,
             message_timestamp_type: "CreateTime".to_string(),
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            cleanup_policy: "delete".to_string(),
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -77,6 +127,7 @@ pub enum ConfigType {
     String = 2,
     Int = 3,
     Long = 5,
+    Double = 6,
     List = 7,
 }
 
@@ -96,7 +147,43 @@ pub const TOPIC_SETTINGS: &[TopicSetting] = &[
         name: "cleanup.policy",
         broker_synonym: "log.cleanup.policy",
         config_type: ConfigType::List,
-        doc: "Only 'delete' is implemented; retention and compaction come later.",
+        doc: "delete: old segments are deleted by retention.ms and retention.bytes; compact: the latest record of each key is kept; both: compact,delete.",
+    },
+    TopicSetting {
+        name: "retention.ms",
+        broker_synonym: "log.retention.ms",
+        config_type: ConfigType::Long,
+        doc: "Segments whose newest record is older than this are deleted (-1: never).",
+    },
+    TopicSetting {
+        name: "retention.bytes",
+        broker_synonym: "log.retention.bytes",
+        config_type: ConfigType::Long,
+        doc: "Oldest segments are deleted while a partition is larger than this (-1: no limit).",
+    },
+    TopicSetting {
+        name: "delete.retention.ms",
+        broker_synonym: "log.cleaner.delete.retention.ms",
+        config_type: ConfigType::Long,
+        doc: "How long a tombstone is kept after its segment is compacted.",
+    },
+    TopicSetting {
+        name: "min.compaction.lag.ms",
+        broker_synonym: "log.cleaner.min.compaction.lag.ms",
+        config_type: ConfigType::Long,
+        doc: "Records younger than this are not compacted.",
+    },
+    TopicSetting {
+        name: "max.compaction.lag.ms",
+        broker_synonym: "log.cleaner.max.compaction.lag.ms",
+        config_type: ConfigType::Long,
+        doc: "Records older than this are compacted whatever the dirty ratio.",
+    },
+    TopicSetting {
+        name: "min.cleanable.dirty.ratio",
+        broker_synonym: "log.cleaner.min.cleanable.ratio",
+        config_type: ConfigType::Double,
+        doc: "Compact when this share of the log is not yet compacted.",
     },
     TopicSetting {
         name: "segment.bytes",
@@ -147,7 +234,7 @@ pub const TOPIC_SETTINGS: &[TopicSetting] = &[
 pub struct ConfigError(pub String);
 
 /// The effective settings of one topic: broker defaults overlaid with its overrides.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopicSettings {
     pub segment_bytes: u64,
     pub segment_ms: i64,
@@ -156,6 +243,33 @@ pub struct TopicSettings {
     pub flush_messages: i64,
     pub flush_ms: i64,
     pub log_append_time: bool,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    /// cleanup.policy includes delete.
+    pub cleanup_delete: bool,
+    /// cleanup.policy includes compact.
+    pub cleanup_compact: bool,
+    pub delete_retention_ms: i64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+    pub min_cleanable_dirty_ratio: f64,
+}
+
+/// cleanup.policy: (delete, compact).
+fn parse_cleanup_policy(key: &str, value: &str) -> Result<(bool, bool), ConfigError> {
+    let (mut delete, mut compact) = (false, false);
+    for item in value.split(',').map(str::trim) {
+        match item {
+            "delete" => delete = true,
+            "compact" => compact = true,
+            _ => {
+                return Err(ConfigError(format!(
+                    "{key} must be a list of 'delete' and 'compact', not '{value}'"
+                )))
+            }
+        }
+    }
+    Ok((delete, compact))
 }
 
 impl TopicSettings {
@@ -172,15 +286,41 @@ impl TopicSettings {
             flush_messages: defaults.flush_messages,
             flush_ms: defaults.flush_ms,
             log_append_time: defaults.message_timestamp_type == "LogAppendTime",
+            retention_ms: defaults.retention_ms,
+            retention_bytes: defaults.retention_bytes,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            delete_retention_ms: defaults.delete_retention_ms,
+            min_compaction_lag_ms: defaults.min_compaction_lag_ms,
+            max_compaction_lag_ms: defaults.max_compaction_lag_ms,
+            min_cleanable_dirty_ratio: defaults.min_cleanable_dirty_ratio,
         };
+        (s.cleanup_delete, s.cleanup_compact) =
+            parse_cleanup_policy("log.cleanup.policy", &defaults.cleanup_policy)?;
         for (key, value) in overrides {
             match key.as_str() {
                 "cleanup.policy" => {
-                    if value != "delete" {
-                        return Err(ConfigError(format!(
-                            "cleanup.policy={value} is not supported yet (only 'delete')"
-                        )));
+                    (s.cleanup_delete, s.cleanup_compact) = parse_cleanup_policy(key, value)?
+                }
+                "retention.ms" => s.retention_ms = parse_ranged(key, value, -1, i64::MAX)?,
+                "retention.bytes" => s.retention_bytes = parse_ranged(key, value, -1, i64::MAX)?,
+                "delete.retention.ms" => {
+                    s.delete_retention_ms = parse_ranged(key, value, 0, i64::MAX)?
+                }
+                "min.compaction.lag.ms" => {
+                    s.min_compaction_lag_ms = parse_ranged(key, value, 0, i64::MAX)?
+                }
+                "max.compaction.lag.ms" => {
+                    s.max_compaction_lag_ms = parse_ranged(key, value, 1, i64::MAX)?
+                }
+                "min.cleanable.dirty.ratio" => {
+                    let v: f64 = value.trim().parse().map_err(|_| {
+                        ConfigError(format!("{key} must be a number, not '{value}'"))
+                    })?;
+                    if !(0.0..=1.0).contains(&v) {
+                        return Err(ConfigError(format!("{key}={v} is out of range [0, 1]")));
                     }
+                    s.min_cleanable_dirty_ratio = v;
                 }
                 "segment.bytes" => {
                     s.segment_bytes = parse_ranged(key, value, 14, i32::MAX as i64)? as u64
@@ -210,7 +350,23 @@ impl TopicSettings {
                 }
             }
         }
+        if s.min_compaction_lag_ms > s.max_compaction_lag_ms {
+            return Err(ConfigError(format!(
+                "min.compaction.lag.ms ({}) must not be greater than max.compaction.lag.ms ({})",
+                s.min_compaction_lag_ms, s.max_compaction_lag_ms
+            )));
+        }
         Ok(s)
+    }
+
+    /// The cleanup.policy value as Kafka writes it.
+    pub fn cleanup_policy(&self) -> String {
+        match (self.cleanup_compact, self.cleanup_delete) {
+            (true, true) => "compact,delete",
+            (true, false) => "compact",
+            _ => "delete",
+        }
+        .to_string()
     }
 
     /// fsync before acknowledging (the default) or acknowledge first (an opt-in).
@@ -231,7 +387,13 @@ impl TopicSettings {
     /// The effective value of a setting, as a string (for DescribeConfigs).
     pub fn value_of(&self, name: &str) -> Option<String> {
         Some(match name {
-            "cleanup.policy" => "delete".to_string(),
+            "cleanup.policy" => self.cleanup_policy(),
+            "retention.ms" => self.retention_ms.to_string(),
+            "retention.bytes" => self.retention_bytes.to_string(),
+            "delete.retention.ms" => self.delete_retention_ms.to_string(),
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms.to_string(),
+            "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
             "segment.bytes" => self.segment_bytes.to_string(),
             "segment.ms" => self.segment_ms.to_string(),
             "max.message.bytes" => self.max_message_bytes.to_string(),
@@ -300,8 +462,42 @@ mod tests {
         assert_eq!(s.segment_bytes, 1048576);
         assert!(s.fsync_before_ack());
         o.insert("retention.ms".to_string(), "1".to_string());
+        assert_eq!(TopicSettings::resolve(&d, &o).unwrap().retention_ms, 1);
+        o.insert("retention.msx".to_string(), "1".to_string());
         let e = TopicSettings::resolve(&d, &o).unwrap_err();
-        assert!(e.0.contains("retention.ms"));
+        assert!(e.0.contains("retention.msx"));
+    }
+
+    #[test]
+    fn cleanup_and_compaction_settings_are_validated() {
+        let d = TopicDefaults::default();
+        let resolve = |pairs: &[(&str, &str)]| {
+            let o: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            TopicSettings::resolve(&d, &o)
+        };
+        let s = resolve(&[("cleanup.policy", "compact,delete")]).unwrap();
+        assert!(s.cleanup_compact && s.cleanup_delete);
+        assert_eq!(s.value_of("cleanup.policy").unwrap(), "compact,delete");
+        let s = resolve(&[("cleanup.policy", "compact")]).unwrap();
+        assert!(s.cleanup_compact && !s.cleanup_delete);
+        for bad in [
+            ("cleanup.policy", "shred"),
+            ("retention.ms", "-2"),
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("delete.retention.ms", "x"),
+        ] {
+            let e = resolve(&[bad]).unwrap_err();
+            assert!(e.0.contains(bad.0), "{e}");
+        }
+        let e = resolve(&[
+            ("min.compaction.lag.ms", "10"),
+            ("max.compaction.lag.ms", "5"),
+        ])
+        .unwrap_err();
+        assert!(e.0.contains("min.compaction.lag.ms"), "{e}");
     }
 
     #[test]

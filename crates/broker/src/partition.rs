@@ -171,6 +171,17 @@ impl Partition {
         self.settings.lock().unwrap().clone()
     }
 
+    /// New topic settings, live: the flush policy and limits at once, the log's own
+    /// settings (segment size and age, index interval, timestamps) from its next append.
+    pub fn apply_settings(&self, settings: TopicSettings) {
+        if let Ok(mut log) = self.lock_log() {
+            log.get().set_config(settings.log_config());
+        }
+        *self.settings.lock().unwrap() = settings;
+        // A relaxed flush policy may have become strict: flush what is pending now.
+        self.flush_wakeup.notify_one();
+    }
+
     fn lock_log(&self) -> Result<MutexGuardLog<'_>, PartitionError> {
         let guard = self.log.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {

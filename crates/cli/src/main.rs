@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use weir_broker::config::LogManagerConfig;
 use weir_broker::group::{GroupConfig, OffsetsConfig};
 use weir_broker::txn::TxnConfig;
 use weir_broker::{Broker, BrokerConfig, TopicDefaults};
@@ -134,6 +135,39 @@ struct ServeArgs {
     /// Partitions of `__transaction_state` when it is created (`transaction.state.log.num.partitions`) [default: 50].
     #[arg(long, env = "WEIR_TRANSACTION_STATE_LOG_NUM_PARTITIONS")]
     transaction_state_log_num_partitions: Option<i32>,
+    /// Default `retention.ms`: segments whose newest record is older are deleted; -1 keeps data forever (`log.retention.ms`) [default: 604800000].
+    #[arg(long, env = "WEIR_LOG_RETENTION_MS")]
+    log_retention_ms: Option<i64>,
+    /// Default `retention.bytes` per partition; -1 for no limit (`log.retention.bytes`) [default: -1].
+    #[arg(long, env = "WEIR_LOG_RETENTION_BYTES")]
+    log_retention_bytes: Option<i64>,
+    /// Default `cleanup.policy`: delete, compact or compact,delete (`log.cleanup.policy`) [default: delete].
+    #[arg(long, env = "WEIR_LOG_CLEANUP_POLICY")]
+    log_cleanup_policy: Option<String>,
+    /// Default `delete.retention.ms` (`log.cleaner.delete.retention.ms`) [default: 86400000].
+    #[arg(long, env = "WEIR_LOG_CLEANER_DELETE_RETENTION_MS")]
+    log_cleaner_delete_retention_ms: Option<i64>,
+    /// Default `min.compaction.lag.ms` (`log.cleaner.min.compaction.lag.ms`) [default: 0].
+    #[arg(long, env = "WEIR_LOG_CLEANER_MIN_COMPACTION_LAG_MS")]
+    log_cleaner_min_compaction_lag_ms: Option<i64>,
+    /// Default `max.compaction.lag.ms` (`log.cleaner.max.compaction.lag.ms`) [default: 9223372036854775807].
+    #[arg(long, env = "WEIR_LOG_CLEANER_MAX_COMPACTION_LAG_MS")]
+    log_cleaner_max_compaction_lag_ms: Option<i64>,
+    /// Default `min.cleanable.dirty.ratio` (`log.cleaner.min.cleanable.ratio`) [default: 0.5].
+    #[arg(long, env = "WEIR_LOG_CLEANER_MIN_CLEANABLE_RATIO")]
+    log_cleaner_min_cleanable_ratio: Option<f64>,
+    /// How often segments past retention are deleted (`log.retention.check.interval.ms`) [default: 300000].
+    #[arg(long, env = "WEIR_LOG_RETENTION_CHECK_INTERVAL_MS")]
+    log_retention_check_interval_ms: Option<i64>,
+    /// Run the log cleaner for compacted topics (`log.cleaner.enable`) [default: true].
+    #[arg(long, env = "WEIR_LOG_CLEANER_ENABLE")]
+    log_cleaner_enable: Option<bool>,
+    /// The cleaner's sleep when nothing needs cleaning (`log.cleaner.backoff.ms`) [default: 15000].
+    #[arg(long, env = "WEIR_LOG_CLEANER_BACKOFF_MS")]
+    log_cleaner_backoff_ms: Option<i64>,
+    /// Memory for the cleaner's key map, bytes (`log.cleaner.dedupe.buffer.size`) [default: 134217728].
+    #[arg(long, env = "WEIR_LOG_CLEANER_DEDUPE_BUFFER_SIZE")]
+    log_cleaner_dedupe_buffer_size: Option<usize>,
 }
 
 impl ServeArgs {
@@ -194,6 +228,29 @@ impl ServeArgs {
             transaction_state_log_num_partitions: self
                 .transaction_state_log_num_partitions
                 .or(file.transaction_state_log_num_partitions),
+            log_retention_ms: self.log_retention_ms.or(file.log_retention_ms),
+            log_retention_bytes: self.log_retention_bytes.or(file.log_retention_bytes),
+            log_cleanup_policy: self.log_cleanup_policy.or(file.log_cleanup_policy),
+            log_cleaner_delete_retention_ms: self
+                .log_cleaner_delete_retention_ms
+                .or(file.log_cleaner_delete_retention_ms),
+            log_cleaner_min_compaction_lag_ms: self
+                .log_cleaner_min_compaction_lag_ms
+                .or(file.log_cleaner_min_compaction_lag_ms),
+            log_cleaner_max_compaction_lag_ms: self
+                .log_cleaner_max_compaction_lag_ms
+                .or(file.log_cleaner_max_compaction_lag_ms),
+            log_cleaner_min_cleanable_ratio: self
+                .log_cleaner_min_cleanable_ratio
+                .or(file.log_cleaner_min_cleanable_ratio),
+            log_retention_check_interval_ms: self
+                .log_retention_check_interval_ms
+                .or(file.log_retention_check_interval_ms),
+            log_cleaner_enable: self.log_cleaner_enable.or(file.log_cleaner_enable),
+            log_cleaner_backoff_ms: self.log_cleaner_backoff_ms.or(file.log_cleaner_backoff_ms),
+            log_cleaner_dedupe_buffer_size: self
+                .log_cleaner_dedupe_buffer_size
+                .or(file.log_cleaner_dedupe_buffer_size),
             max_connections_per_ip: self.max_connections_per_ip.or(file.max_connections_per_ip),
             connections_max_idle_ms: self
                 .connections_max_idle_ms
@@ -262,6 +319,21 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             .log_message_timestamp_type
             .clone()
             .unwrap_or(d.message_timestamp_type),
+        retention_ms: args.log_retention_ms.unwrap_or(d.retention_ms),
+        retention_bytes: args.log_retention_bytes.unwrap_or(d.retention_bytes),
+        cleanup_policy: args.log_cleanup_policy.clone().unwrap_or(d.cleanup_policy),
+        delete_retention_ms: args
+            .log_cleaner_delete_retention_ms
+            .unwrap_or(d.delete_retention_ms),
+        min_compaction_lag_ms: args
+            .log_cleaner_min_compaction_lag_ms
+            .unwrap_or(d.min_compaction_lag_ms),
+        max_compaction_lag_ms: args
+            .log_cleaner_max_compaction_lag_ms
+            .unwrap_or(d.max_compaction_lag_ms),
+        min_cleanable_dirty_ratio: args
+            .log_cleaner_min_cleanable_ratio
+            .unwrap_or(d.min_cleanable_dirty_ratio),
     };
     // The defaults are validated the same way a topic's settings are.
     weir_broker::config::TopicSettings::resolve(&topic_defaults, &Default::default())
@@ -285,6 +357,8 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             .unwrap_or(24 * 60 * 60 * 1000)
             .max(1),
         txn: txn_config(&args)?,
+        log_manager: log_manager_config(&args)?,
+        explicit: explicit_settings(&args),
     };
     let d = ServerLimits::default();
     let limits = ServerLimits {
@@ -411,6 +485,68 @@ fn offsets_config(args: &ServeArgs) -> Result<OffsetsConfig> {
         bail!("offsets.topic.num.partitions must be between 1 and 1000");
     }
     Ok(c)
+}
+
+fn log_manager_config(args: &ServeArgs) -> Result<LogManagerConfig> {
+    let d = LogManagerConfig::default();
+    let c = LogManagerConfig {
+        retention_check_interval_ms: args
+            .log_retention_check_interval_ms
+            .unwrap_or(d.retention_check_interval_ms),
+        cleaner_enable: args.log_cleaner_enable.unwrap_or(d.cleaner_enable),
+        cleaner_backoff_ms: args.log_cleaner_backoff_ms.unwrap_or(d.cleaner_backoff_ms),
+        cleaner_dedupe_buffer_size: args
+            .log_cleaner_dedupe_buffer_size
+            .unwrap_or(d.cleaner_dedupe_buffer_size),
+    };
+    if c.retention_check_interval_ms < 1 || c.cleaner_backoff_ms < 1 {
+        bail!("log.retention.check.interval.ms and log.cleaner.backoff.ms must be at least 1");
+    }
+    if c.cleaner_dedupe_buffer_size < 1024 * 1024 {
+        bail!("log.cleaner.dedupe.buffer.size must be at least 1048576");
+    }
+    Ok(c)
+}
+
+/// The Kafka names of the broker settings given explicitly (for DescribeConfigs sources).
+fn explicit_settings(a: &ServeArgs) -> std::collections::BTreeSet<String> {
+    [
+        ("log.segment.bytes", a.log_segment_bytes.is_some()),
+        ("log.roll.ms", a.log_roll_ms.is_some()),
+        ("message.max.bytes", a.message_max_bytes.is_some()),
+        (
+            "log.flush.interval.messages",
+            a.log_flush_interval_messages.is_some(),
+        ),
+        ("log.flush.interval.ms", a.log_flush_interval_ms.is_some()),
+        (
+            "log.message.timestamp.type",
+            a.log_message_timestamp_type.is_some(),
+        ),
+        ("log.retention.ms", a.log_retention_ms.is_some()),
+        ("log.retention.bytes", a.log_retention_bytes.is_some()),
+        ("log.cleanup.policy", a.log_cleanup_policy.is_some()),
+        (
+            "log.cleaner.delete.retention.ms",
+            a.log_cleaner_delete_retention_ms.is_some(),
+        ),
+        (
+            "log.cleaner.min.compaction.lag.ms",
+            a.log_cleaner_min_compaction_lag_ms.is_some(),
+        ),
+        (
+            "log.cleaner.max.compaction.lag.ms",
+            a.log_cleaner_max_compaction_lag_ms.is_some(),
+        ),
+        (
+            "log.cleaner.min.cleanable.ratio",
+            a.log_cleaner_min_cleanable_ratio.is_some(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, given)| *given)
+    .map(|(name, _)| name.to_string())
+    .collect()
 }
 
 fn txn_config(args: &ServeArgs) -> Result<TxnConfig> {

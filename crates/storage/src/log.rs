@@ -553,6 +553,11 @@ impl Log {
         ))
     }
 
+    /// Replace the settings (a topic config change): applies from the next append.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
     /// Leader epochs and the first offset of each (KIP-101), oldest first.
     pub fn leader_epochs(&self) -> &[(i32, i64)] {
         &self.leader_epochs

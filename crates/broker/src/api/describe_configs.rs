@@ -1,5 +1,7 @@
 //! DescribeConfigs (key 32): the real effective values of topic and broker settings, with
-//! their sources and (v1+, on request) synonyms.
+//! their sources and (v1+, on request) synonyms: a topic setting's synonyms are its
+//! override (TOPIC_CONFIG), the broker setting if it was given explicitly
+//! (STATIC_BROKER_CONFIG) and weir's built-in default (DEFAULT_CONFIG), most specific first.
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -125,23 +127,35 @@ fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, String
             format!("topic '{name}' does not exist"),
         ));
     };
-    let defaults =
-        crate::config::TopicSettings::resolve(&broker.config.topic_defaults, &Default::default())
-            .expect("broker defaults are valid");
+    let (settings, overrides) = (&topic.settings, &topic.overrides);
+    let resolve = |d: &crate::config::TopicDefaults| {
+        crate::config::TopicSettings::resolve(d, &Default::default())
+            .expect("broker defaults are valid")
+    };
+    let broker_defaults = resolve(&broker.config.topic_defaults);
+    let builtin = resolve(&crate::config::TopicDefaults::default());
     Ok(TOPIC_SETTINGS
         .iter()
         .map(|s| {
-            let value = topic.settings.value_of(s.name).unwrap_or_default();
-            let broker_value = defaults.value_of(s.name).unwrap_or_default();
+            let value = settings.value_of(s.name).unwrap_or_default();
+            let explicit = broker.config.explicit.contains(s.broker_synonym);
             let mut synonyms = Vec::new();
-            let source = match topic.overrides.get(s.name) {
-                Some(v) => {
-                    synonyms.push((s.name.to_string(), v.clone(), SOURCE_TOPIC));
-                    SOURCE_TOPIC
-                }
-                None => SOURCE_DEFAULT,
-            };
-            synonyms.push((s.broker_synonym.to_string(), broker_value, SOURCE_DEFAULT));
+            if let Some(v) = overrides.get(s.name) {
+                synonyms.push((s.name.to_string(), v.clone(), SOURCE_TOPIC));
+            }
+            if explicit {
+                synonyms.push((
+                    s.broker_synonym.to_string(),
+                    broker_defaults.value_of(s.name).unwrap_or_default(),
+                    SOURCE_STATIC_BROKER,
+                ));
+            }
+            synonyms.push((
+                s.broker_synonym.to_string(),
+                builtin.value_of(s.name).unwrap_or_default(),
+                SOURCE_DEFAULT,
+            ));
+            let source = synonyms[0].2;
             Entry {
                 name: s.name.to_string(),
                 value,
@@ -157,15 +171,100 @@ fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, String
 fn broker_entries(broker: &Broker) -> Vec<Entry> {
     let c = &broker.config;
     let d = &c.topic_defaults;
-    let entry = |name: &str, value: String, config_type: ConfigType, doc: &str| Entry {
-        name: name.to_string(),
-        value: value.clone(),
-        source: SOURCE_STATIC_BROKER,
-        config_type,
-        doc: doc.to_string(),
-        synonyms: vec![(name.to_string(), value, SOURCE_STATIC_BROKER)],
+    // Settings whose explicitness is tracked answer DEFAULT_CONFIG when not given.
+    let entry = |name: &str, value: String, config_type: ConfigType, doc: &str| {
+        let source = if crate::config::TOPIC_SETTINGS
+            .iter()
+            .any(|s| s.broker_synonym == name)
+            && !c.explicit.contains(name)
+        {
+            SOURCE_DEFAULT
+        } else {
+            SOURCE_STATIC_BROKER
+        };
+        Entry {
+            name: name.to_string(),
+            value: value.clone(),
+            source,
+            config_type,
+            doc: doc.to_string(),
+            synonyms: vec![(name.to_string(), value, source)],
+        }
     };
+    let m = &c.log_manager;
     vec![
+        entry(
+            "log.retention.ms",
+            d.retention_ms.to_string(),
+            ConfigType::Long,
+            "Default retention.ms.",
+        ),
+        entry(
+            "log.retention.bytes",
+            d.retention_bytes.to_string(),
+            ConfigType::Long,
+            "Default retention.bytes.",
+        ),
+        entry(
+            "log.cleanup.policy",
+            d.cleanup_policy.clone(),
+            ConfigType::List,
+            "Default cleanup.policy.",
+        ),
+        entry(
+            "log.cleaner.delete.retention.ms",
+            d.delete_retention_ms.to_string(),
+            ConfigType::Long,
+            "Default delete.retention.ms.",
+        ),
+        entry(
+            "log.cleaner.min.compaction.lag.ms",
+            d.min_compaction_lag_ms.to_string(),
+            ConfigType::Long,
+            "Default min.compaction.lag.ms.",
+        ),
+        entry(
+            "log.cleaner.max.compaction.lag.ms",
+            d.max_compaction_lag_ms.to_string(),
+            ConfigType::Long,
+            "Default max.compaction.lag.ms.",
+        ),
+        entry(
+            "log.cleaner.min.cleanable.ratio",
+            d.min_cleanable_dirty_ratio.to_string(),
+            ConfigType::Double,
+            "Default min.cleanable.dirty.ratio.",
+        ),
+        entry(
+            "log.retention.check.interval.ms",
+            m.retention_check_interval_ms.to_string(),
+            ConfigType::Long,
+            "How often segments past retention are deleted.",
+        ),
+        entry(
+            "log.cleaner.enable",
+            m.cleaner_enable.to_string(),
+            ConfigType::String,
+            "Run the log cleaner for compacted topics.",
+        ),
+        entry(
+            "log.cleaner.backoff.ms",
+            m.cleaner_backoff_ms.to_string(),
+            ConfigType::Long,
+            "The cleaner's sleep when nothing needs cleaning.",
+        ),
+        entry(
+            "log.cleaner.dedupe.buffer.size",
+            m.cleaner_dedupe_buffer_size.to_string(),
+            ConfigType::Long,
+            "Memory for the cleaner's key map.",
+        ),
+        entry(
+            "transaction.max.timeout.ms",
+            c.txn.max_timeout_ms.to_string(),
+            ConfigType::Int,
+            "The longest transaction.timeout.ms a producer may ask for.",
+        ),
         entry(
             "node.id",
             c.node_id.to_string(),

@@ -19,6 +19,7 @@ use crate::broker::Broker;
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -27,12 +28,14 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
@@ -268,6 +271,24 @@ pub async fn dispatch(
                 meta,
                 Reply::Later(txn_offset_commit::handle(broker, v, req)),
             )
+        }
+        ApiKey::AlterConfigs => {
+            let req = decode(meta, b)?;
+            encode_reply(meta, Reply::Later(alter_configs::handle(broker, v, req)))
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let req = decode(meta, b)?;
+            encode_reply(
+                meta,
+                Reply::Later(incremental_alter_configs::handle(broker, v, req)),
+            )
+        }
+        ApiKey::DescribeLogDirs => {
+            let req = decode(meta, b)?;
+            Ok(Response::Now(encode(
+                meta,
+                &describe_log_dirs::handle(broker, v, req),
+            )?))
         }
         ApiKey::DescribeProducers => {
             let req = decode(meta, b)?;

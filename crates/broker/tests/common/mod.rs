@@ -36,6 +36,8 @@ pub fn config(dir: &std::path::Path) -> BrokerConfig {
         },
         producer_id_expiration_ms: 86_400_000,
         txn: Default::default(),
+        log_manager: Default::default(),
+        explicit: Default::default(),
     }
 }
 
