@@ -27,6 +27,8 @@ const XERIAL_HEADER_LEN: usize = 16;
 pub struct RecordTime {
     pub offset: i64,
     pub timestamp: i64,
+    /// Length of its key; -1 for a null key (compacted topics refuse those).
+    pub key_len: i64,
 }
 
 /// Call `f` with the offset and timestamp of every record of `batch` (a whole batch: header
@@ -55,6 +57,7 @@ pub fn for_each_record_time(
         counted.read_exact(&mut attributes)?;
         let timestamp_delta = read_varlong(&mut counted)?;
         let offset_delta = read_varint(&mut counted)?;
+        let key_len = read_varint(&mut counted)?;
         let used = counted.count;
         let rest = (len as u64)
             .checked_sub(used)
@@ -71,6 +74,7 @@ pub fn for_each_record_time(
         let at = RecordTime {
             offset: header.base_offset.saturating_add(offset_delta as i64),
             timestamp,
+            key_len: key_len as i64,
         };
         if f(at).is_break() {
             return Ok(());

@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use weir_storage::batch::validate_record_set;
-use weir_storage::{BatchError, StorageError};
+use weir_storage::{BatchError, BatchHeader, StorageError};
 
 use super::{some_str, Reply};
 use crate::broker::{now_ms, Broker};
@@ -143,6 +143,11 @@ fn append_one(
             "control batches are written by the transaction coordinator only".into(),
         );
     }
+    if partition.settings().cleanup_compact {
+        if let Err(why) = every_record_has_a_key(&records) {
+            return Outcome::Failed(ec::INVALID_RECORD, why);
+        }
+    }
     if headers
         .iter()
         .any(|h| h.is_transactional() && h.producer_id < 0)
@@ -211,6 +216,32 @@ fn append_one(
             Outcome::Failed(ec::KAFKA_STORAGE_ERROR, e.to_string())
         }
     }
+}
+
+/// Compaction keeps the latest record per key, so a compacted topic refuses records without
+/// one (Kafka's rule). Compressed batches are walked as a bounded stream.
+fn every_record_has_a_key(records: &[u8]) -> Result<(), String> {
+    let mut pos = 0;
+    while let Some(h) = records.get(pos..).and_then(BatchHeader::parse) {
+        let batch = &records[pos..(pos + h.total_len()).min(records.len())];
+        let mut keyless = None;
+        weir_storage::records::for_each_record_time(batch, |r| {
+            if r.key_len < 0 {
+                keyless = Some(r.offset - h.base_offset);
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })
+        .map_err(|e| format!("the records of a batch cannot be read: {e}"))?;
+        if let Some(n) = keyless {
+            return Err(format!(
+                "record {n} of a batch has no key: a compacted topic needs a key on every record"
+            ));
+        }
+        pos += h.total_len();
+    }
+    Ok(())
 }
 
 fn batch_error_code(e: &BatchError) -> i16 {
