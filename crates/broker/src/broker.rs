@@ -78,6 +78,15 @@ impl Topic {
     }
 }
 
+/// The config overrides of an internal topic: compacted (only the latest record of each
+/// group, offset and transactional id matters), with 100 MiB segments as in Kafka.
+pub fn internal_topic_configs() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("segment.bytes".to_string(), "104857600".to_string()),
+        ("cleanup.policy".to_string(), "compact".to_string()),
+    ])
+}
+
 pub fn is_internal_topic(name: &str) -> bool {
     name == crate::group::OFFSETS_TOPIC || name == crate::txn::TXN_TOPIC
 }
@@ -124,7 +133,17 @@ impl Broker {
             tracing::warn!(data_dir = %dir.display(), "no clean-shutdown marker: recovering every partition");
         }
         let mut topics = BTreeMap::new();
-        for t in catalog.topics {
+        let mut migrated = false;
+        for mut t in catalog.topics {
+            // Internal topics made before they were compacted: compacted from now on, and
+            // never subject to time or size retention.
+            if is_internal_topic(&t.name)
+                && t.configs.get("cleanup.policy").map(String::as_str) != Some("compact")
+            {
+                t.configs
+                    .insert("cleanup.policy".to_string(), "compact".to_string());
+                migrated = true;
+            }
             let settings = TopicSettings::resolve(&config.topic_defaults, &t.configs)
                 .map_err(|e| format!("topic {}: stored config invalid: {e}", t.name))?;
             let mut partitions = Vec::new();
@@ -163,6 +182,9 @@ impl Broker {
             topics: RwLock::new(topics),
             catalog_lock: tokio::sync::Mutex::new(()),
         });
+        if migrated {
+            broker.write_catalog()?;
+        }
         broker.groups.load(&broker)?;
         broker.txns.load(&broker)?;
         GroupCoordinator::spawn_timer(&broker);

@@ -12,7 +12,7 @@
 pub mod records;
 pub mod state;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -774,7 +774,7 @@ impl GroupCoordinator {
                 .create_internal_topic(
                     OFFSETS_TOPIC,
                     self.offsets_config.topic_num_partitions,
-                    BTreeMap::from([("segment.bytes".to_string(), "104857600".to_string())]),
+                    crate::broker::internal_topic_configs(),
                 )
                 .await
                 .map_err(|e| {

@@ -23,7 +23,7 @@
 
 pub mod records;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -624,7 +624,7 @@ impl TxnCoordinator {
                 .create_internal_topic(
                     TXN_TOPIC,
                     self.config.topic_num_partitions,
-                    BTreeMap::from([("segment.bytes".to_string(), "104857600".to_string())]),
+                    crate::broker::internal_topic_configs(),
                 )
                 .await
                 .map_err(|e| {
