@@ -15,10 +15,17 @@ pub(crate) const LEADER_EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
 pub(crate) const OFFLINE_CHECKPOINT_FILE: &str = "offline-checkpoint";
 /// Suffix of files being written; leftovers are deleted at open.
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
+/// The cleaner's progress: offsets below `clean_offset` have been compacted.
+pub(crate) const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
+/// Present only while a clean is being swapped in: its commit record (see
+/// docs/storage.md, "Compaction: crash safety").
+pub(crate) const CLEAN_SWAP_FILE: &str = "cleaner-swap";
 
 const LOG_CHECKPOINT_VERSION: u32 = 1;
 const OFFLINE_CHECKPOINT_VERSION: u32 = 1;
 const LEADER_EPOCH_CHECKPOINT_VERSION: u32 = 0;
+const CLEANER_CHECKPOINT_VERSION: u32 = 1;
+const CLEAN_SWAP_VERSION: u32 = 1;
 /// Checkpoints are tiny; anything larger is not ours and is not read into memory.
 const CHECKPOINT_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -26,6 +33,26 @@ const CHECKPOINT_MAX_BYTES: u64 = 16 * 1024 * 1024;
 pub(crate) struct LogCheckpoint {
     pub recovery_point: i64,
     pub log_start_offset: i64,
+}
+
+/// The cleaner's progress in one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CleanerCheckpoint {
+    /// Offsets below this have been compacted (the "clean" section); the rest is dirty.
+    pub clean_offset: i64,
+    /// Earliest delete horizon (KIP-534) of a batch in the clean section that still holds a
+    /// tombstone, -1 if none: from then on a clean pass removes tombstones even with no
+    /// dirty data.
+    pub delete_horizon_ms: i64,
+}
+
+/// The commit record of a clean being swapped in: the new cleaner checkpoint and, per
+/// cleaned group, the base offset of its new segment (`<base>.log.cleaned` until renamed)
+/// and the end offset of the segments it replaces (`[base, end)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CleanSwap {
+    pub checkpoint: CleanerCheckpoint,
+    pub groups: Vec<(i64, i64)>,
 }
 
 /// Replace `dir/name` atomically and durably.
@@ -57,6 +84,110 @@ pub(crate) fn write_leader_epochs(
         text.push_str(&format!("{epoch} {start_offset}\n"));
     }
     write_atomic(fs, dir, LEADER_EPOCH_CHECKPOINT_FILE, text.as_bytes())
+}
+
+pub(crate) fn write_cleaner_checkpoint(
+    fs: &dyn Fs,
+    dir: &Path,
+    ck: CleanerCheckpoint,
+) -> io::Result<()> {
+    write_atomic(
+        fs,
+        dir,
+        CLEANER_CHECKPOINT_FILE,
+        cleaner_checkpoint_text(ck).as_bytes(),
+    )
+}
+
+fn cleaner_checkpoint_text(ck: CleanerCheckpoint) -> String {
+    format!(
+        "{CLEANER_CHECKPOINT_VERSION}\nclean_offset {}\ndelete_horizon_ms {}\n",
+        ck.clean_offset, ck.delete_horizon_ms
+    )
+}
+
+/// Ok(None) if absent or malformed (warned): everything is then dirty, which costs one
+/// full clean and is otherwise harmless.
+pub(crate) fn read_cleaner_checkpoint(
+    fs: &dyn Fs,
+    dir: &Path,
+) -> io::Result<Option<CleanerCheckpoint>> {
+    let Some(text) = read_small(fs, dir, CLEANER_CHECKPOINT_FILE)? else {
+        return Ok(None);
+    };
+    let parsed = parse_cleaner_checkpoint(&mut text.lines());
+    if parsed.is_none() {
+        tracing::warn!(dir = %dir.display(), file = CLEANER_CHECKPOINT_FILE,
+            "unreadable cleaner checkpoint ignored; the whole log counts as dirty");
+    }
+    Ok(parsed)
+}
+
+fn parse_cleaner_checkpoint<'a>(
+    lines: &mut impl Iterator<Item = &'a str>,
+) -> Option<CleanerCheckpoint> {
+    let version: u32 = lines.next()?.trim().parse().ok()?;
+    let field = |line: Option<&str>, name: &str| -> Option<i64> {
+        let (key, value) = line?.split_once(' ')?;
+        (key == name).then_some(())?;
+        value.trim().parse().ok()
+    };
+    let clean_offset = field(lines.next(), "clean_offset")?;
+    let delete_horizon_ms = field(lines.next(), "delete_horizon_ms")?;
+    (version == CLEANER_CHECKPOINT_VERSION && clean_offset >= 0).then_some(CleanerCheckpoint {
+        clean_offset,
+        delete_horizon_ms,
+    })
+}
+
+/// Write the commit record of a clean (atomically: the clean is committed once this
+/// returns).
+pub(crate) fn write_clean_swap(fs: &dyn Fs, dir: &Path, swap: &CleanSwap) -> io::Result<()> {
+    let mut text = format!("{CLEAN_SWAP_VERSION}\n");
+    text.push_str(&cleaner_checkpoint_text(swap.checkpoint));
+    for (base, end) in &swap.groups {
+        text.push_str(&format!("group {base} {end}\n"));
+    }
+    write_atomic(fs, dir, CLEAN_SWAP_FILE, text.as_bytes())
+}
+
+/// The commit record of an interrupted swap, if any. It is written atomically, so a
+/// malformed one was damaged outside weir: that is an error (the open fails) rather than a
+/// guess, since ignoring it could leave a half-swapped clean.
+pub(crate) fn read_clean_swap(fs: &dyn Fs, dir: &Path) -> io::Result<Option<CleanSwap>> {
+    let Some(text) = read_small(fs, dir, CLEAN_SWAP_FILE)? else {
+        return Ok(None);
+    };
+    let parsed = (|| {
+        let mut lines = text.lines();
+        let version: u32 = lines.next()?.trim().parse().ok()?;
+        if version != CLEAN_SWAP_VERSION {
+            return None;
+        }
+        let checkpoint = parse_cleaner_checkpoint(&mut lines)?;
+        let mut groups = Vec::new();
+        for line in lines {
+            let mut words = line.split(' ');
+            let (tag, base, end) = (words.next()?, words.next()?, words.next()?);
+            let (base, end): (i64, i64) = (base.parse().ok()?, end.parse().ok()?);
+            if tag != "group" || words.next().is_some() || base < 0 || end <= base {
+                return None;
+            }
+            groups.push((base, end));
+        }
+        Some(CleanSwap { checkpoint, groups })
+    })();
+    match parsed {
+        Some(swap) => Ok(Some(swap)),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} in {} is malformed; cannot tell how far the interrupted clean got",
+                CLEAN_SWAP_FILE,
+                dir.display()
+            ),
+        )),
+    }
 }
 
 /// Ok(None) if absent or unreadable as a checkpoint (warned): the caller then recovers as
@@ -214,6 +345,22 @@ mod tests {
         assert_eq!(read_offline_checkpoint(fs, dir).unwrap(), None);
         write_offline_checkpoint(fs, dir, 17).unwrap();
         assert_eq!(read_offline_checkpoint(fs, dir).unwrap(), Some(17));
+        assert_eq!(read_cleaner_checkpoint(fs, dir).unwrap(), None);
+        let cc = CleanerCheckpoint {
+            clean_offset: 40,
+            delete_horizon_ms: -1,
+        };
+        write_cleaner_checkpoint(fs, dir, cc).unwrap();
+        assert_eq!(read_cleaner_checkpoint(fs, dir).unwrap(), Some(cc));
+        assert_eq!(read_clean_swap(fs, dir).unwrap(), None);
+        let swap = CleanSwap {
+            checkpoint: cc,
+            groups: vec![(0, 10), (10, 30)],
+        };
+        write_clean_swap(fs, dir, &swap).unwrap();
+        assert_eq!(read_clean_swap(fs, dir).unwrap(), Some(swap));
+        std::fs::write(dir.join(CLEAN_SWAP_FILE), "1\nclean_offset 4\n").unwrap();
+        assert!(read_clean_swap(fs, dir).is_err());
         for torn in [
             "1\nrecovery_po",
             "1\nrecovery_point 1",

@@ -13,17 +13,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::batch::{batch_crc, check_frame, BatchError, BatchHeader, CRC_OFFSET};
-use crate::checkpoint::{self, LogCheckpoint, TMP_SUFFIX};
+use crate::checkpoint::{self, CleanerCheckpoint, LogCheckpoint, TMP_SUFFIX};
 use crate::fs::{Fs, StdFs, StorageFile};
 use crate::records;
 use crate::segment::{
-    parse_log_file_name, Segment, INDEX_SUFFIX, LOG_SUFFIX, SCAN_CHUNK_BYTES, TIME_INDEX_SUFFIX,
+    file_name, parse_log_file_name, Segment, INDEX_SUFFIX, LOG_SUFFIX, SCAN_CHUNK_BYTES,
+    TIME_INDEX_SUFFIX,
 };
 
 /// Per-partition settings (Kafka topic config names in the comments).
@@ -73,6 +74,11 @@ pub enum StorageError {
         log_start_offset: i64,
         log_end_offset: i64,
     },
+    /// `install_clean` found the log changed under the clean (retention or DeleteRecords
+    /// deleted a segment it read, say): nothing was swapped, the log is as before and
+    /// online; plan again later.
+    #[error("clean aborted: {0}")]
+    CleanAborted(String),
 }
 
 /// What `append` did.
@@ -111,17 +117,55 @@ pub struct SyncTarget {
     pub end_offset: i64,
 }
 
+/// Retention settings (Kafka's topic config names); a negative value means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// `retention.ms`: a segment whose newest record is older than this is deleted.
+    pub retention_ms: i64,
+    /// `retention.bytes`: the oldest segments go while the log without them is still at
+    /// least this large.
+    pub retention_bytes: i64,
+}
+
+/// What retention or DeleteRecords deleted.
+#[derive(Debug, Default)]
+pub struct SegmentsDeleted {
+    pub segments: usize,
+    pub bytes: u64,
+    /// The log start offset now (moved even if no segment went, for DeleteRecords).
+    pub log_start_offset: i64,
+    /// The deleted segments' files: drop after releasing the partition lock.
+    pub retired: RetiredFiles,
+}
+
+/// Open handles of segment files the log no longer uses (deleted by retention, replaced by
+/// a clean). Dropping this closes them, and closing the last handle of a deleted file is
+/// when the file system frees its blocks: milliseconds per large segment. Drop it after
+/// releasing the partition lock, so appends do not wait for that.
+#[derive(Default)]
+pub struct RetiredFiles(pub(crate) Vec<Arc<dyn StorageFile>>);
+
+impl std::fmt::Debug for RetiredFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RetiredFiles({})", self.0.len())
+    }
+}
+
 pub struct Log {
-    fs: Arc<dyn Fs>,
-    dir: PathBuf,
-    config: LogConfig,
+    pub(crate) fs: Arc<dyn Fs>,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
     /// By base offset; never empty (the last one is the active segment).
-    segments: BTreeMap<i64, Segment>,
-    log_start_offset: i64,
-    recovery_point: i64,
+    pub(crate) segments: BTreeMap<i64, Segment>,
+    pub(crate) log_start_offset: i64,
+    pub(crate) recovery_point: i64,
     /// (leader epoch, first offset written in it), epochs strictly increasing (KIP-101).
     leader_epochs: Vec<(i32, i64)>,
-    offline: bool,
+    pub(crate) offline: bool,
+    /// The cleaner's progress (`cleaner-checkpoint`).
+    pub(crate) cleaner_checkpoint: CleanerCheckpoint,
+    /// A `CleanPlan` (or its output) of this log is alive: no second one is planned.
+    pub(crate) cleaning: Arc<AtomicBool>,
     /// SyncTargets handed out and not yet answered by mark_synced / mark_failed.
     syncs_in_flight: AtomicU32,
     /// Recovery point earned by the log's own fsyncs while a SyncTarget was in flight;
@@ -157,7 +201,19 @@ fn create_dir_durably(fs: &dyn Fs, dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> StorageError {
+/// Remove a segment's files by name: index files first, the `.log` last (so a crash midway
+/// leaves a `.log` the next open sees again, never an orphan index that looks valid).
+fn delete_segment_files(fs: &dyn Fs, dir: &Path, base: i64) -> io::Result<()> {
+    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        match fs.remove_file(&dir.join(file_name(base, suffix))) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    fs.remove_file(&dir.join(file_name(base, LOG_SUFFIX)))
+}
+
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> StorageError {
     let context = context.into();
     move |source| StorageError::Io { context, source }
 }
@@ -189,6 +245,11 @@ impl Log {
         let fs_handle = Arc::clone(&fs);
         let fsr: &dyn Fs = &*fs_handle;
         create_dir_durably(fsr, dir).map_err(io_err(format!("creating {}", dir_ctx())))?;
+        // An interrupted clean first: completed if it committed, its files removed if not.
+        crate::cleaner::recover_clean_swap(fsr, dir).map_err(io_err(format!(
+            "completing an interrupted clean in {}",
+            dir_ctx()
+        )))?;
 
         // Inventory: segments by base offset; stale tmp files of interrupted checkpoint
         // writes go; index files without their .log go (a deletion that crashed midway).
@@ -222,6 +283,36 @@ impl Log {
 
         let ck = checkpoint::read_log_checkpoint(fsr, dir)
             .map_err(io_err(format!("reading checkpoint in {}", dir_ctx())))?;
+        // Segments below the one holding the log start offset: retention or DeleteRecords
+        // checkpointed the new start, then crashed before (durably) deleting them all. Which
+        // of their removals survived a power loss is arbitrary, so decide by name only, before
+        // anything checks that segments follow each other.
+        if let Some(lso) = ck.map(|c| c.log_start_offset) {
+            let below: Vec<i64> = match bases.range(..=lso).next_back() {
+                Some(&keep_from) => bases.range(..keep_from).copied().collect(),
+                None => Vec::new(),
+            };
+            for &base in &below {
+                tracing::warn!(dir = %dir.display(), base, log_start_offset = lso,
+                    "deleting a segment below the log start offset (interrupted deletion)");
+                delete_segment_files(fsr, dir, base)
+                    .map_err(io_err(format!("deleting segment {base} in {}", dir_ctx())))?;
+                bases.remove(&base);
+            }
+            if !below.is_empty() {
+                fsr.sync_dir(dir)
+                    .map_err(io_err(format!("fsync {}", dir_ctx())))?;
+            }
+        }
+        let cleaner_checkpoint = checkpoint::read_cleaner_checkpoint(fsr, dir)
+            .map_err(io_err(format!(
+                "reading cleaner checkpoint in {}",
+                dir_ctx()
+            )))?
+            .unwrap_or(CleanerCheckpoint {
+                clean_offset: 0,
+                delete_horizon_ms: -1,
+            });
         let epochs_ck = checkpoint::read_leader_epochs(fsr, dir).map_err(io_err(format!(
             "reading leader-epoch checkpoint in {}",
             dir_ctx()
@@ -270,6 +361,8 @@ impl Log {
                 recovery_point: base,
                 leader_epochs: Vec::new(),
                 offline: false,
+                cleaner_checkpoint,
+                cleaning: Arc::new(AtomicBool::new(false)),
                 syncs_in_flight: AtomicU32::new(0),
                 deferred_recovery_point: base,
             };
@@ -485,6 +578,8 @@ impl Log {
             recovery_point,
             leader_epochs,
             offline: false,
+            cleaner_checkpoint,
+            cleaning: Arc::new(AtomicBool::new(false)),
             syncs_in_flight: AtomicU32::new(0),
             deferred_recovery_point: recovery_point,
         };
@@ -522,7 +617,7 @@ impl Log {
         Ok((log, report))
     }
 
-    fn active(&self) -> &Segment {
+    pub(crate) fn active(&self) -> &Segment {
         self.segments
             .values()
             .next_back()
@@ -580,7 +675,7 @@ impl Log {
 
     /// Fail-stop after a failed write or fsync: refuse writes from now on, and record the
     /// recovery point so that the next open discards everything past it.
-    fn fail<T>(&mut self, err: StorageError) -> Result<T, StorageError> {
+    pub(crate) fn fail<T>(&mut self, err: StorageError) -> Result<T, StorageError> {
         tracing::error!(dir = %self.dir.display(), error = %err, "log goes offline");
         self.go_offline();
         Err(err)
@@ -945,7 +1040,10 @@ impl Log {
 
     /// Segment base, file position and header of the batch holding `offset` (last_offset >=
     /// offset), walking headers from the sparse index entry at or below it.
-    fn locate(&self, offset: i64) -> Result<Option<(i64, u64, BatchHeader)>, StorageError> {
+    pub(crate) fn locate(
+        &self,
+        offset: i64,
+    ) -> Result<Option<(i64, u64, BatchHeader)>, StorageError> {
         let from = self
             .segments
             .range(..=offset)
@@ -1052,6 +1150,192 @@ impl Log {
         Ok(self
             .offset_for_timestamp(ts)?
             .map(|(offset, timestamp)| (timestamp, offset)))
+    }
+
+    /// Retention (Kafka semantics, whole segments only, oldest first): deletes the longest
+    /// prefix of segments that are each entirely below `max_offset` (the high watermark:
+    /// nothing not yet durable is deleted) and, as a prefix, expired by one of:
+    /// - time: the segment's newest record (its max timestamp) is more than
+    ///   `retention_ms` older than `now_ms`. A segment with no timestamp at all (records
+    ///   stamped -1, or only what compaction left) takes the verdict of the next segment
+    ///   that has one: its records were appended before that segment's;
+    /// - size: the log without it is still at least `retention_bytes`;
+    /// - log start: it ends at or below the log start offset (after DeleteRecords).
+    ///
+    /// The active segment is deleted too if every segment expired and it is not empty: a
+    /// new empty active segment is rolled first, so an idle topic's data does expire. The
+    /// log start offset moves to the first remaining segment and is checkpointed before any
+    /// file is deleted; an open after a crash midway deletes what is left below it.
+    /// Failures take the log offline. Returns what went, for a log line, and the deleted
+    /// files' handles (drop them after releasing the lock, see [`RetiredFiles`]).
+    pub fn apply_retention(
+        &mut self,
+        policy: RetentionPolicy,
+        max_offset: i64,
+        now_ms: i64,
+    ) -> Result<SegmentsDeleted, StorageError> {
+        if self.offline {
+            return Err(StorageError::Offline(self.dir.clone()));
+        }
+        let segs: Vec<&Segment> = self.segments.values().collect();
+        let n = segs.len();
+        let eligible = segs
+            .iter()
+            .enumerate()
+            .take_while(|(i, s)| s.next_offset <= max_offset && !(i + 1 == n && s.size_bytes == 0))
+            .count();
+        let segs = &segs[..eligible];
+        let by_start = segs
+            .iter()
+            .enumerate()
+            .take_while(|(i, s)| i + 1 < n && s.next_offset <= self.log_start_offset)
+            .count();
+        let mut by_time = 0;
+        if policy.retention_ms >= 0 {
+            let mut undated = 0;
+            for s in segs {
+                if s.offset_of_max_timestamp < 0 {
+                    undated += 1;
+                } else if now_ms.saturating_sub(s.max_timestamp) > policy.retention_ms {
+                    by_time += undated + 1;
+                    undated = 0;
+                } else {
+                    break;
+                }
+            }
+        }
+        let mut by_size = 0;
+        if policy.retention_bytes >= 0 {
+            let mut excess = self.size_bytes() as i128 - policy.retention_bytes as i128;
+            for s in segs {
+                if excess - (s.size_bytes as i128) < 0 {
+                    break;
+                }
+                excess -= s.size_bytes as i128;
+                by_size += 1;
+            }
+        }
+        let count = by_start.max(by_time).max(by_size);
+        if count > 0 {
+            tracing::info!(dir = %self.dir.display(), by_time, by_size, by_start,
+                retention_ms = policy.retention_ms, retention_bytes = policy.retention_bytes,
+                "retention deletes segments");
+        }
+        self.delete_oldest_segments(count)
+    }
+
+    /// DeleteRecords: move the log start offset up to `offset` (at most the log end; the
+    /// broker also keeps it at most the high watermark), checkpoint it, then delete the
+    /// segments entirely below it. Reads below the log start offset get `OffsetOutOfRange`;
+    /// a read at it returns the batch holding it. An offset at or below the current log
+    /// start changes nothing.
+    pub fn delete_records(&mut self, offset: i64) -> Result<SegmentsDeleted, StorageError> {
+        if self.offline {
+            return Err(StorageError::Offline(self.dir.clone()));
+        }
+        let log_end_offset = self.log_end_offset();
+        if offset < 0 || offset > log_end_offset {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset,
+            });
+        }
+        if offset > self.log_start_offset {
+            self.log_start_offset = offset;
+            if let Err(e) = self.write_log_checkpoint() {
+                return self.fail(e);
+            }
+        }
+        let n = self.segments.len();
+        let count = self
+            .segments
+            .values()
+            .enumerate()
+            .take_while(|(i, s)| i + 1 < n && s.next_offset <= offset)
+            .count();
+        self.delete_oldest_segments(count)
+    }
+
+    /// Delete the `count` oldest segments (rolling first if that is all of them), after
+    /// checkpointing the log start offset at the first segment left.
+    fn delete_oldest_segments(&mut self, count: usize) -> Result<SegmentsDeleted, StorageError> {
+        let mut deleted = SegmentsDeleted {
+            log_start_offset: self.log_start_offset,
+            ..SegmentsDeleted::default()
+        };
+        if count == 0 {
+            return Ok(deleted);
+        }
+        if count == self.segments.len() {
+            debug_assert!(self.active().size_bytes > 0, "never roll an empty segment");
+            self.roll()?;
+        }
+        let bases: Vec<i64> = self.segments.keys().take(count).copied().collect();
+        let first_kept = *self.segments.keys().nth(count).expect("a segment is left");
+        if first_kept > self.log_start_offset {
+            self.log_start_offset = first_kept;
+            if let Err(e) = self.write_log_checkpoint() {
+                return self.fail(e);
+            }
+        }
+        for base in bases {
+            let seg = self.segments.remove(&base).expect("listed segment");
+            deleted.segments += 1;
+            deleted.bytes += seg.size_bytes;
+            deleted.retired.0.push(Arc::clone(&seg.file));
+            let path = seg.log_path.clone();
+            if let Err(source) = seg.delete_files(&*self.fs) {
+                let context = format!("deleting {}", path.display());
+                return self.fail(StorageError::Io { context, source });
+            }
+        }
+        deleted.log_start_offset = self.log_start_offset;
+        tracing::info!(dir = %self.dir.display(), segments = deleted.segments,
+            bytes = deleted.bytes, log_start_offset = deleted.log_start_offset,
+            "segments deleted");
+        debug_assert!(self.validate().is_ok(), "{:?}", self.validate());
+        Ok(deleted)
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Check the log's invariants (for tests and debug assertions): segments follow each
+    /// other without gap or overlap, the active one is last, and
+    /// `first segment base <= log_start_offset <= log_end_offset`,
+    /// `recovery_point <= log_end_offset`.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut expected: Option<i64> = None;
+        for seg in self.segments.values() {
+            if expected.is_some_and(|e| e != seg.base_offset) {
+                return Err(format!(
+                    "segment {} does not start where the previous one ends ({expected:?})",
+                    seg.base_offset
+                ));
+            }
+            if seg.next_offset < seg.base_offset {
+                return Err(format!("segment {} ends before it starts", seg.base_offset));
+            }
+            expected = Some(seg.next_offset);
+        }
+        let first = *self.segments.keys().next().ok_or("no segment")?;
+        let end = self.log_end_offset();
+        if !(first <= self.log_start_offset && self.log_start_offset <= end) {
+            return Err(format!(
+                "log start offset {} outside [{first}, {end}]",
+                self.log_start_offset
+            ));
+        }
+        if self.recovery_point > end {
+            return Err(format!(
+                "recovery point {} past the log end {end}",
+                self.recovery_point
+            ));
+        }
+        Ok(())
     }
 
     /// Total bytes of all segments.

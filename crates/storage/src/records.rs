@@ -83,7 +83,7 @@ pub fn for_each_record_time(
     Ok(())
 }
 
-fn decompressed<'a>(codec: i16, data: &'a [u8]) -> io::Result<Box<dyn Read + 'a>> {
+pub(crate) fn decompressed<'a>(codec: i16, data: &'a [u8]) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match codec {
         0 => Box::new(data),
         1 => Box::new(flate2::read::MultiGzDecoder::new(data)),

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::batch::{check_header, BatchHeader, BATCH_HEADER_LEN, CRC_COVERED_FROM};
@@ -11,6 +12,12 @@ use crate::fs::{Fs, StorageFile};
 pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
 pub(crate) const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// A segment written by the cleaner, not yet swapped in (see docs/storage.md, "Compaction").
+pub(crate) const CLEANED_SUFFIX: &str = ".log.cleaned";
+
+/// Source of `Segment::id`: unique in the process, so a segment replaced by another with
+/// the same base offset (a clean, a truncation) is told apart from it.
+static NEXT_SEGMENT_ID: AtomicU64 = AtomicU64::new(1);
 
 const OFFSET_INDEX_MAGIC: &[u8; 4] = b"WOFX";
 const TIME_INDEX_MAGIC: &[u8; 4] = b"WTIX";
@@ -38,6 +45,9 @@ pub(crate) fn parse_log_file_name(name: &str) -> Option<i64> {
 }
 
 pub(crate) struct Segment {
+    /// Identity of this in-memory segment (see `NEXT_SEGMENT_ID`): a clean planned against
+    /// it is installed only if the log still holds this very segment.
+    pub id: u64,
     pub base_offset: i64,
     pub log_path: PathBuf,
     pub file: Arc<dyn StorageFile>,
@@ -81,6 +91,13 @@ impl Segment {
         Ok(Segment::new(base_offset, log_path, file, size_bytes))
     }
 
+    /// An empty segment at `base_offset` written through `file` (a cleaner's `.log.cleaned`
+    /// file) that will be renamed to its `.log` name in `dir`.
+    pub fn for_cleaned(dir: &Path, base_offset: i64, file: Arc<dyn StorageFile>) -> Segment {
+        let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
+        Segment::new(base_offset, log_path, file, 0)
+    }
+
     fn new(
         base_offset: i64,
         log_path: PathBuf,
@@ -88,6 +105,7 @@ impl Segment {
         size_bytes: u64,
     ) -> Segment {
         Segment {
+            id: NEXT_SEGMENT_ID.fetch_add(1, Ordering::Relaxed),
             base_offset,
             log_path,
             file,

@@ -25,7 +25,9 @@
 //! - [`SimFs::crash_torn`]: power loss where what was not durable may partly survive, as
 //!   real disks do: per file the durable image, or a prefix of the unsynced writes, or a
 //!   mix of 512-byte sectors of both (zeros where neither had data: a grown length whose
-//!   data never came); per directory entry either the durable or the live version.
+//!   data never came); per directory entry either the durable or the live version. A
+//!   rename is atomic, as journaling file systems make it: its source and target entries
+//!   both keep their durable version or both take their live one.
 //! - [`SimFs::restart`]: the process dies, the machine does not: everything written stays
 //!   (including pages dropped by a failed fsync, still readable), open handles die.
 //! - [`SimFs::crash_at_op`]: operation number `k` (see [`SimFs::op_count`]) fails and so
@@ -108,6 +110,9 @@ struct State {
     next_inode: u64,
     live: BTreeMap<PathBuf, Node>,
     durable: BTreeMap<PathBuf, Node>,
+    /// (from, to) of renames whose directory was not fsync'd since: a torn crash keeps or
+    /// undoes both entries together.
+    pending_renames: Vec<(PathBuf, PathBuf)>,
     ops: u64,
     fsyncs: u64,
     crash_at_op: Option<u64>,
@@ -312,6 +317,7 @@ impl SimFs {
                 next_inode: 1,
                 live: BTreeMap::new(),
                 durable: BTreeMap::new(),
+                pending_renames: Vec::new(),
                 ops: 0,
                 fsyncs: 0,
                 crash_at_op: None,
@@ -393,6 +399,7 @@ impl SimFs {
         State::prune(&mut ns);
         s.live = ns.clone();
         s.durable = ns;
+        s.pending_renames.clear();
         for inode in s.inodes.values_mut() {
             inode.data = inode.durable.clone();
             inode.writeback = inode.durable.clone();
@@ -406,14 +413,39 @@ impl SimFs {
         let mut guard = self.lock();
         let s = &mut *guard;
         let paths: BTreeSet<PathBuf> = s.live.keys().chain(s.durable.keys()).cloned().collect();
+        // Entries tied by pending renames share one choice (union of linked paths).
+        let mut group: BTreeMap<PathBuf, usize> = BTreeMap::new();
+        for (i, (from, to)) in s.pending_renames.iter().enumerate() {
+            let joined = [group.get(from).copied(), group.get(to).copied()];
+            let g = joined.iter().flatten().copied().min().unwrap_or(i);
+            for old in joined.into_iter().flatten() {
+                for v in group.values_mut() {
+                    if *v == old {
+                        *v = g;
+                    }
+                }
+            }
+            group.insert(from.clone(), g);
+            group.insert(to.clone(), g);
+        }
+        s.pending_renames.clear();
+        let mut group_keeps_durable: BTreeMap<usize, bool> = BTreeMap::new();
         let mut ns = BTreeMap::new();
         for p in paths {
             let (live, durable) = (s.live.get(&p).copied(), s.durable.get(&p).copied());
-            let node = if live == durable || s.rng.chance(1, 2) {
-                durable
-            } else {
-                live
+            let keep_durable = match group.get(&p) {
+                _ if live == durable => true,
+                Some(g) => match group_keeps_durable.get(g) {
+                    Some(&k) => k,
+                    None => {
+                        let k = s.rng.chance(1, 2);
+                        group_keeps_durable.insert(*g, k);
+                        k
+                    }
+                },
+                None => s.rng.chance(1, 2),
             };
+            let node = if keep_durable { durable } else { live };
             if let Some(n) = node {
                 ns.insert(p, n);
             }
@@ -609,6 +641,7 @@ impl Fs for SimFs {
         }
         s.live.remove(from);
         s.live.insert(to.to_owned(), Node::File(ino));
+        s.pending_renames.push((from.to_owned(), to.to_owned()));
         Ok(())
     }
 
@@ -633,6 +666,8 @@ impl Fs for SimFs {
             .collect();
         s.durable.retain(|p, _| !in_dir(p));
         s.durable.extend(live);
+        s.pending_renames
+            .retain(|(from, to)| !in_dir(from) && !in_dir(to));
         Ok(())
     }
 }
@@ -817,6 +852,32 @@ mod tests {
         fs.crash();
         assert_eq!(fs.contents(Path::new("/d/ck")).unwrap(), b"new");
         assert_eq!(fs.contents(Path::new("/d/tmp")), None);
+    }
+
+    #[test]
+    fn a_torn_crash_keeps_or_undoes_a_rename_whole() {
+        let mut outcomes = BTreeSet::new();
+        for seed in 0..64 {
+            let fs = SimFs::new(seed);
+            let old = file(&fs, "/seg", b"old");
+            old.sync_data().unwrap();
+            let new = file(&fs, "/seg.cleaned", b"new");
+            new.sync_data().unwrap();
+            fs.sync_dir(Path::new("/")).unwrap();
+            fs.rename(Path::new("/seg.cleaned"), Path::new("/seg"))
+                .unwrap();
+            let other = file(&fs, "/other", b"x");
+            other.sync_data().unwrap();
+            fs.crash_torn();
+            let seg = fs.contents(Path::new("/seg"));
+            let cleaned = fs.contents(Path::new("/seg.cleaned"));
+            match (seg.as_deref(), cleaned.as_deref()) {
+                (Some(b"old"), Some(b"new")) | (Some(b"new"), None) => {}
+                other => panic!("seed {seed}: a torn rename: {other:?}"),
+            }
+            outcomes.insert((seg, fs.contents(Path::new("/other")).is_some()));
+        }
+        assert_eq!(outcomes.len(), 4, "{outcomes:?}");
     }
 
     #[test]
