@@ -189,6 +189,7 @@ impl Broker {
         broker.txns.load(&broker)?;
         GroupCoordinator::spawn_timer(&broker);
         TxnCoordinator::spawn_timer(&broker);
+        crate::log_manager::spawn(&broker);
         Ok(broker)
     }
 

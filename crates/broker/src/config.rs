@@ -377,7 +377,13 @@ impl TopicSettings {
     pub fn log_config(&self) -> LogConfig {
         LogConfig {
             segment_bytes: self.segment_bytes,
-            segment_ms: self.segment_ms,
+            // A record can only be compacted once its segment is closed: max.compaction.lag.ms
+            // bounds the active segment's age (as in Kafka).
+            segment_ms: if self.cleanup_compact {
+                self.segment_ms.min(self.max_compaction_lag_ms)
+            } else {
+                self.segment_ms
+            },
             index_interval_bytes: self.index_interval_bytes,
             max_message_bytes: self.max_message_bytes.max(0) as usize,
             log_append_time: self.log_append_time,

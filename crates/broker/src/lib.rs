@@ -13,6 +13,7 @@ pub mod broker;
 pub mod config;
 pub mod error_codes;
 pub mod group;
+pub mod log_manager;
 pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;

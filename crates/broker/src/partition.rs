@@ -108,6 +108,9 @@ pub struct Partition {
     producers: Mutex<ProducerStateMap>,
     /// Aborted transactions.
     txn_index: Mutex<TxnIndex>,
+    /// Held while a clean executes off the log lock: deleting the partition waits for it,
+    /// so no cleaned file is written into a directory being removed.
+    cleaning: Mutex<()>,
     dir: PathBuf,
     last_snapshot: Mutex<Instant>,
     /// `producer.id.expiration.ms`.
@@ -146,6 +149,7 @@ impl Partition {
             unflushed_messages: AtomicI64::new(0),
             producers: Mutex::new(producers),
             txn_index: Mutex::new(txn_index),
+            cleaning: Mutex::new(()),
             dir,
             last_snapshot: Mutex::new(Instant::now()),
             producer_expiration_ms,
@@ -367,6 +371,169 @@ impl Partition {
         }
     }
 
+    /// Retention (cleanup.policy with delete): whole segments past `retention.ms` or
+    /// `retention.bytes` go, never at or above the high watermark. Returns (segments, bytes,
+    /// new log start offset) when something was deleted.
+    pub fn apply_retention(
+        &self,
+        now_ms: i64,
+    ) -> Result<Option<(usize, u64, i64)>, PartitionError> {
+        let settings = self.settings();
+        if !settings.cleanup_delete || self.state().offline {
+            return Ok(None);
+        }
+        let policy = weir_storage::RetentionPolicy {
+            retention_ms: settings.retention_ms,
+            retention_bytes: settings.retention_bytes,
+        };
+        let high_watermark = self.state().high_watermark;
+        let deleted = {
+            let mut log = self.lock_log()?;
+            log.get().apply_retention(policy, high_watermark, now_ms)?
+        };
+        // Closing the deleted files frees their space: outside the lock, it takes a while.
+        let weir_storage::SegmentsDeleted {
+            segments,
+            bytes,
+            log_start_offset,
+            retired,
+        } = deleted;
+        drop(retired);
+        self.log_start_moved(log_start_offset);
+        Ok((segments > 0).then_some((segments, bytes, log_start_offset)))
+    }
+
+    /// DeleteRecords: the log start offset moves to `offset` (at most the high watermark;
+    /// below the current start nothing changes). Returns the new start.
+    pub fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+        let state = self.state();
+        if offset > state.high_watermark || offset < 0 {
+            return Err(PartitionError::Storage(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: state.log_start_offset,
+                log_end_offset: state.high_watermark,
+            }));
+        }
+        if offset <= state.log_start_offset {
+            return Ok(state.log_start_offset);
+        }
+        let deleted = {
+            let mut log = self.lock_log()?;
+            log.get().delete_records(offset)?
+        };
+        let start = deleted.log_start_offset;
+        drop(deleted);
+        self.log_start_moved(start);
+        Ok(start)
+    }
+
+    fn log_start_moved(&self, log_start_offset: i64) {
+        self.state.send_if_modified(|s| {
+            let moved = log_start_offset > s.log_start_offset;
+            if moved {
+                s.log_start_offset = log_start_offset;
+            }
+            moved
+        });
+        self.txn_index
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .prune_below(log_start_offset);
+    }
+
+    /// Whether the cleaner should compact this partition now (cleanup.policy with compact):
+    /// enough of it is dirty, or a dirty record is older than max.compaction.lag.ms, or
+    /// tombstones are past their delete horizon.
+    pub fn needs_cleaning(&self, now_ms: i64) -> Result<bool, PartitionError> {
+        let settings = self.settings();
+        let state = self.state();
+        if !settings.cleanup_compact || state.offline {
+            return Ok(false);
+        }
+        let status = {
+            let log = self.lock_log()?;
+            log.get_ref().cleaner_status(
+                now_ms,
+                state.last_stable_offset,
+                settings.min_compaction_lag_ms,
+            )?
+        };
+        let by_ratio =
+            status.dirty_bytes > 0 && status.dirty_ratio >= settings.min_cleanable_dirty_ratio;
+        let by_lag = status
+            .first_dirty_timestamp_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) >= settings.max_compaction_lag_ms);
+        let by_horizon = status.delete_horizon_ms.is_some_and(|h| now_ms >= h);
+        Ok(by_ratio || by_lag || by_horizon)
+    }
+
+    /// One pass of the cleaner: plan under the log lock, execute on a blocking thread
+    /// without it (appends go on), install under the lock. None if there was nothing to do
+    /// or the log changed under the plan (retention, DeleteRecords).
+    pub async fn clean(
+        self: &Arc<Self>,
+        now_ms: i64,
+        dedupe_buffer_bytes: usize,
+    ) -> Result<Option<weir_storage::CleanStats>, PartitionError> {
+        let settings = self.settings();
+        let aborted_txns = self
+            .txn_index
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .all()
+            .into_iter()
+            .map(|a| weir_storage::AbortedTxn {
+                producer_id: a.producer_id,
+                first_offset: a.first_offset,
+                last_offset: a.last_offset,
+            })
+            .collect();
+        let request = weir_storage::CleanRequest {
+            now_ms,
+            max_offset: self.state().last_stable_offset,
+            min_compaction_lag_ms: settings.min_compaction_lag_ms,
+            delete_retention_ms: settings.delete_retention_ms,
+            dedupe_buffer_bytes,
+            aborted_txns,
+        };
+        let plan = {
+            let log = self.lock_log()?;
+            log.get_ref().plan_clean(request)?
+        };
+        let Some(plan) = plan else {
+            return Ok(None);
+        };
+        let this = self.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            let _cleaning = this.cleaning.lock().unwrap_or_else(|e| e.into_inner());
+            if this.state().closed {
+                return Err(StorageError::CleanAborted(
+                    "the partition was closed".into(),
+                ));
+            }
+            plan.execute()
+        })
+        .await
+        .map_err(|e| PartitionError::Storage(StorageError::CleanAborted(e.to_string())))?;
+        let output = match output {
+            Ok(o) => o,
+            Err(StorageError::CleanAborted(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let installed = {
+            let mut log = self.lock_log()?;
+            log.get().install_clean(output)
+        };
+        match installed {
+            Ok((stats, retired)) => {
+                drop(retired);
+                Ok(Some(stats))
+            }
+            Err(StorageError::CleanAborted(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Write the producer-state snapshot (atomically) for the log as it is now, forgetting
     /// producers idle past `producer.id.expiration.ms` first.
     fn write_snapshot(&self, log: &Log) -> std::io::Result<()> {
@@ -540,6 +707,7 @@ impl Partition {
 
     /// Stop the flusher and remove the partition's data.
     pub fn delete(&self) -> Result<(), PartitionError> {
+        let _no_clean = self.cleaning.lock().unwrap_or_else(|e| e.into_inner());
         let log = self.log.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.state.send_modify(|s| s.closed = true);
         self.flush_wakeup.notify_one();

@@ -128,6 +128,20 @@ impl TxnIndex {
         v
     }
 
+    /// Every aborted transaction (for the cleaner, which removes their records).
+    pub fn all(&self) -> Vec<AbortedTxn> {
+        self.entries.clone()
+    }
+
+    /// Forget aborts whose marker is below the log start offset (retention deleted them).
+    /// In memory only: the file keeps them until the next rewrite, and `open` drops them.
+    pub fn prune_below(&mut self, log_start_offset: i64) {
+        let n = self
+            .entries
+            .partition_point(|e| e.last_offset < log_start_offset);
+        self.entries.drain(..n);
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

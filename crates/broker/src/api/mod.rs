@@ -24,6 +24,7 @@ pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
@@ -271,6 +272,10 @@ pub async fn dispatch(
                 meta,
                 Reply::Later(txn_offset_commit::handle(broker, v, req)),
             )
+        }
+        ApiKey::DeleteRecords => {
+            let req = decode(meta, b)?;
+            encode_reply(meta, Reply::Later(delete_records::handle(broker, v, req)))
         }
         ApiKey::AlterConfigs => {
             let req = decode(meta, b)?;
