@@ -18,43 +18,9 @@ rows = [json.loads(l) for l in open(env["RAW"]) if l.strip()]
 SYSTEMS = [s for s in ["weir", "nats", "rabbitmq", "activemq"] if any(r["sys"] == s for r in rows)]
 PEERS = [s for s in SYSTEMS if s != "weir"]
 
-def key(r):
-    if r.get("workload") == "produce":
-        return f"W1 produce, {r['producers']} producer(s) x {r['partitions']} partition(s)"
-    if r.get("workload") == "latency":
-        return f"W2 latency at {r['rate']} msg/s"
-    return None
-
-# (case, metric) -> sys -> [values]; metric: (field, label, higher_is_better)
-METRICS = {
-    "produce": [("msg_per_s", "msg/s", True), ("mb_per_s", "MB/s", True), ("ack_ms_p99", "ack p99 ms", False)],
-    "latency": [("e2e_ms_p50", "e2e p50 ms", False), ("e2e_ms_p99", "e2e p99 ms", False),
-                ("e2e_ms_p999", "e2e p99.9 ms", False), ("e2e_ms_max", "e2e max ms", False),
-                ("ack_ms_p99", "ack p99 ms", False)],
-}
-data = defaultdict(lambda: defaultdict(list))
-failures, errors, missing = [], defaultdict(int), defaultdict(int)
-server = defaultdict(list)
-cases = []
-for r in rows:
-    if r.get("failed"):
-        failures.append(f"{r['sys']} round {r['round']}: {r['args']}")
-        continue
-    if r.get("workload") == "server":
-        server[r["sys"]].append(r.get("stats") or {})
-        continue
-    k = key(r)
-    if k is None:
-        continue
-    if k not in cases:
-        cases.append(k)
-    errors[r["sys"]] += r.get("errors", 0)
-    missing[r["sys"]] += r.get("missing", 0)
-    for field, label, _ in METRICS[r["workload"]]:
-        if field in r:
-            data[(k, label)][r["sys"]].append(r[field])
-
 def fmt(v):
+    if isinstance(v, int):
+        return f"{v:,}"
     return f"{v:,.0f}" if v >= 100 else f"{v:.2f}"
 
 def cell(vals):
@@ -63,24 +29,153 @@ def cell(vals):
     m = statistics.median(vals)
     return f"{fmt(m)} ({fmt(min(vals))}-{fmt(max(vals))})" if len(vals) > 1 else fmt(m)
 
-table = ["| workload | metric | " + " | ".join(SYSTEMS) + " | " + " | ".join(f"weir/{p}" for p in PEERS) + " |",
-         "| --- | --- | " + " | ".join("---" for _ in SYSTEMS + PEERS) + " |"]
-for k in cases:
-    wl = "produce" if k.startswith("W1") else "latency"
-    for field, label, higher in METRICS[wl]:
-        d = data.get((k, label), {})
-        if not d:
-            continue
-        ratios = []
-        for p in PEERS:
-            if d.get("weir") and d.get(p) and statistics.median(d[p]) > 0:
-                ratios.append(f"{statistics.median(d['weir']) / statistics.median(d[p]):.2f}")
-            else:
-                ratios.append("-")
-        table.append(f"| {k} | {label} ({'higher' if higher else 'lower'} is better) | "
-                     + " | ".join(cell(d.get(s, [])) for s in SYSTEMS) + " | " + " | ".join(ratios) + " |")
+class Table:
+    """Rows of (case, metric), one column per system, then weir/peer ratios of the medians.
+    `higher`: True / False says which way is better; None marks an amount, not a score (no
+    ratio)."""
+    def __init__(self):
+        self.rows, self.data, self.notes = [], defaultdict(lambda: defaultdict(list)), {}
 
-srv = ["| system | peak RSS MiB (median over rounds) | server CPU s per round (median) |", "| --- | --- | --- |"]
+    def add(self, case, label, higher, sys, value):
+        if value is None:
+            return
+        if (case, label, higher) not in self.rows:
+            self.rows.append((case, label, higher))
+        self.data[(case, label)][sys].append(value)
+
+    def note(self, case, sys, text, label=None):  # shown where a system has no value (in that row)
+        self.notes[(case, label, sys)] = text
+
+    def values(self, case, label, sys):
+        return self.data.get((case, label), {}).get(sys, [])
+
+    def render(self, head="workload"):
+        out = [f"| {head} | metric | " + " | ".join(SYSTEMS) + " | " + " | ".join(f"weir/{p}" for p in PEERS) + " |",
+               "| --- | --- | " + " | ".join("---" for _ in SYSTEMS + PEERS) + " |"]
+        for case, label, higher in self.rows:
+            d = self.data[(case, label)]
+            ratios = []
+            for p in PEERS:
+                if higher is not None and d.get("weir") and d.get(p) and statistics.median(d[p]) > 0:
+                    ratio = statistics.median(d["weir"]) / statistics.median(d[p])
+                    ratios.append(f"{ratio:.2f}" if ratio < 100 else f"{ratio:,.0f}")
+                else:
+                    ratios.append("-")
+            how = "" if higher is None else f" ({'higher' if higher else 'lower'} is better)"
+            cells = [cell(d[s]) if d.get(s) else self.notes.get((case, label, s), self.notes.get((case, None, s), "-"))
+                     for s in SYSTEMS]
+            out.append(f"| {case} | {label}{how} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+        return out
+
+def key(r):
+    if r.get("workload") == "produce":
+        return f"W1 produce, {r['producers']} producer(s) x {r['partitions']} partition(s)"
+    if r.get("workload") == "latency":
+        return f"W2 latency at {r['rate']} msg/s"
+    return None
+
+# workload -> [(field, label, higher_is_better)]
+METRICS = {
+    "produce": [("msg_per_s", "msg/s", True), ("mb_per_s", "MB/s", True), ("ack_ms_p99", "ack p99 ms", False)],
+    "latency": [("e2e_ms_p50", "e2e p50 ms", False), ("e2e_ms_p99", "e2e p99 ms", False),
+                ("e2e_ms_p999", "e2e p99.9 ms", False), ("e2e_ms_max", "e2e max ms", False),
+                ("ack_ms_p99", "ack p99 ms", False)],
+}
+MIB = 1024 * 1024
+W3_COLD = "server restarted, then page cache dropped" if env.get("W3_COLD_RESTART", "1") == "1" else "page cache dropped"
+W3_WARM_CASE = "W3 consume, warm (right after the fill)"
+W3_COLD_CASE = f"W3 consume, cold ({W3_COLD})"
+W4_CASE = f"W4 {env.get('W4_PRODUCERS', '?')} producers x {env.get('W4_PARTITIONS', '?')} partitions"
+main, w3, w4, w5 = Table(), Table(), Table(), Table()
+failures, skips, errors, missing, incomplete = [], [], defaultdict(int), defaultdict(int), []
+server = defaultdict(list)
+w1_bytes = defaultdict(int)  # (sys, round) -> bytes acknowledged in W1
+resources = defaultdict(dict)  # (sys, round) -> phase -> record
+w4_failed = set()  # (sys, round)
+for r in rows:
+    s = r["sys"]
+    if r.get("failed"):
+        failures.append(f"{s} round {r['round']} ({r.get('phase', '?')}{', ' + r['cache'] if 'cache' in r else ''}): "
+                        f"`{r['args']}`: {r.get('reason', '?')}")
+        if r.get("phase") == "w4":
+            w4.note(W4_CASE, s, "failed")
+            w4_failed.add((s, r["round"]))
+        continue
+    if r.get("skipped"):
+        skips.append(f"{s} round {r['round']}: {r['skipped']}")
+        continue
+    wl = r.get("workload")
+    if wl == "server":
+        server[s].append(r.get("stats") or {})
+        continue
+    if wl == "resources":
+        resources[(s, r["round"])][r["phase"]] = r
+        continue
+    errors[s] += r.get("errors") or 0
+    missing[s] += r.get("missing") or 0
+    if wl == "produce":
+        w1_bytes[(s, r["round"])] += r["bytes"]
+    k = key(r)
+    if k is not None:
+        for field, label, higher in METRICS[wl]:
+            main.add(k, label, higher, s, r.get(field))
+    elif wl == "fill" and r.get("cache") == "warm":
+        case = f"W3 fill, {r['producers']} producer(s) x {r['partitions']} partitions"
+        w3.add(case, "MiB filled", None, s, r["bytes"] / MIB)
+        w3.add(case, "MB/s", True, s, r["mb_per_s"])
+    elif wl == "consume":
+        case = W3_WARM_CASE if r.get("cache") == "warm" else W3_COLD_CASE
+        if not r.get("complete"):
+            incomplete.append(f"{s} round {r['round']}, {case}: read {r['messages']:,} of {r['expected']:,} messages ({r['stop']})")
+        w3.add(case, "MiB read", None, s, r["bytes"] / MIB)
+        w3.add(case, "msg/s", True, s, r["msg_per_s"])
+        w3.add(case, "MB/s", True, s, r["mb_per_s"])
+        w3.add(case, "first message after ms", False, s, r.get("first_message_ms"))
+        if r.get("client_cpu_seconds") is not None and r["seconds"] > 0:
+            w3.add(case, "load generator CPU, % of one core", None, s, 100 * r["client_cpu_seconds"] / r["seconds"])
+    elif wl == "scale":
+        w4.add(W4_CASE, "msg/s", True, s, r["msg_per_s"])
+        w4.add(W4_CASE, "MB/s", True, s, r["mb_per_s"])
+        w4.add(W4_CASE, "ack p99 ms", False, s, r.get("ack_ms_p99"))
+        setup = f"creating {r['partitions']} partitions, s"
+        if s == "activemq":  # queues come into being with their first message
+            w4.note(W4_CASE, s, "on first use", label=setup)
+            r["setup_seconds"] = None
+        w4.add(W4_CASE, setup, False, s, r.get("setup_seconds"))
+        w4.add(W4_CASE, f"connecting {r['producers']} producers, s", False, s, r.get("connect_seconds"))
+        w4.add(W4_CASE, "per-message errors", None, s, r.get("errors"))
+        if r.get("client_cpu_seconds") is not None and r["seconds"] > 0:
+            w4.add(W4_CASE, "load generator CPU, % of one core", None, s, 100 * r["client_cpu_seconds"] / r["seconds"])
+
+for (s, rnd), ph in resources.items():
+    if "w4" in ph and (s, rnd) not in w4_failed:
+        b, a = ph["w4"]["before"], ph["w4"]["after"]
+        if b and a:
+            w4.add(W4_CASE, "server CPU, % of one core (setup included)", None, s,
+                   100 * (a["cpu_s"] - b["cpu_s"]) / max(a["t"] - b["t"], 1e-9))
+        if a and a.get("peak_since") == "w4":
+            w4.add(W4_CASE, "server peak RSS MiB (during W4)", False, s, a["rss_peak_mib"])
+    idle = ph.get("idle")
+    if idle and idle["before"] and idle["after"]:
+        b, a = idle["before"], idle["after"]
+        w5.add("startup", "server CPU s, start to listening (+1 s)", False, s, b["cpu_s"])
+        w5.add("idle", "server RSS MiB", False, s, a["rss_mib"])
+        w5.add("idle", "server CPU, % of one core", False, s, 100 * (a["cpu_s"] - b["cpu_s"]) / max(a["t"] - b["t"], 1e-9))
+    w1 = ph.get("w1")
+    if w1 and w1["before"] and w1["after"] and w1_bytes.get((s, rnd)):
+        b, a = w1["before"], w1["after"]
+        mb = w1_bytes[(s, rnd)] / 1e6
+        w5.add("W1 (all cases)", "server CPU ms per MB acknowledged", False, s, 1000 * (a["cpu_s"] - b["cpu_s"]) / mb)
+        w5.add("W1 (all cases)", "server CPU, % of one core", None, s, 100 * (a["cpu_s"] - b["cpu_s"]) / max(a["t"] - b["t"], 1e-9))
+        if a.get("peak_since") == "w1":
+            w5.add("W1 (all cases)", "server peak RSS MiB", False, s, a["rss_peak_mib"])
+        w5.add("W1 (all cases)", "server RSS MiB after", False, s, a["rss_mib"])
+table = main.render()
+data = main.data
+cases = list(dict.fromkeys(c for c, _, _ in main.rows))
+
+srv = ["| system | peak RSS MiB during W1 + W2 (median over rounds) | server CPU s from start to the end of W2 (median) |",
+       "| --- | --- | --- |"]
 for s in SYSTEMS:
     st = [x for x in server[s] if x]
     if st:
@@ -153,6 +248,27 @@ try:
         fig.tight_layout()
         fig.savefig(os.path.join(RESULTS, "peers-w2.png"), dpi=100)
         plots.append("peers-w2.png")
+    cold = [c for c in (W3_WARM_CASE, W3_COLD_CASE) if w3.data.get((c, "MB/s"))]
+    if cold:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        width = 0.8 / len(cold)
+        for i, c in enumerate(cold):
+            med, lo, hi = [], [], []
+            for s in SYSTEMS:
+                v = w3.values(c, "MB/s", s)
+                m = statistics.median(v) if v else 0
+                med.append(m); lo.append(m - (min(v) if v else 0)); hi.append((max(v) if v else 0) - m)
+            ax.bar([x + i * width for x in range(len(SYSTEMS))], med, width, yerr=[lo, hi], capsize=3,
+                   label="warm" if c == W3_WARM_CASE else f"cold ({W3_COLD})")
+        ax.set_xticks([x + width * (len(cold) - 1) / 2 for x in range(len(SYSTEMS))])
+        ax.set_xticklabels(SYSTEMS)
+        ax.set_yscale("log")
+        ax.set_ylabel("MB/s read by one consumer (median, min-max)")
+        ax.set_title("W3 consume throughput, 1 KiB messages")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(RESULTS, "peers-w3.png"), dpi=100)
+        plots.append("peers-w3.png")
 except ImportError:
     pass
 
@@ -166,7 +282,8 @@ out = [
     f"- disk: {env.get('DISK', '?')}",
     f"- weir commit {env.get('COMMIT', '?')}; versions: {env.get('VERSIONS', '?')}",
     f"- rounds: {env['ROUNDS']}, interleaved ({' -> '.join(SYSTEMS)}, repeated); fresh server and data dir per "
-    f"system per round; W1 {env['SECONDS_W1']} s per case, W2 {env['SECONDS_W2']} s per rate after 1 s warm-up",
+    f"system per round, on which W1, W2, W3 and W4 run in turn; W1 {env['SECONDS_W1']} s per case, W2 "
+    f"{env['SECONDS_W2']} s per rate after 1 s warm-up; workloads run: {env.get('WORKLOADS', '?')} (and W5)",
     "- driver: `weir-bench` (crates/bench), the same for every system: W1 = N producer connections, "
     "each with at most 4096 unacknowledged 1 KiB messages, counting acknowledged messages; W2 = one "
     "producer on a fixed schedule, one consumer, latency = receive time - intended send time (coordinated "
@@ -177,14 +294,52 @@ out = [
     f"**{env.get('NATS_SYNC', '?')}**" + ("" if env.get("NATS_SYNC") == "always" else
     " -- so NATS acks here do NOT mean the data is on disk; its figures are not durable-equivalent"),
     f"- RabbitMQ: one durable {env['RABBIT_QUEUE_TYPE']} queue per partition, persistent messages, publisher "
-    "confirms (lapin); consumer no_ack",
+    "confirms (lapin); consumer: basic.consume with no_ack (automatic acknowledgement; prefetch does not apply), "
+    "one channel for all queues",
     "- ActiveMQ: KahaDB (enableJournalDiskSyncs=true, the default), STOMP 1.2 with a receipt per SEND "
-    "(persistent:true), one queue per partition",
+    "(persistent:true), one queue per partition; consumer: SUBSCRIBE per queue, ack:auto, prefetch 10,000",
     "- this machine is shared and busy (other builds ran during the run): read the ratios, not the absolutes",
     "",
     "## Results (median over rounds, min-max in brackets; ratio = weir median / peer median)",
     "",
     *table,
+    "",
+    "## W3: consume throughput",
+    "",
+    f"Each system's {env.get('W3_PARTITIONS', '?')} partitions (streams, queues) are filled with up to "
+    f"{env.get('W3_FILL_MIB', '?')} MiB of 1 KiB messages, or for at most {env.get('W3_FILL_SECONDS', '?')} s, whichever "
+    "comes first -- so a slow producer holds less, and the *MiB read* row says how much each read. One consumer "
+    "(one connection) then reads everything from the beginning; msg/s and MB/s count from its subscribe call to "
+    f"the last message. *Warm*: right after the fill. *Cold*: {W3_COLD}, then the same data read again. "
+    "RabbitMQ and ActiveMQ delete what they deliver, so they are refilled with the same number of messages "
+    "before the cold read. Consumers: weir -- librdkafka assigned every partition from the beginning "
+    "(fetch.max.bytes 50 MiB, max.partition.fetch.bytes 8 MiB, 256 MiB client queue); NATS -- an ordered "
+    "consumer per stream (no acks, flow-controlled pulls; it recreates itself if a pull goes missing); RabbitMQ -- basic.consume with no_ack; "
+    "ActiveMQ -- STOMP SUBSCRIBE, ack:auto, prefetch 10,000. On 2 cores the consumer's own CPU competes with "
+    "the server's.",
+    "",
+    *w3.render(),
+    "",
+    "## W4: many partitions and connections",
+    "",
+    f"{env.get('W4_PRODUCERS', '?')} producers, each its own connection, over {env.get('W4_PARTITIONS', '?')} partitions (NATS: streams; RabbitMQ, ActiveMQ: "
+    f"queues); producer k sends to partitions k, k+{env.get('W4_PRODUCERS', '?')}, ... in turn, at most "
+    f"{env.get('W4_WINDOW', '?')} unacknowledged messages each, for {env.get('W4_SECONDS', '?')} s. Creating the "
+    f"partitions and connecting must finish within {env.get('W4_SETUP_SECONDS', '?')} s, or the run counts as "
+    "failed (reason under *Problems seen*). The server's peak RSS is reset (`clear_refs`) just before and read "
+    "right after. ActiveMQ creates queues on first use, so its setup is only connecting. The load generator's "
+    f"{env.get('W4_PRODUCERS', '?')} clients need much of the machine's CPU themselves.",
+    "",
+    *w4.render(),
+    "",
+    "## W5: resource use",
+    "",
+    f"From /proc of the server process (its listening socket's owner): CPU seconds (user + system) and RSS. "
+    f"*Startup*: CPU spent until the port answered plus 1 s. *Idle*: over {env.get('W5_IDLE_SECONDS', '?')} s "
+    "with no clients. *W1*: from just before the first W1 case to just after the last (peak RSS reset before), "
+    "CPU per MB acknowledged counts every W1 case's bytes.",
+    "",
+    *w5.render(head="phase"),
     "",
     "## Servers",
     "",
@@ -201,6 +356,8 @@ out = [
     "## Problems seen",
     "",
     *([f"- run failed: {f}" for f in failures] or ["- no run failed"]),
+    *[f"- skipped: {x}" for x in skips],
+    *[f"- incomplete read: {x}" for x in incomplete],
     *[f"- {s}: {n} per-message errors" for s, n in errors.items() if n],
     *[f"- {s}: {n} acknowledged messages not received by the consumer in time" for s, n in missing.items() if n],
     "",

@@ -3,15 +3,38 @@
 # this machine, in one run. Every system is driven by the same Rust load generator
 # (crates/bench, `weir-bench`), each through its own native client, with durable settings.
 #
+# Workloads (1 KiB messages throughout):
+#   W1 produce throughput; W2 end-to-end latency at fixed rates;
+#   W3 consume throughput: fill W3_PARTITIONS partitions with up to W3_FILL_MIB (or for at most
+#      W3_FILL_SECONDS, whichever comes first: slow systems hold less, the report says how much),
+#      read it all back with one consumer right after (page cache warm), then restart the
+#      server (W3_COLD_RESTART=1, so no system serves from its own memory), drop the page
+#      cache (`echo 3 > /proc/sys/vm/drop_caches`, root only; otherwise skipped, saying why)
+#      and read it again. RabbitMQ and ActiveMQ delete what they deliver, so they are refilled
+#      with the same number of messages before the cold read;
+#   W4 scale: W4_PRODUCERS producer connections over W4_PARTITIONS partitions/streams/queues
+#      (producer k sends to partitions k, k+W4_PRODUCERS, ... in turn), window W4_WINDOW each;
+#      setup (creating them, connecting) must finish in W4_SETUP_SECONDS or the run is
+#      recorded as failed; the server's peak RSS during it;
+#   W5 resource use: the server's CPU and RSS from /proc: after startup, over W5_IDLE_SECONDS
+#      idle, and across the W1 runs (CPU seconds per MB acknowledged, peak RSS).
+#
 # Usage: bench/peers/run.sh [--smoke]
 #   env: ROUNDS (3)  SECONDS_W1 (10)  SECONDS_W2 (10)  W1_CASES ("1x1 4x1 1x8 4x8",
 #        producers x partitions)  RATES (1000,10000,50000)  SYSTEMS ("weir nats rabbitmq activemq")
-#        RABBIT_QUEUE_TYPE (quorum)  SKIP_LIMITS (0: run fio and iperf3)
+#        WORKLOADS ("w1 w2 w3 w4"; W5 is always measured)  RABBIT_QUEUE_TYPE (quorum)
+#        W3_PARTITIONS (4)  W3_FILL_MIB (1024)  W3_FILL_SECONDS (45)  W3_COLD_RESTART (1)
+#        W4_PARTITIONS (1000)  W4_PRODUCERS (500)  W4_WINDOW (64)  W4_SECONDS (10)
+#        W4_SETUP_SECONDS (150)  W5_IDLE_SECONDS (5)  SKIP_LIMITS (0: run fio and iperf3)
+# Every weir-bench invocation runs under `timeout 300`; a failed or timed-out one is recorded
+# (with the reason) and the round goes on.
 # Rounds are interleaved: weir, nats, rabbitmq, activemq, weir, ... Each system gets a fresh
-# server and data dir (under target/) per round.
+# server and data dir (under target/) per round; W1, W2, W3 and W4 run one after the other
+# on it (W4 last, on the server W3 restarted).
 # Output: bench/results/peers.md, bench/results/peers-*.png, bench/results/peers-raw.jsonl
-# --smoke: one short round (2 s per workload), weir plus whichever peers are installed; no
-# installs, no fio/iperf3, no plots; writes bench/results/tmp/smoke.jsonl.
+# --smoke: one short round (W1 and W2 2 s each, W3 with 1 MiB and no restart, W4 with
+# 20 producers x 50 partitions for 1 s, 0.5 s idle), weir plus whichever peers are installed
+# (or SYSTEMS); no installs, no fio/iperf3, no plots; writes bench/results/tmp/smoke.jsonl.
 set -euo pipefail
 
 SMOKE=0
@@ -30,13 +53,30 @@ SECONDS_W2="${SECONDS_W2:-10}"
 W1_CASES="${W1_CASES:-1x1 4x1 1x8 4x8}"
 RATES="${RATES:-1000,10000,50000}"
 SYSTEMS="${SYSTEMS:-weir nats rabbitmq activemq}"
+WORKLOADS="${WORKLOADS:-w1 w2 w3 w4}"
 RABBIT_QUEUE_TYPE="${RABBIT_QUEUE_TYPE:-quorum}"
+W3_PARTITIONS="${W3_PARTITIONS:-4}"
+W3_FILL_MIB="${W3_FILL_MIB:-1024}"
+W3_FILL_SECONDS="${W3_FILL_SECONDS:-45}"
+W3_COLD_RESTART="${W3_COLD_RESTART:-1}"
+W4_PARTITIONS="${W4_PARTITIONS:-1000}"
+W4_PRODUCERS="${W4_PRODUCERS:-500}"
+W4_WINDOW="${W4_WINDOW:-64}"
+W4_SECONDS="${W4_SECONDS:-10}"
+W4_SETUP_SECONDS="${W4_SETUP_SECONDS:-150}"
+W5_IDLE_SECONDS="${W5_IDLE_SECONDS:-5}"
 SKIP_LIMITS="${SKIP_LIMITS:-0}"
 if [ "$SMOKE" = 1 ]; then
     ROUNDS=1; SECONDS_W1=2; SECONDS_W2=2; W1_CASES="1x1"; RATES=1000; SKIP_LIMITS=1
+    W3_FILL_MIB=1; W3_FILL_SECONDS=5; W3_COLD_RESTART=0
+    W4_PARTITIONS=50; W4_PRODUCERS=20; W4_SECONDS=1; W4_SETUP_SECONDS=60; W5_IDLE_SECONDS=0.5
 fi
+SIZE=1024   # message bytes, every workload
+wants() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 
 log() { printf '[peers] %s\n' "$*" >&2; }
+# W4 opens thousands of sockets and files (in the servers and in weir-bench).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # --- tools and peers (Debian packages only) ----------------------------------------------
 if [ "$SMOKE" = 0 ]; then
@@ -53,18 +93,22 @@ if [ "$SMOKE" = 0 ]; then
         rm -f /usr/sbin/policy-rc.d
     fi
     # Debian's packages may have started their own instances; ours use other ports and dirs,
-    # but stop theirs so they do not compete for CPU and disk.
-    for svc in rabbitmq-server activemq nats-server; do
-        service "$svc" stop >/dev/null 2>&1 || true
+    # but stop theirs so they do not compete for CPU and disk. Only if one listens on its
+    # default port: `service rabbitmq-server stop` would otherwise leave an epmd behind.
+    for svc in rabbitmq-server:5672 activemq:61616 nats-server:4222; do
+        if [ -n "$(ss -Hltn "sport = :${svc#*:}")" ]; then service "${svc%:*}" stop >/dev/null 2>&1 || true; fi
     done
 fi
-if [ ! -x target/release/weir ]; then
+# WEIR_BIN / WEIR_BENCH_BIN: prebuilt binaries (the test suite's); otherwise target/release,
+# built here when missing or older than crates/bench.
+WEIR="${WEIR_BIN:-$ROOT/target/release/weir}"
+BENCH="${WEIR_BENCH_BIN:-$ROOT/target/release/weir-bench}"
+if [ -z "${WEIR_BIN:-}" ] && [ ! -x "$WEIR" ]; then
     log "building weir"; cargo build --release -p weir
 fi
-if [ ! -x target/release/weir-bench ] || [ -n "$(find crates/bench -newer target/release/weir-bench -type f | head -1)" ]; then
+if [ -z "${WEIR_BENCH_BIN:-}" ] && { [ ! -x "$BENCH" ] || [ -n "$(find crates/bench -newer "$BENCH" -type f | head -1)" ]; }; then
     log "building weir-bench"; cargo build --release -p weir-bench
 fi
-BENCH="$ROOT/target/release/weir-bench"
 
 have() {  # SYSTEM -> 0 if its server is installed
     case "$1" in
@@ -116,22 +160,29 @@ if have nats; then
     fi
 fi
 
-start_server() {  # SYSTEM -> sets SERVER_PID, ADDR, SERVER_PORT
+start_server() {  # SYSTEM [keep] -> sets SERVER_PID, ADDR, SERVER_PORT; keep: restart on the same data
     local sys="$1" port dir
     port="$(free_port)"
     dir="$WORK/data-$sys"
-    rm -rf "$dir"; mkdir -p "$dir"
+    if [ "${2:-}" != keep ]; then rm -rf "$dir"; fi
+    mkdir -p "$dir"
     SERVER_PORT="$port"
     SERVER_SYS="$sys"
+    PEAK_RESET="start"
     case "$sys" in
         weir)
-            NO_COLOR=1 target/release/weir serve --listen "127.0.0.1:$port" --data-dir "$dir/data" \
-                >"$WORK/server-$sys.log" 2>&1 &
+            NO_COLOR=1 "$WEIR" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" \
+                >>"$WORK/server-$sys.log" 2>&1 &
             SERVER_PID=$!; ADDR="127.0.0.1:$port"; wait_port "$port" 30 ;;
         nats)
-            nats-server -c "$(nats_conf "$port" "$dir")" >"$WORK/server-$sys.log" 2>&1 &
+            nats-server -c "$(nats_conf "$port" "$dir")" >>"$WORK/server-$sys.log" 2>&1 &
             SERVER_PID=$!; ADDR="nats://127.0.0.1:$port"; wait_port "$port" 30 ;;
         rabbitmq)
+            # As the rabbitmq user, like Debian's wrapper, but through setpriv rather than its
+            # `su`: su's PAM session resets the open-files limit to 1024, and with 1,000 quorum
+            # queues RabbitMQ's file handle cache then has no handle left for a new connection
+            # (W4 hangs in the AMQP handshake). Debian's systemd unit gives it 65536; here it
+            # inherits this script's limit, like the other servers.
             sed -e "s|@PORT@|$port|" "$PEERS/rabbitmq.conf.in" >"$dir/rabbitmq.conf"
             echo '[].' >"$dir/enabled_plugins"
             chown -R rabbitmq: "$dir" 2>/dev/null || true
@@ -141,7 +192,9 @@ start_server() {  # SYSTEM -> sets SERVER_PID, ADDR, SERVER_PORT
             RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log" \
             RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" RABBITMQ_FEATURE_FLAGS_FILE="$dir/feature_flags" \
             RABBITMQ_PLUGINS_EXPAND_DIR="$dir/plugins-expand" RABBITMQ_PID_FILE="$dir/rabbit.pid" \
-                bash -c 'cd "$1" && exec setsid /usr/sbin/rabbitmq-server' _ "$dir" >"$WORK/server-$sys.log" 2>&1 &
+            HOME=/var/lib/rabbitmq \
+                bash -c 'cd "$1" && exec setsid setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups /usr/lib/rabbitmq/bin/rabbitmq-server' \
+                _ "$dir" >>"$WORK/server-$sys.log" 2>&1 &
             SERVER_PID=$!; ADDR="amqp://guest:guest@127.0.0.1:$port/%2f"; wait_port "$port" 90 ;;
         activemq)
             mkdir -p "$dir/conf" "$dir/data" "$dir/tmp"
@@ -156,76 +209,201 @@ start_server() {  # SYSTEM -> sets SERVER_PID, ADDR, SERVER_PORT
                 -Dlog4j2.configurationFile="$dir/conf/log4j2.properties" \
                 -Dactivemq.home=/usr/share/activemq -Dactivemq.base="$dir" -Dactivemq.conf="$dir/conf" \
                 -Dactivemq.data="$dir/data" -jar /usr/share/activemq/bin/activemq.jar \
-                start "xbean:file:$dir/conf/activemq.xml") >"$WORK/server-$sys.log" 2>&1 &
+                start "xbean:file:$dir/conf/activemq.xml") >>"$WORK/server-$sys.log" 2>&1 &
             SERVER_PID=$!; ADDR="127.0.0.1:$port"; wait_port "$port" 90 ;;
     esac || { log "$sys did not start; log tail:"; tail -n 30 "$WORK/server-$sys.log" >&2; return 1; }
     sleep 1
 }
 
-server_stats() {  # -> JSON of the listening process: peak RSS, CPU seconds
+server_stats() {  # -> JSON of the listening process: RSS, peak RSS, CPU seconds, threads, clock
     local pid
     pid="$(listener_pid "$SERVER_PORT")"
     [ -n "$pid" ] || { echo '{}'; return; }
-    python3 - "$pid" <<'PY'
-import json, os, sys
+    python3 - "$pid" "$PEAK_RESET" <<'PY'
+import json, os, sys, time
 pid = sys.argv[1]
 st = {l.split(":")[0]: l.split(":")[1].strip() for l in open(f"/proc/{pid}/status")}
 f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
 tick = os.sysconf("SC_CLK_TCK")
-print(json.dumps({"rss_mib": int(st["VmRSS"].split()[0]) / 1024, "rss_peak_mib": int(st["VmHWM"].split()[0]) / 1024,
+print(json.dumps({"pid": int(pid), "t": time.monotonic(),
+                  "rss_mib": int(st["VmRSS"].split()[0]) / 1024, "rss_peak_mib": int(st["VmHWM"].split()[0]) / 1024,
+                  "peak_since": sys.argv[2], "threads": int(st["Threads"]),
                   "cpu_s": (int(f[11]) + int(f[12])) / tick}))
 PY
 }
+# Peak RSS (VmHWM) counts from the process start unless reset (Linux: `5` into clear_refs,
+# the process's owner or root); PEAK_RESET says which, in every sample.
+PEAK_RESET="start"
+reset_peak() {  # PHASE
+    local pid
+    pid="$(listener_pid "$SERVER_PORT")"
+    if [ -n "$pid" ] && (echo 5 >"/proc/$pid/clear_refs") 2>/dev/null; then
+        PEAK_RESET="$1"
+    else
+        PEAK_RESET="start"
+    fi
+}
+resources() {  # ROUND PHASE BEFORE AFTER -> a W5 record
+    printf '{"sys":"%s","round":%s,"workload":"resources","phase":"%s","before":%s,"after":%s}\n' \
+        "$SERVER_SYS" "$1" "$2" "$3" "$4" >>"$RAW"
+}
 
 stop_server() {
-    local pid="$SERVER_PID" i
+    local pid="$SERVER_PID" lpid lpgid i
     [ -n "$pid" ] || return 0
     SERVER_PID=""
+    # The process serving the port, in case it left the process group below (Debian's
+    # RabbitMQ wrapper, through `su`, starts the Erlang VM in a session of its own).
+    lpid="$(listener_pid "$SERVER_PORT")"
+    lpgid="$( [ -n "$lpid" ] && ps -o pgid= -p "$lpid" | tr -d ' ' )"
     case "$SERVER_SYS" in
-        rabbitmq) ERL_EPMD_PORT="$EPMD_PORT" rabbitmqctl -n bench@localhost stop >/dev/null 2>&1 || true ;;
+        # Bounded: a node busy with 1,000 new quorum queues may not answer for minutes.
+        rabbitmq) ERL_EPMD_PORT="$EPMD_PORT" timeout 60 rabbitmqctl -n bench@localhost stop >/dev/null 2>&1 || true ;;
     esac
     # The whole process group for the peers started with setsid (JVM, Erlang VM + epmd helpers).
     kill -TERM "$pid" 2>/dev/null || true
     kill -TERM -- "-$pid" 2>/dev/null || true
-    for i in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if [ -n "$lpid" ]; then kill -TERM "$lpid" 2>/dev/null || true; fi
+    for i in $(seq 300); do
+        kill -0 "$pid" 2>/dev/null || { [ -n "$lpid" ] && kill -0 "$lpid" 2>/dev/null; } || break
+        sleep 0.1
+    done
     kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    if [ -n "$lpgid" ] && [ "$lpgid" != "$(ps -o pgid= -p $$ | tr -d ' ')" ]; then
+        kill -KILL -- "-$lpgid" 2>/dev/null || true
+    elif [ -n "$lpid" ]; then
+        kill -KILL "$lpid" 2>/dev/null || true
+    fi
     wait "$pid" 2>/dev/null || true
-    # RabbitMQ's epmd runs on its own port and outlives the node: stop exactly that one.
-    if [ "$SERVER_SYS" = rabbitmq ]; then ERL_EPMD_PORT="$EPMD_PORT" epmd -kill >/dev/null 2>&1 || true; fi
+    # RabbitMQ's epmd runs on its own port and outlives the node: stop exactly that one (it
+    # refuses while it still lists the node, which it drops a moment after the node died).
+    if [ "$SERVER_SYS" = rabbitmq ]; then
+        local said
+        for i in $(seq 50); do
+            said="$(ERL_EPMD_PORT="$EPMD_PORT" epmd -kill 2>&1)" && break
+            [[ "$said" == *"Cannot connect"* ]] && break
+            sleep 0.1
+        done
+    fi
 }
 cleanup() {
     stop_server || true
     if [ "$SMOKE" = 1 ]; then cp "$RAW" "$RESULTS/tmp/smoke.jsonl" 2>/dev/null || true; fi
+    # weir-bench's stderr and the servers' logs of the last run, for when a figure looks odd.
+    rm -rf "$RESULTS/tmp/last-run"; mkdir -p "$RESULTS/tmp/last-run"
+    cp "$WORK"/*.err "$WORK"/*.log "$RESULTS/tmp/last-run/" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-bench() {  # SYSTEM ROUND ARGS...
+EXTRA=""      # JSON fields (each followed by a comma) that bench() adds to every line it records
+BENCH_OUT=""  # the JSON lines of the last bench()
+bench() {  # SYSTEM ROUND ARGS... -> 0 if weir-bench succeeded; its lines go to RAW and BENCH_OUT
     local sys="$1" round="$2"; shift 2
-    local kind="kafka"
+    local kind="kafka" err="$WORK/bench-$sys.err" seen rc=0
     case "$sys" in nats) kind=nats ;; rabbitmq) kind=rabbitmq ;; activemq) kind=activemq ;; esac
-    local out
-    if out="$(timeout 300 "$BENCH" --system "$kind" --addr "$ADDR" --label "$sys/round$round" \
-              --rabbit-queue-type "$RABBIT_QUEUE_TYPE" "$@" 2>>"$WORK/bench-$sys.err")"; then
-        printf '%s\n' "$out" | sed "s|^{|{\"sys\":\"$sys\",\"round\":$round,|" >>"$RAW"
-    else
-        log "weir-bench failed for $sys ($*); stderr tail:"; tail -n 5 "$WORK/bench-$sys.err" >&2
-        printf '{"sys":"%s","round":%s,"failed":true,"args":"%s"}\n' "$sys" "$round" "$*" >>"$RAW"
+    touch "$err"; seen="$(wc -l <"$err")"
+    BENCH_OUT="$(timeout 300 "$BENCH" --system "$kind" --addr "$ADDR" --label "$sys/round$round" \
+              --rabbit-queue-type "$RABBIT_QUEUE_TYPE" "$@" 2>>"$err")" || rc=$?
+    # Whatever it printed before failing counts too (a W3 fill before a failed read).
+    if [ -n "$BENCH_OUT" ]; then
+        printf '%s\n' "$BENCH_OUT" | sed "s|^{|{\"sys\":\"$sys\",\"round\":$round,$EXTRA|" >>"$RAW"
     fi
+    [ "$rc" = 0 ] && return 0
+    local reason
+    if [ "$rc" = 124 ]; then reason="timed out after 300 s"
+    else reason="$(tail -n +"$((seen + 1))" "$err" | grep -m1 '^Error:' || echo "exit status $rc")"; fi
+    log "weir-bench failed for $sys ($*): $reason"
+    python3 -c 'import json, sys; print(json.dumps({"sys": sys.argv[1], "round": int(sys.argv[2]), **json.loads("{" + sys.argv[3].rstrip(",") + "}"), "failed": True, "args": sys.argv[4], "reason": sys.argv[5]}))' \
+        "$sys" "$round" "$EXTRA" "$*" "$reason" >>"$RAW"
+    return 1
+}
+json_field() {  # WORKLOAD FIELD -> that field of BENCH_OUT's line for WORKLOAD, or nothing
+    printf '%s\n' "$BENCH_OUT" | python3 -c 'import json, sys
+for l in sys.stdin:
+    if l.startswith("{"):
+        d = json.loads(l)
+        if d.get("workload") == sys.argv[1]: print(d.get(sys.argv[2], ""))' "$1" "$2"
+}
+skipped() {  # SYSTEM ROUND REASON -> a record that a step could not run (EXTRA says which)
+    log "$1: skipped: $3"
+    python3 -c 'import json, sys; print(json.dumps({"sys": sys.argv[1], "round": int(sys.argv[2]), **json.loads("{" + sys.argv[3].rstrip(",") + "}"), "skipped": sys.argv[4]}))' \
+        "$1" "$2" "$EXTRA" "$3" >>"$RAW"
+}
+
+drop_page_cache() {  # -> 0 if the kernel dropped its clean page cache (root, not in a container)
+    sync
+    (echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null
+}
+
+# W3: fill, read (warm), [refill], [restart], drop the page cache, read (cold).
+w3() {  # SYSTEM ROUND
+    local sys="$1" round="$2" name="w3r$2" filled cold
+    local common=(--run-name "$name" --partitions "$W3_PARTITIONS" --size "$SIZE")
+    EXTRA='"phase":"w3","cache":"warm",'
+    bench "$sys" "$round" --workload consume "${common[@]}" --producers "$W3_PARTITIONS" --linger-ms 5 \
+        --fill-bytes "$((W3_FILL_MIB * 1048576))" --fill-seconds "$W3_FILL_SECONDS" --keep || return 0
+    filled="$(json_field fill messages)"
+    EXTRA='"phase":"w3","cache":"cold",'
+    if [ "${filled:-0}" -le 0 ]; then skipped "$sys" "$round" "W3: the fill stored nothing"; return 0; fi
+    case "$sys" in
+        rabbitmq|activemq)
+            # Their warm read removed the messages: the same number again, no time limit.
+            EXTRA='"phase":"w3","cache":"refill",'
+            bench "$sys" "$round" --workload fill "${common[@]}" --producers "$W3_PARTITIONS" --linger-ms 5 \
+                --fill-bytes "$((filled * SIZE))" || return 0
+            EXTRA='"phase":"w3","cache":"cold",' ;;
+    esac
+    cold="page cache dropped"
+    if [ "$W3_COLD_RESTART" = 1 ]; then
+        stop_server
+        if ! start_server "$sys" keep; then
+            stop_server; skipped "$sys" "$round" "W3 cold: $sys did not restart on its data"; return 0
+        fi
+        cold="server restarted, then page cache dropped"
+    fi
+    if ! drop_page_cache; then
+        skipped "$sys" "$round" "W3 cold: cannot write /proc/sys/vm/drop_caches (needs root outside a container)"
+        return 0
+    fi
+    EXTRA="\"phase\":\"w3\",\"cache\":\"cold\",\"cold\":\"$cold\","
+    bench "$sys" "$round" --workload consume "${common[@]}" --expect-messages "$filled" || true
 }
 
 for round in $(seq "$ROUNDS"); do
     for sys in "${ACTIVE[@]}"; do
-        log "round $round/$ROUNDS: $sys"
+        log "round $round/$ROUNDS: $sys (${SECONDS} s into the run)"
         if ! start_server "$sys"; then stop_server; continue; fi
-        for c in $W1_CASES; do
-            bench "$sys" "$round" --workload produce --producers "${c%x*}" --partitions "${c#*x}" \
-                --seconds "$SECONDS_W1" --linger-ms 5
-        done
-        bench "$sys" "$round" --workload latency --partitions 1 --rate "$RATES" \
-            --seconds "$SECONDS_W2" --linger-ms 0
+        # W5: startup and idle.
+        before="$(server_stats)"; sleep "$W5_IDLE_SECONDS"
+        resources "$round" idle "$before" "$(server_stats)"
+        if wants w1; then
+            before="$(server_stats)"; reset_peak w1
+            EXTRA='"phase":"w1",'
+            for c in $W1_CASES; do
+                bench "$sys" "$round" --workload produce --producers "${c%x*}" --partitions "${c#*x}" \
+                    --seconds "$SECONDS_W1" --linger-ms 5 || true
+            done
+            resources "$round" w1 "$before" "$(server_stats)"
+        fi
+        if wants w2; then
+            EXTRA='"phase":"w2",'
+            bench "$sys" "$round" --workload latency --partitions 1 --rate "$RATES" \
+                --seconds "$SECONDS_W2" --linger-ms 0 || true
+        fi
         printf '{"sys":"%s","round":%s,"workload":"server","stats":%s}\n' \
             "$sys" "$round" "$(server_stats)" >>"$RAW"
+        if wants w3; then w3 "$sys" "$round"; fi
+        if wants w4; then
+            if [ -z "$SERVER_PID" ] && ! start_server "$sys"; then stop_server; continue; fi
+            before="$(server_stats)"; reset_peak w4
+            EXTRA='"phase":"w4",'
+            bench "$sys" "$round" --workload scale --producers "$W4_PRODUCERS" --partitions "$W4_PARTITIONS" \
+                --window "$W4_WINDOW" --seconds "$W4_SECONDS" --linger-ms 5 \
+                --setup-timeout-seconds "$W4_SETUP_SECONDS" --keep || true
+            resources "$round" w4 "$before" "$(server_stats)"
+        fi
+        EXTRA=""
         stop_server
     done
 done
@@ -251,7 +429,9 @@ if [ "$SKIP_LIMITS" = 0 ]; then
 fi
 
 export RAW WORK RESULTS NATS_SYNC RABBIT_QUEUE_TYPE ROUNDS SECONDS_W1 SECONDS_W2 W1_CASES RATES SKIP_LIMITS
-export VERSIONS="weir: $(target/release/weir --version 2>/dev/null | head -1); nats-server: $(nats-server --version 2>/dev/null || echo none); rabbitmq-server: $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo none); erlang: $(dpkg-query -W -f='${Version}' erlang-base 2>/dev/null || echo none); activemq: $(dpkg-query -W -f='${Version}' activemq 2>/dev/null || echo none); java: $(java -version 2>&1 | head -1); fio: $(fio --version 2>/dev/null); iperf3: $(iperf3 --version 2>/dev/null | head -1)"
+export WORKLOADS W3_PARTITIONS W3_FILL_MIB W3_FILL_SECONDS W3_COLD_RESTART W4_PARTITIONS W4_PRODUCERS W4_WINDOW
+export W4_SECONDS W4_SETUP_SECONDS W5_IDLE_SECONDS
+export VERSIONS="weir: $("$WEIR" --version 2>/dev/null | head -1); nats-server: $(nats-server --version 2>/dev/null || echo none); rabbitmq-server: $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo none); erlang: $(dpkg-query -W -f='${Version}' erlang-base 2>/dev/null || echo none); activemq: $(dpkg-query -W -f='${Version}' activemq 2>/dev/null || echo none); java: $(java -version 2>&1 | head -1); fio: $(fio --version 2>/dev/null); iperf3: $(iperf3 --version 2>/dev/null | head -1)"
 export COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$( [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && echo ' (dirty)')"
 export DISK="$(df --output=fstype,source "$WORK" | tail -n 1) ($(lsblk -dno NAME,MODEL,ROTA 2>/dev/null | tr '\n' ';'))"
 VENV="$ROOT/.venv"

@@ -24,6 +24,16 @@ pub type AckFuture = BoxFuture<'static, Result<()>>;
 /// One received message: (intended send time, receive time), both from [`now_ns`].
 pub type Received = (u64, u64);
 
+/// What a consumer is tuned for; each backend maps it to its own client's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsumeFor {
+    /// W2: every message as soon as it exists (short fetch waits, the client's defaults).
+    Latency,
+    /// W3: a backlog read back as fast as the system serves it (large fetches, batches,
+    /// prefetch).
+    Throughput,
+}
+
 pub trait Sender: Send + Sync {
     /// Hands one message to the client. The outer future applies the client's own
     /// backpressure (a full queue waits); the returned [`AckFuture`] is the acknowledgement.
@@ -39,12 +49,15 @@ pub trait Backend: Send + Sync {
         run: &'a str,
         partitions: usize,
     ) -> BoxFuture<'a, Result<Box<dyn Sender>>>;
-    /// Starts consuming every partition of `run` from the beginning; every message payload's
-    /// stamp is sent to `tx` with its receive time. Returns once the consumer is subscribed.
+    /// Starts one consumer (one connection) on every partition of `run`, from the beginning;
+    /// every message payload's stamp is sent to `tx` with its receive time. Returns once the
+    /// consumer is subscribed. On the queue brokers (RabbitMQ, ActiveMQ) consuming removes
+    /// the messages.
     fn consume<'a>(
         &'a self,
         run: &'a str,
         partitions: usize,
+        mode: ConsumeFor,
         tx: mpsc::UnboundedSender<Received>,
     ) -> BoxFuture<'a, Result<()>>;
     /// Removes what `setup` created, where the system keeps it on disk.

@@ -15,7 +15,15 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
-use crate::backend::{now_ns, stamp, AckFuture, Backend, BoxFuture, Received, Sender};
+use crate::backend::{now_ns, stamp, AckFuture, Backend, BoxFuture, ConsumeFor, Received, Sender};
+
+/// W3's consumer: up to 50 MiB per fetch, 8 MiB per partition in it, and up to 256 MiB
+/// prefetched in librdkafka's queue, so the reader is never starved by small fetches.
+const THROUGHPUT_CONSUMER: [(&str, &str); 3] = [
+    ("fetch.max.bytes", "52428800"),
+    ("max.partition.fetch.bytes", "8388608"),
+    ("queued.max.messages.kbytes", "262144"),
+];
 
 pub struct Kafka {
     pub bootstrap: String,
@@ -98,11 +106,16 @@ impl Backend for Kafka {
         Box::pin(async move {
             let producer: FutureProducer = self.producer_config().create()?;
             let name = topic(run);
-            // Connection and metadata outside the timed window.
-            producer
-                .client()
-                .fetch_metadata(Some(&name), Duration::from_secs(30))
-                .context("metadata")?;
+            // Connection and metadata outside the timed window. `fetch_metadata` blocks: off
+            // the runtime's workers, so many senders can connect at once (W4).
+            let (producer, name) = tokio::task::spawn_blocking(move || {
+                producer
+                    .client()
+                    .fetch_metadata(Some(&name), Duration::from_secs(30))
+                    .context("metadata")
+                    .map(|_| (producer, name))
+            })
+            .await??;
             Ok(Box::new(KafkaSender {
                 producer,
                 topic: name,
@@ -114,17 +127,32 @@ impl Backend for Kafka {
         &'a self,
         run: &'a str,
         partitions: usize,
+        mode: ConsumeFor,
         tx: mpsc::UnboundedSender<Received>,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let consumer: StreamConsumer = ClientConfig::new()
+            let mut config = ClientConfig::new();
+            config
                 .set("bootstrap.servers", &self.bootstrap)
                 .set("group.id", "weir-bench-unused")
                 .set("enable.auto.commit", "false")
                 .set("enable.partition.eof", "false")
-                .set("fetch.wait.max.ms", "100")
-                .create()?;
+                .set("fetch.wait.max.ms", "100");
+            if mode == ConsumeFor::Throughput {
+                for (k, v) in THROUGHPUT_CONSUMER {
+                    config.set(k, v);
+                }
+            }
+            let consumer: StreamConsumer = config.create()?;
             let name = topic(run);
+            // Leaders known before the assignment: otherwise librdkafka finds no leader for
+            // the offset lookup and retries it only after 500 ms.
+            tokio::task::block_in_place(|| {
+                consumer
+                    .client()
+                    .fetch_metadata(Some(&name), Duration::from_secs(30))
+            })
+            .context("metadata")?;
             let mut tpl = TopicPartitionList::new();
             for p in 0..partitions {
                 tpl.add_partition_offset(&name, p as i32, Offset::Beginning)?;
@@ -167,6 +195,7 @@ impl Backend for Kafka {
             "linger.ms": self.linger_ms,
             "enable.idempotence": false,
             "compression.type": "none",
+            "consumer": "assign all partitions from the beginning, StreamConsumer; W3: fetch.max.bytes 50 MiB, max.partition.fetch.bytes 8 MiB, queued.max.messages.kbytes 256 MiB",
         })
     }
 }

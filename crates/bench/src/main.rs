@@ -1,8 +1,8 @@
 //! `weir-bench`: one load generator for weir and its peers, so every system pays the same
 //! driver costs and only its own client library differs.
 //!
-//! Each run prints one JSON line on stdout (see `driver.rs` for the fields); progress and
-//! client warnings go to stderr. Exit status is non-zero if a run failed outright; per-message
+//! Each run prints one JSON line on stdout (see `driver.rs` for the fields; a W3 consume with
+//! a fill prints the fill's line, then the read's); progress and client warnings go to stderr. Exit status is non-zero if a run failed outright; per-message
 //! errors are counted in the JSON (`errors`, `first_error`), not fatal.
 
 mod backend;
@@ -37,6 +37,13 @@ enum Workload {
     Produce,
     /// W2: end-to-end latency at fixed rates.
     Latency,
+    /// W3's data: produce `--fill-bytes` into the partitions of `--run-name` and keep them.
+    Fill,
+    /// W3: one consumer reads every partition of `--run-name` from the beginning, after
+    /// filling them first if `--fill-bytes` is given.
+    Consume,
+    /// W4: W1 with many partitions and producer connections (use a small `--window`).
+    Scale,
 }
 
 #[derive(Parser, Debug)]
@@ -75,10 +82,41 @@ struct Args {
     /// Kafka producer linger.ms.
     #[arg(long, default_value_t = 5)]
     linger_ms: u32,
+    /// Creating the partitions and connecting the producers must finish within this (W1, W3
+    /// fill, W4); otherwise the run fails, saying so.
+    #[arg(long, default_value_t = 150.0)]
+    setup_timeout_seconds: f64,
+    /// W3: names the partitions/streams/queues, so that separate runs (fill, then a consume
+    /// after the page cache was dropped) meet the same data. Default: a fresh name.
+    #[arg(long)]
+    run_name: Option<String>,
+    /// W3: bytes to produce before reading (rounded up to whole messages); 0: no fill, read
+    /// what `--run-name` holds.
+    #[arg(long, default_value_t = 0)]
+    fill_bytes: u64,
+    /// W3: stop filling after this long even if `--fill-bytes` is not reached (the JSON says
+    /// `time_capped` and how much was filled). Default: no time limit.
+    #[arg(long)]
+    fill_seconds: Option<f64>,
+    /// W3 without a fill: messages the partitions hold; the read stops once it saw them.
+    /// 0: read until nothing arrives for `--idle-seconds`.
+    #[arg(long, default_value_t = 0)]
+    expect_messages: u64,
+    /// W3: the read ends when nothing arrived for this long.
+    #[arg(long, default_value_t = 10.0)]
+    idle_seconds: f64,
+    /// W3: the read ends after this long whatever happens.
+    #[arg(long, default_value_t = 240.0)]
+    read_seconds_max: f64,
+    /// Leave the partitions/queues of the run in place (default: delete them after the
+    /// run, except after `fill`).
+    #[arg(long)]
+    keep: bool,
     /// RabbitMQ queue type: quorum or classic.
     #[arg(long, default_value = "quorum")]
     rabbit_queue_type: String,
-    /// A short sanity run: W1 for 2 s and W2 at 1000 msg/s for 2 s (two JSON lines).
+    /// A short sanity run, five JSON lines: W1 for 2 s, W2 at 1000 msg/s for 2 s, W3 fill of
+    /// 2 MiB and its read, W4 with 20 producers x 50 partitions for 2 s.
     #[arg(long)]
     smoke: bool,
 }
@@ -121,6 +159,14 @@ fn emit(a: &Args, backend: &dyn Backend, mut v: serde_json::Value) {
     println!("{v}");
 }
 
+async fn teardown(a: &Args, backend: &dyn Backend, run: &str, partitions: usize) {
+    if !a.keep {
+        if let Err(e) = backend.teardown(run, partitions).await {
+            eprintln!("teardown of {run}: {e}");
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut a = Args::parse();
@@ -130,25 +176,43 @@ async fn main() -> Result<()> {
         a.warmup_seconds = 0.5;
         a.rate = vec![1000];
     }
-    if a.partitions == 0 || a.producers == 0 || a.size < 16 {
-        bail!("--partitions and --producers must be > 0, --size >= 16");
+    if a.partitions == 0 || a.producers == 0 || a.size < 16 || a.window == 0 {
+        bail!("--partitions, --producers and --window must be > 0, --size >= 16");
     }
     let backend = make_backend(&a);
     let mut n = 0;
-    if a.smoke || a.workload == Workload::Produce {
-        let o = driver::ProduceOpts {
-            producers: a.producers,
-            partitions: a.partitions,
-            size: a.size,
-            seconds: a.seconds,
-            window: a.window,
-        };
-        let v = driver::produce(backend.clone(), &run_id(n), &o).await?;
+    let mut next_run = || {
         n += 1;
+        run_id(n)
+    };
+    let produce_opts =
+        |workload, producers, partitions, window, seconds, max_messages| driver::ProduceOpts {
+            workload,
+            producers,
+            partitions,
+            size: a.size,
+            seconds,
+            max_messages,
+            window,
+            setup_timeout_seconds: a.setup_timeout_seconds,
+        };
+    if a.smoke || a.workload == Workload::Produce {
+        let run = next_run();
+        let o = produce_opts(
+            "produce",
+            a.producers,
+            a.partitions,
+            a.window,
+            a.seconds,
+            u64::MAX,
+        );
+        let v = driver::produce(backend.clone(), &run, &o).await?;
         emit(&a, backend.as_ref(), v);
+        teardown(&a, backend.as_ref(), &run, a.partitions).await;
     }
     if a.smoke || a.workload == Workload::Latency {
         for &rate in &a.rate {
+            let run = next_run();
             let o = driver::LatencyOpts {
                 partitions: a.partitions,
                 size: a.size,
@@ -156,10 +220,58 @@ async fn main() -> Result<()> {
                 rate,
                 warmup_seconds: a.warmup_seconds,
             };
-            let v = driver::latency(backend.clone(), &run_id(n), &o).await?;
-            n += 1;
+            let v = driver::latency(backend.clone(), &run, &o).await?;
             emit(&a, backend.as_ref(), v);
+            teardown(&a, backend.as_ref(), &run, a.partitions).await;
         }
+    }
+    if a.smoke || matches!(a.workload, Workload::Fill | Workload::Consume) {
+        let run = a.run_name.clone().unwrap_or_else(&mut next_run);
+        let fill_bytes = if a.smoke { 2 << 20 } else { a.fill_bytes };
+        let mut expect = a.expect_messages;
+        if fill_bytes > 0 {
+            let messages = fill_bytes.div_ceil(a.size as u64);
+            let seconds = a.fill_seconds.unwrap_or(f64::INFINITY);
+            let o = produce_opts(
+                "fill",
+                a.producers,
+                a.partitions,
+                a.window,
+                seconds,
+                messages,
+            );
+            let v = driver::produce(backend.clone(), &run, &o).await?;
+            expect = v["messages"].as_u64().unwrap_or(0);
+            emit(&a, backend.as_ref(), v);
+        } else if a.workload == Workload::Fill {
+            bail!("--workload fill needs --fill-bytes");
+        } else if a.run_name.is_none() {
+            bail!("--workload consume needs --fill-bytes or the --run-name of a fill");
+        }
+        if a.smoke || a.workload == Workload::Consume {
+            let o = driver::ConsumeOpts {
+                partitions: a.partitions,
+                size: a.size,
+                expect_messages: expect,
+                idle_seconds: a.idle_seconds,
+                seconds_max: a.read_seconds_max,
+            };
+            let v = driver::consume(backend.clone(), &run, &o).await?;
+            emit(&a, backend.as_ref(), v);
+            teardown(&a, backend.as_ref(), &run, a.partitions).await;
+        }
+    }
+    if a.smoke || a.workload == Workload::Scale {
+        let run = next_run();
+        let o = if a.smoke {
+            produce_opts("scale", 20, 50, 64, a.seconds, u64::MAX)
+        } else {
+            let (p, k, w) = (a.producers, a.partitions, a.window);
+            produce_opts("scale", p, k, w, a.seconds, u64::MAX)
+        };
+        let v = driver::produce(backend.clone(), &run, &o).await?;
+        emit(&a, backend.as_ref(), v);
+        teardown(&a, backend.as_ref(), &run, o.partitions).await;
     }
     // Client libraries keep background threads (librdkafka, lapin); do not wait for them.
     std::process::exit(0);

@@ -3,11 +3,13 @@
 //! (`jetstream { sync_interval: always }`, NATS 2.10 and later), not the client's.
 
 use anyhow::{anyhow, Result};
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::{self, consumer, stream, Message};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::backend::{forward_received, AckFuture, Backend, BoxFuture, Received, Sender};
+use crate::backend::{
+    forward_received, AckFuture, Backend, BoxFuture, ConsumeFor, Received, Sender,
+};
 
 pub struct Nats {
     pub url: String,
@@ -84,6 +86,7 @@ impl Backend for Nats {
         &'a self,
         run: &'a str,
         partitions: usize,
+        mode: ConsumeFor,
         tx: mpsc::UnboundedSender<Received>,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
@@ -93,21 +96,35 @@ impl Backend for Nats {
                     .get_stream(stream_name(run, p))
                     .await
                     .map_err(|e| anyhow!("get stream: {e}"))?;
-                let c = s
-                    .create_consumer(consumer::pull::Config {
-                        ack_policy: consumer::AckPolicy::None,
-                        deliver_policy: consumer::DeliverPolicy::All,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|e| anyhow!("create consumer: {e}"))?;
-                let msgs = c.messages().await.map_err(|e| anyhow!("messages: {e}"))?;
-                forward_received(
-                    "nats",
-                    msgs,
-                    tx.clone(),
-                    |m: &async_nats::jetstream::Message| &m.payload,
-                );
+                match mode {
+                    // A pull consumer with the client's defaults: pulls of 200 messages.
+                    ConsumeFor::Latency => {
+                        let c = s
+                            .create_consumer(consumer::pull::Config {
+                                ack_policy: consumer::AckPolicy::None,
+                                deliver_policy: consumer::DeliverPolicy::All,
+                                ..Default::default()
+                            })
+                            .await
+                            .map_err(|e| anyhow!("create consumer: {e}"))?;
+                        let msgs = c.messages().await.map_err(|e| anyhow!("messages: {e}"))?;
+                        forward_received("nats", msgs, tx.clone(), |m: &Message| &m.payload);
+                    }
+                    // The ordered consumer, NATS's way to read a stream start to end: no acks,
+                    // flow-controlled pulls, and it recreates itself at the right sequence if
+                    // a pull goes missing or a heartbeat is late.
+                    ConsumeFor::Throughput => {
+                        let c = s
+                            .create_consumer(consumer::pull::OrderedConfig {
+                                deliver_policy: consumer::DeliverPolicy::All,
+                                ..Default::default()
+                            })
+                            .await
+                            .map_err(|e| anyhow!("create consumer: {e}"))?;
+                        let msgs = c.messages().await.map_err(|e| anyhow!("messages: {e}"))?;
+                        forward_received("nats", msgs, tx.clone(), |m: &Message| &m.payload);
+                    }
+                }
             }
             Ok(())
         })
@@ -129,6 +146,7 @@ impl Backend for Nats {
             "storage": "file",
             "publish": "publish + await PubAck",
             "streams": "one per partition",
+            "consumer": "one connection; W2: an ephemeral pull consumer per stream (deliver all, no acks, pulls of 200); W3: an ordered consumer per stream",
         })
     }
 }

@@ -14,7 +14,9 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::mpsc;
 
-use crate::backend::{forward_received, AckFuture, Backend, BoxFuture, Received, Sender};
+use crate::backend::{
+    forward_received, AckFuture, Backend, BoxFuture, ConsumeFor, Received, Sender,
+};
 
 pub struct Rabbit {
     pub uri: String,
@@ -67,23 +69,34 @@ impl Sender for RabbitSender {
 impl Backend for Rabbit {
     fn setup<'a>(&'a self, run: &'a str, partitions: usize) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let (conn, ch) = channel(&self.uri).await?;
+            use futures_util::{StreamExt, TryStreamExt};
+            let conn = Connection::connect(&self.uri, ConnectionProperties::default()).await?;
             let mut args = FieldTable::default();
             args.insert(
                 "x-queue-type".into(),
                 AMQPValue::LongString(self.queue_type.clone().into()),
             );
-            for p in 0..partitions {
-                ch.queue_declare(
-                    &queue(run, p),
-                    QueueDeclareOptions {
-                        durable: true,
-                        ..Default::default()
-                    },
-                    args.clone(),
-                )
-                .await?;
+            // Up to 8 declarations in flight (one channel each), so creating 1,000 queues
+            // (W4) waits on the server's work, not on one round trip after the other.
+            let mut channels = Vec::new();
+            for _ in 0..partitions.min(8) {
+                channels.push(conn.create_channel().await?);
             }
+            futures_util::stream::iter(0..partitions)
+                .map(|p| {
+                    let ch = channels[p % channels.len()].clone();
+                    let args = args.clone();
+                    async move {
+                        let options = QueueDeclareOptions {
+                            durable: true,
+                            ..Default::default()
+                        };
+                        ch.queue_declare(&queue(run, p), options, args).await
+                    }
+                })
+                .buffer_unordered(channels.len())
+                .try_collect::<Vec<_>>()
+                .await?;
             let _ = conn.close(200, "ok").await;
             Ok(())
         })
@@ -110,9 +123,13 @@ impl Backend for Rabbit {
         &'a self,
         run: &'a str,
         partitions: usize,
+        _mode: ConsumeFor,
         tx: mpsc::UnboundedSender<Received>,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
+            // The same consumer for W2 and W3: no_ack (automatic acknowledgement), so the
+            // queue pushes as fast as the connection takes it; basic.qos does not limit a
+            // no_ack consumer, it is set only in case someone switches acks on.
             let (conn, ch) = channel(&self.uri).await?;
             ch.basic_qos(10_000, BasicQosOptions::default()).await?;
             for p in 0..partitions {
@@ -154,7 +171,7 @@ impl Backend for Rabbit {
             "queue": format!("durable {} queue per partition", self.queue_type),
             "delivery_mode": 2,
             "publisher_confirms": true,
-            "consumer": "basic.consume no_ack, prefetch 10000",
+            "consumer": "one connection and channel, basic.consume per queue, no_ack (prefetch does not apply)",
         })
     }
 }

@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWrit
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::backend::{now_ns, stamp, AckFuture, Backend, BoxFuture, Received, Sender};
+use crate::backend::{now_ns, stamp, AckFuture, Backend, BoxFuture, ConsumeFor, Received, Sender};
 
 pub struct Stomp {
     pub addr: String,
@@ -271,6 +271,7 @@ impl Backend for Stomp {
         &'a self,
         run: &'a str,
         partitions: usize,
+        _mode: ConsumeFor,
         tx: mpsc::UnboundedSender<Received>,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
@@ -301,7 +302,7 @@ impl Backend for Stomp {
         serde_json::json!({
             "client": "weir-bench STOMP 1.2 client (tokio)",
             "send": "persistent:true, receipt per SEND, pipelined",
-            "consumer": "ack:auto, prefetch 10000",
+            "consumer": "one connection, SUBSCRIBE per queue, ack:auto, prefetch 10000 (W2 and W3)",
         })
     }
 }
