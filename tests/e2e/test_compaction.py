@@ -172,3 +172,25 @@ def test_kill_9_during_compaction_loses_and_resurrects_nothing(make_broker):
     b.kill()
     b.start()
     check_against_model(read_all(b.bootstrap, "cmpk"), model)
+
+
+def test_switching_a_live_topic_to_compact_compacts_it(make_broker):
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
+                                       ConfigResource, ResourceType)
+    b = make_broker(*CLEANER)
+    create_topic(b.bootstrap, "cmps", 1, {"segment.bytes": "1048576",
+                                          "min.cleanable.dirty.ratio": "0.01"})
+    model, updates = {}, []
+    for i in range(50_000):
+        k = b"s%03d" % (i % 500)
+        model[k] = b"%d" % i
+        updates.append((k, model[k]))
+    produce_updates(b.bootstrap, "cmps", updates)
+    time.sleep(1.0)
+    assert len(read_all(b.bootstrap, "cmps")) >= 50_000, "delete policy: nothing compacted"
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    res = ConfigResource(ResourceType.TOPIC, "cmps", incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([res])[res].result(timeout=15)
+    records, seen = wait_for_clean(b.bootstrap, "cmps", model, timeout=60)
+    assert len(seen) == 500
