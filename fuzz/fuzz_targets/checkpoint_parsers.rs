@@ -159,9 +159,16 @@ fn snapshot(rest: &[u8], fix_crc: bool) {
             first_seq: i32::from_be_bytes(chunk[10..14].try_into().unwrap()),
             last_seq: i32::from_be_bytes(chunk[14..18].try_into().unwrap()),
             seen_ms: 1_700_000_000_000,
+            transactional: chunk[0] & 0x40 != 0,
         };
         let _ = map.check(&b);
-        map.record(&b, 0, 0);
+        if chunk[0] & 0x20 != 0 {
+            // A commit or abort marker instead of a batch.
+            let _ = map.complete_txn(b.producer_id, b.epoch, 1, chunk[0] & 0x10 != 0, 0, 0);
+        } else {
+            map.record(&b, 0, 0);
+        }
+        let _ = map.first_unstable_offset(i64::from(chunk[1]));
         let _ = map.get(b.producer_id);
     }
     map.expire(1_700_000_000_000, 1000);

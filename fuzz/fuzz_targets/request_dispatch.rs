@@ -61,6 +61,12 @@ fn config(dir: &std::path::Path) -> BrokerConfig {
             ..Default::default()
         },
         producer_id_expiration_ms: 86_400_000,
+        txn: weir_broker::txn::TxnConfig {
+            topic_num_partitions: 2,
+            ..Default::default()
+        },
+        log_manager: Default::default(),
+        explicit: Default::default(),
     }
 }
 
