@@ -319,6 +319,29 @@ impl Broker {
         }
     }
 
+    /// The partition of internal topic `name` that owns `key` (a group or transactional id:
+    /// `abs(java_hash(key)) % partitions`, as Kafka places them), creating the topic with
+    /// `partitions` partitions the first time it is needed.
+    pub async fn internal_partition(
+        &self,
+        name: &str,
+        partitions: i32,
+        key: &str,
+    ) -> Result<Arc<Partition>, i16> {
+        let topic = match self.topic(name) {
+            Some(t) => t,
+            None => self
+                .create_internal_topic(name, partitions, internal_topic_configs())
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e.message, "creating {name}");
+                    ec::COORDINATOR_NOT_AVAILABLE
+                })?,
+        };
+        let index = crate::group::offsets_partition_for(key, topic.partitions.len() as i32);
+        Ok(topic.partitions[index as usize].clone())
+    }
+
     /// Delete a topic and its data.
     pub async fn delete_topic(&self, name: &str) -> Result<(), TopicError> {
         refuse_internal(name)?;

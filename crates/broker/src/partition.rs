@@ -614,6 +614,37 @@ impl Partition {
         Ok(log.get_ref().read(fetch_offset, max_bytes, upto)?)
     }
 
+    /// Every record from the log start to the high watermark, decoded, in order: how the
+    /// coordinators replay their internal topics at start. Returns how many were read.
+    pub fn for_each_record(
+        &self,
+        mut f: impl FnMut(kafka_protocol::records::Record),
+    ) -> Result<u64, String> {
+        let state = self.state();
+        let mut offset = state.log_start_offset;
+        let mut read = 0u64;
+        while offset < state.high_watermark {
+            let mut chunk = self
+                .read(offset, 1024 * 1024)
+                .map_err(|e| format!("reading {}: {e}", self.name()))?;
+            if chunk.is_empty() {
+                break;
+            }
+            while !chunk.is_empty() {
+                let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut chunk)
+                    .map_err(|e| format!("decoding {} at {offset}: {e}", self.name()))?;
+                for r in set.records {
+                    offset = offset.max(r.offset + 1);
+                    if r.offset >= state.log_start_offset {
+                        read += 1;
+                        f(r);
+                    }
+                }
+            }
+        }
+        Ok(read)
+    }
+
     /// Run `f` on the log (for offsets by timestamp, sizes...).
     pub fn with_log<T>(&self, f: impl FnOnce(&Log) -> T) -> Result<T, PartitionError> {
         let log = self.lock_log()?;

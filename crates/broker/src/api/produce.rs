@@ -132,7 +132,8 @@ fn append_one(
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return Outcome::Failed(ec::INVALID_RECORD, "empty record set".into());
     };
-    let max_bytes = partition.settings().max_message_bytes.max(0) as usize;
+    let settings = partition.settings();
+    let max_bytes = settings.max_message_bytes.max(0) as usize;
     let headers = match validate_record_set(&records, max_bytes) {
         Ok(h) => h,
         Err(e) => return Outcome::Failed(batch_error_code(&e), e.to_string()),
@@ -143,7 +144,7 @@ fn append_one(
             "control batches are written by the transaction coordinator only".into(),
         );
     }
-    if partition.settings().cleanup_compact {
+    if settings.cleanup_compact {
         if let Err(why) = every_record_has_a_key(&records) {
             return Outcome::Failed(ec::INVALID_RECORD, why);
         }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 use crate::api::BoxFuture;
@@ -768,22 +768,13 @@ impl GroupCoordinator {
         broker: &Arc<Broker>,
         group_id: &str,
     ) -> Result<Arc<Partition>, i16> {
-        let topic = match broker.topic(OFFSETS_TOPIC) {
-            Some(t) => t,
-            None => broker
-                .create_internal_topic(
-                    OFFSETS_TOPIC,
-                    self.offsets_config.topic_num_partitions,
-                    crate::broker::internal_topic_configs(),
-                )
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %e.message, "creating {OFFSETS_TOPIC}");
-                    ec::COORDINATOR_NOT_AVAILABLE
-                })?,
-        };
-        let index = offsets_partition_for(group_id, topic.partitions.len() as i32);
-        Ok(topic.partitions[index as usize].clone())
+        broker
+            .internal_partition(
+                OFFSETS_TOPIC,
+                self.offsets_config.topic_num_partitions,
+                group_id,
+            )
+            .await
     }
 
     /// Rebuild groups and offsets from `__consumer_offsets` (at start, before serving).
@@ -792,45 +783,23 @@ impl GroupCoordinator {
             return Ok(());
         };
         let now = now_ms();
-        let mut groups = self.lock();
         let mut records_read = 0u64;
         for p in &topic.partitions {
-            let end = p.state().high_watermark;
-            let mut offset = p.state().log_start_offset;
-            while offset < end {
-                let mut chunk = p
-                    .read(offset, 1024 * 1024)
-                    .map_err(|e| format!("reading {}: {e}", p.name()))?;
-                if chunk.is_empty() {
-                    break;
+            records_read += p.for_each_record(|r| {
+                if r.control {
+                    let commit = r.key.as_deref().is_some_and(|k| {
+                        k.len() >= 4
+                            && i16::from_be_bytes([k[2], k[3]]) == crate::partition::MARKER_COMMIT
+                    });
+                    self.complete_txn_offsets(r.producer_id, p.index, commit);
+                } else if r.transactional {
+                    self.replay_txn_offset(&r, p.index);
+                } else {
+                    replay(&mut self.lock(), &r, now, &self.config);
                 }
-                while !chunk.is_empty() {
-                    let set = RecordBatchDecoder::decode(&mut chunk)
-                        .map_err(|e| format!("decoding {} at {offset}: {e}", p.name()))?;
-                    for r in set.records {
-                        offset = offset.max(r.offset + 1);
-                        if r.offset < p.state().log_start_offset {
-                            continue;
-                        }
-                        records_read += 1;
-                        if r.control {
-                            let commit = r.key.as_deref().is_some_and(|k| {
-                                k.len() >= 4
-                                    && i16::from_be_bytes([k[2], k[3]])
-                                        == crate::partition::MARKER_COMMIT
-                            });
-                            drop(groups);
-                            self.complete_txn_offsets(r.producer_id, p.index, commit);
-                            groups = self.lock();
-                        } else if r.transactional {
-                            self.replay_txn_offset(&r, p.index);
-                        } else {
-                            replay(&mut groups, &r, now, &self.config);
-                        }
-                    }
-                }
-            }
+            })?;
         }
+        let mut groups = self.lock();
         groups.retain(|_, g| !(g.is_empty() && g.offsets.is_empty() && g.protocol_type.is_none()));
         tracing::info!(
             groups = groups.len(),

@@ -30,12 +30,12 @@ use std::time::Duration;
 use bytes::BytesMut;
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 use crate::broker::{now_ms, Broker};
 use crate::error_codes as ec;
-use crate::group::{offsets_partition_for, OFFSETS_TOPIC};
+use crate::group::OFFSETS_TOPIC;
 use crate::partition::Partition;
 use records::TxnValue;
 
@@ -618,22 +618,13 @@ impl TxnCoordinator {
         broker: &Arc<Broker>,
         transactional_id: &str,
     ) -> Result<Arc<Partition>, i16> {
-        let topic = match broker.topic(TXN_TOPIC) {
-            Some(t) => t,
-            None => broker
-                .create_internal_topic(
-                    TXN_TOPIC,
-                    self.config.topic_num_partitions,
-                    crate::broker::internal_topic_configs(),
-                )
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %e.message, "creating {TXN_TOPIC}");
-                    ec::COORDINATOR_NOT_AVAILABLE
-                })?,
-        };
-        let index = offsets_partition_for(transactional_id, topic.partitions.len() as i32);
-        Ok(topic.partitions[index as usize].clone())
+        broker
+            .internal_partition(
+                TXN_TOPIC,
+                self.config.topic_num_partitions,
+                transactional_id,
+            )
+            .await
     }
 
     /// Rebuild every transactional id from `__transaction_state` (at start, before serving).
@@ -644,58 +635,39 @@ impl TxnCoordinator {
         let mut txns = self.lock();
         let mut records_read = 0u64;
         for p in &topic.partitions {
-            let end = p.state().high_watermark;
-            let mut offset = p.state().log_start_offset;
-            while offset < end {
-                let mut chunk = p
-                    .read(offset, 1024 * 1024)
-                    .map_err(|e| format!("reading {}: {e}", p.name()))?;
-                if chunk.is_empty() {
-                    break;
-                }
-                while !chunk.is_empty() {
-                    let set = RecordBatchDecoder::decode(&mut chunk)
-                        .map_err(|e| format!("decoding {} at {offset}: {e}", p.name()))?;
-                    for r in set.records {
-                        offset = offset.max(r.offset + 1);
-                        if r.control {
-                            continue;
-                        }
-                        records_read += 1;
-                        let Some(key) = r.key.as_deref() else {
-                            continue;
-                        };
-                        let id = match records::decode_key(key) {
-                            Ok(id) => id,
-                            Err(e) => {
-                                tracing::warn!(offset = r.offset, error = %e, "skipping a {TXN_TOPIC} record");
-                                continue;
-                            }
-                        };
-                        match r.value.as_deref().map(records::decode_value) {
-                            None => {
-                                if let Some(old) = txns.by_id.remove(&id) {
-                                    txns.by_pid.remove(&old.producer_id);
-                                }
-                            }
-                            Some(Ok(v)) => txns.insert(TxnMeta {
-                                transactional_id: id,
-                                producer_id: v.producer_id,
-                                epoch: v.epoch,
-                                timeout_ms: v.timeout_ms,
-                                state: v.state,
-                                partitions: v.partitions,
-                                start_ms: v.start_ms,
-                                last_update_ms: v.last_update_ms,
-                                completing: false,
-                            }),
-                            Some(Err(e)) => {
-                                tracing::warn!(offset = r.offset, error = %e, "skipping a {TXN_TOPIC} record")
-                            }
+            records_read += p.for_each_record(|r| {
+                let Some(key) = r.key.as_deref().filter(|_| !r.control) else {
+                    return;
+                };
+                let id = match records::decode_key(key) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        tracing::warn!(offset = r.offset, error = %e, "skipping a {TXN_TOPIC} record");
+                        return;
+                    }
+                };
+                match r.value.as_deref().map(records::decode_value) {
+                    None => {
+                        if let Some(old) = txns.by_id.remove(&id) {
+                            txns.by_pid.remove(&old.producer_id);
                         }
                     }
+                    Some(Ok(v)) => txns.insert(TxnMeta {
+                        transactional_id: id,
+                        producer_id: v.producer_id,
+                        epoch: v.epoch,
+                        timeout_ms: v.timeout_ms,
+                        state: v.state,
+                        partitions: v.partitions,
+                        start_ms: v.start_ms,
+                        last_update_ms: v.last_update_ms,
+                        completing: false,
+                    }),
+                    Some(Err(e)) => {
+                        tracing::warn!(offset = r.offset, error = %e, "skipping a {TXN_TOPIC} record")
+                    }
                 }
-            }
+            })?;
         }
         let unfinished = txns.by_id.values().filter(|m| m.state.preparing()).count();
         tracing::info!(
@@ -785,14 +757,4 @@ fn bump_epoch<'a>(broker: &Broker, m: &'a mut TxnMeta, now: i64) -> Result<&'a m
     }
     m.last_update_ms = now;
     Ok(m)
-}
-
-/// The `__consumer_offsets` partition of a group, as AddOffsetsToTxn adds it.
-pub fn offsets_partition_of(broker: &Broker, group_id: &str) -> i32 {
-    let n = broker
-        .topic(OFFSETS_TOPIC)
-        .map_or(broker.config.offsets.topic_num_partitions, |t| {
-            t.partitions.len() as i32
-        });
-    offsets_partition_for(group_id, n)
 }
