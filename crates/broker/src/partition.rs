@@ -522,6 +522,27 @@ impl Partition {
         };
         let installed = {
             let mut log = self.lock_log()?;
+            // A snapshot older than a removed marker could hold its transaction open, and
+            // the scan after it would never find the marker that closes it: the LSO would
+            // stick there after a restart. So one from now (past every removed marker, the
+            // transactions closed) is made durable before the swap.
+            // The removed aborts also leave the aborted-transaction index first: no record
+            // of theirs is left to filter, and a reader told of an abort whose marker never
+            // comes would drop the producer's next transaction as aborted. Done before the
+            // swap, so a crash in between leaves a marker without an entry: harmless.
+            if !output.removed_markers().is_empty() {
+                let prepared = self.write_snapshot(log.get_ref()).and_then(|()| {
+                    self.txn_index
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove_markers(output.removed_markers())
+                });
+                if let Err(e) = prepared {
+                    tracing::warn!(partition = %self.name(), error = %e,
+                        "removing transaction markers failed; the clean is not installed");
+                    return Ok(None);
+                }
+            }
             log.get().install_clean(output)
         };
         match installed {

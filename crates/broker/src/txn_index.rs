@@ -142,6 +142,18 @@ impl TxnIndex {
         self.entries.drain(..n);
     }
 
+    /// Forget the aborts whose markers are at `marker_offsets` (the cleaner removes them
+    /// once no record of their transaction is left), rewriting the file atomically.
+    pub fn remove_markers(&mut self, marker_offsets: &[i64]) -> std::io::Result<()> {
+        let before = self.entries.len();
+        self.entries
+            .retain(|e| !marker_offsets.contains(&e.last_offset));
+        if self.entries.len() != before {
+            self.rewrite()?;
+        }
+        Ok(())
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -220,5 +232,20 @@ mod tests {
         std::fs::write(&path, &data[..ENTRY_LEN + 10]).unwrap();
         let idx = TxnIndex::open(dir.path(), 0, 100).unwrap();
         assert_eq!(idx.overlapping(0, 100), vec![(1, 0)]);
+    }
+
+    #[test]
+    fn removed_markers_leave_the_index_for_good_and_appends_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = TxnIndex::open(dir.path(), 0, 0).unwrap();
+        idx.append(abort(1, 0, 5)).unwrap();
+        idx.append(abort(2, 3, 9)).unwrap();
+        idx.remove_markers(&[5, 7]).unwrap();
+        assert_eq!(idx.overlapping(0, 100), vec![(2, 3)]);
+        idx.append(abort(1, 10, 20)).unwrap();
+        idx.sync().unwrap();
+        drop(idx);
+        let idx = TxnIndex::open(dir.path(), 0, 100).unwrap();
+        assert_eq!(idx.overlapping(0, 100), vec![(2, 3), (1, 10)]);
     }
 }

@@ -11,10 +11,11 @@
 //!
 //! What is kept: for each key the record with the highest offset; tombstones until their
 //! batch's delete horizon (KIP-534: set to now + delete.retention.ms the first time the
-//! batch is cleaned); transaction markers always; the last batch of each producer (empty if
-//! all its records went) so idempotent sequence state survives; batches that cannot be
-//! decoded, verbatim. What goes: superseded records, expired tombstones, keyless records,
-//! records of aborted transactions. Offsets never change: a batch keeps its base and last
+//! batch is cleaned); transaction markers while any batch of their transaction is left, and
+//! then until their own delete horizon (as in Kafka); the last data batch of each producer
+//! (empty if all its records went) so idempotent sequence state survives; batches that
+//! cannot be decoded, verbatim. What goes: superseded records, expired tombstones, keyless
+//! records, records of aborted transactions, markers of transactions with nothing left. Offsets never change: a batch keeps its base and last
 //! offset, and the offsets of batches dropped whole are covered either by extending the
 //! previous batch's last offset (when it has no producer id) or by an empty "filler" batch,
 //! so offsets stay dense at batch granularity and every reader and check of the log works
@@ -33,7 +34,7 @@ use crate::checkpoint::{self, CleanSwap, CleanerCheckpoint};
 use crate::fs::{Fs, StorageFile};
 use crate::log::{io_err, Log, RetiredFiles, StorageError};
 use crate::record_codec::{
-    encode_batch, parse_records, put_record_tail, records_section, DELETE_HORIZON_FLAG,
+    encode_batch, parse_records, put_record_tail, records_section, Record, DELETE_HORIZON_FLAG,
 };
 use crate::segment::{
     file_name, Segment, CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
@@ -125,6 +126,10 @@ pub struct CleanStats {
     pub tombstones_removed: u64,
     pub aborted_records_removed: u64,
     pub keyless_records_removed: u64,
+    /// Commit and abort markers removed: their transaction had no batch left and their
+    /// delete horizon had passed. The broker must make its producer-state snapshot cover
+    /// them before installing the clean (see `Partition::clean`).
+    pub markers_removed: u64,
     /// Batches kept verbatim because their records could not be decoded.
     pub unreadable_batches: u64,
     /// Distinct keys in the offset map, and the bytes the map took.
@@ -180,6 +185,7 @@ pub struct CleanOutput {
     groups: Vec<CleanedGroup>,
     checkpoint: CleanerCheckpoint,
     stats: CleanStats,
+    removed_markers: Vec<i64>,
     _guard: CleanGuard,
 }
 
@@ -195,6 +201,13 @@ impl std::fmt::Debug for CleanOutput {
 
 impl CleanOutput {
     /// What the clean did (final once installed).
+    /// Offsets of the commit and abort markers this clean removes. The broker must drop
+    /// their aborted-transaction index entries before installing it: a reader told of an
+    /// abort whose marker is gone would treat the producer's later transactions as aborted.
+    pub fn removed_markers(&self) -> &[i64] {
+        &self.removed_markers
+    }
+
     pub fn stats(&self) -> &CleanStats {
         &self.stats
     }
@@ -604,7 +617,8 @@ impl CleanPlan {
                 if h.last_offset() >= first_dirty {
                     dirty_records += h.record_count.max(0) as u64;
                 }
-                if h.producer_id >= 0 {
+                // Data batches only: a marker never carries sequence numbers.
+                if h.producer_id >= 0 && !h.is_control() {
                     producer_last.insert(h.producer_id, h.base_offset);
                 }
                 pos += h.total_len() as u64;
@@ -671,6 +685,10 @@ impl CleanPlan {
         let mut i = 0;
         let horizon = req.now_ms.saturating_add(req.delete_retention_ms.max(0));
         let mut min_horizon: Option<i64> = None;
+        // Producers whose current transaction has a batch in the output: its marker stays.
+        // The pass starts at the log start, so it sees every batch a marker closes.
+        let mut txn_has_data: HashMap<i64, bool> = HashMap::new();
+        let mut removed_markers = Vec::new();
         while i < rewrite.len() {
             let mut j = i + 1;
             let mut bytes = rewrite[i].size_bytes;
@@ -693,21 +711,28 @@ impl CleanPlan {
                 stats.bytes_read += seg.size_bytes;
                 let mut reader = BatchReader::new(seg);
                 while let Some((h, bytes)) = reader.next_batch()? {
-                    clean_batch(
-                        &h,
-                        bytes,
-                        &CleanCtx {
-                            map: &map,
-                            map_end,
-                            aborted: &aborted,
-                            producer_last: &producer_last,
-                            now_ms: req.now_ms,
-                            horizon,
-                        },
-                        &mut w,
-                        &mut stats,
-                        &mut min_horizon,
-                    )?;
+                    let cx = CleanCtx {
+                        map: &map,
+                        map_end,
+                        aborted: &aborted,
+                        producer_last: &producer_last,
+                        now_ms: req.now_ms,
+                        horizon,
+                    };
+                    if h.is_control() {
+                        let has_data = h.producer_id >= 0
+                            && txn_has_data.remove(&h.producer_id).unwrap_or(false);
+                        if clean_marker(&h, bytes, has_data, &cx, &mut w, &mut min_horizon)? {
+                            stats.markers_removed += 1;
+                            removed_markers.push(h.base_offset);
+                        }
+                    } else {
+                        let kept =
+                            clean_batch(&h, bytes, &cx, &mut w, &mut stats, &mut min_horizon)?;
+                        if kept && h.is_transactional() && h.producer_id >= 0 {
+                            txn_has_data.insert(h.producer_id, true);
+                        }
+                    }
                 }
             }
             let segment = w.finish(end_offset)?;
@@ -732,6 +757,7 @@ impl CleanPlan {
                 delete_horizon_ms: min_horizon.unwrap_or(-1),
             },
             stats,
+            removed_markers,
             _guard: self.guard,
         })
     }
@@ -748,6 +774,80 @@ struct CleanCtx<'a> {
     horizon: i64,
 }
 
+/// A commit or abort marker (Kafka's rule): it stays while any batch of its transaction is
+/// left, because a reader (and the broker's own producer-state scan at start) needs it to
+/// close the transaction. Once nothing is left it gets a delete horizon like a tombstone,
+/// and goes in the first pass after that, so a consumer that read the transaction's data
+/// just before it went still finds the marker. True if it went.
+fn clean_marker(
+    h: &BatchHeader,
+    bytes: &[u8],
+    txn_has_data: bool,
+    cx: &CleanCtx<'_>,
+    w: &mut GroupWriter,
+    min_horizon: &mut Option<i64>,
+) -> io::Result<bool> {
+    let is_marker = h.producer_id >= 0
+        && h.record_count == 1
+        && records_section(bytes)
+            .ok()
+            .and_then(|d| {
+                let r = parse_records(h, &d).ok()?;
+                let key = r.first()?.key?;
+                // Key: i16 version, i16 type; 0 is ABORT and 1 is COMMIT.
+                Some(key.len() >= 4 && matches!(i16::from_be_bytes([key[2], key[3]]), 0 | 1))
+            })
+            .unwrap_or(false);
+    if !is_marker || txn_has_data || h.last_offset() > cx.map_end {
+        w.emit(*h, bytes.to_vec())?;
+        return Ok(false);
+    }
+    if has_delete_horizon(h) {
+        if cx.now_ms >= h.base_timestamp {
+            w.dropped(h);
+            return Ok(true);
+        }
+        *min_horizon = Some(min_horizon.map_or(h.base_timestamp, |m| m.min(h.base_timestamp)));
+        w.emit(*h, bytes.to_vec())?;
+        return Ok(false);
+    }
+    let data = records_section(bytes)?;
+    let records = parse_records(h, &data)?;
+    let all: Vec<&Record<'_>> = records.iter().collect();
+    let (nh, b) = rewrite_batch(h, &all, Some(cx.horizon))?;
+    *min_horizon = Some(min_horizon.map_or(cx.horizon, |m| m.min(cx.horizon)));
+    w.emit(nh, b)?;
+    Ok(false)
+}
+
+/// The batch re-encoded with `kept` records and, if `horizon` is given, the delete-horizon
+/// flag with the horizon as its base timestamp (KIP-534).
+fn rewrite_batch(
+    h: &BatchHeader,
+    kept: &[&Record<'_>],
+    horizon: Option<i64>,
+) -> io::Result<(BatchHeader, Vec<u8>)> {
+    let mut nh = *h;
+    if let Some(hz) = horizon {
+        nh.attributes |= DELETE_HORIZON_FLAG;
+        nh.base_timestamp = hz;
+    }
+    if !h.is_log_append_time() {
+        nh.max_timestamp = kept.iter().map(|r| r.timestamp).max().unwrap_or(-1);
+    }
+    let mut out = Vec::new();
+    for r in kept {
+        // Record timestamps are relative to the base timestamp (the horizon once set).
+        let created = h.base_timestamp.wrapping_add(r.timestamp_delta);
+        let delta = created.wrapping_sub(nh.base_timestamp);
+        put_record_tail(&mut out, r.attributes, delta, r.offset_delta, r.tail);
+    }
+    let b = encode_batch(&nh, kept.len() as i32, &out)?;
+    let nh = BatchHeader::parse(&b).expect("encoded batch has a header");
+    Ok((nh, b))
+}
+
+/// Cleans one data batch; true if anything of it (if only an empty header) was kept.
 fn clean_batch(
     h: &BatchHeader,
     bytes: &[u8],
@@ -755,29 +855,34 @@ fn clean_batch(
     w: &mut GroupWriter,
     stats: &mut CleanStats,
     min_horizon: &mut Option<i64>,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     let is_producer_last =
         h.producer_id >= 0 && cx.producer_last.get(&h.producer_id) == Some(&h.base_offset);
-    let keep_empty_or_drop = |w: &mut GroupWriter| -> io::Result<()> {
+    let keep_empty_or_drop = |w: &mut GroupWriter| -> io::Result<bool> {
         if is_producer_last {
             let (e, b) = empty_producer_batch(h)?;
-            w.emit(e, b)
+            w.emit(e, b)?;
+            Ok(true)
         } else {
             w.dropped(h);
-            Ok(())
+            Ok(false)
         }
     };
-    // Markers are kept (see docs/storage.md); batches past the map are next pass's work.
-    if h.is_control() || h.last_offset() > cx.map_end {
-        return w.emit(*h, bytes.to_vec());
+    let keep = |w: &mut GroupWriter| -> io::Result<bool> {
+        w.emit(*h, bytes.to_vec())?;
+        Ok(true)
+    };
+    // Batches past the map are next pass's work.
+    if h.last_offset() > cx.map_end {
+        return keep(w);
     }
     stats.records_read += h.record_count.max(0) as u64;
     if h.record_count <= 0 {
         return if is_producer_last {
-            w.emit(*h, bytes.to_vec())
+            keep(w)
         } else {
             w.dropped(h);
-            Ok(())
+            Ok(false)
         };
     }
     if cx.aborted.holds(h) {
@@ -796,7 +901,7 @@ fn clean_batch(
                 "cleaner keeps a batch whose records it cannot decode");
             stats.unreadable_batches += 1;
             stats.records_kept += h.record_count as u64;
-            return w.emit(*h, bytes.to_vec());
+            return keep(w);
         }
     };
     let horizon_passed = has_delete_horizon(h) && cx.now_ms >= h.base_timestamp;
@@ -833,26 +938,11 @@ fn clean_batch(
         return keep_empty_or_drop(w);
     }
     if kept.len() == records.len() && !set_horizon {
-        return w.emit(*h, bytes.to_vec());
+        return keep(w);
     }
-    let mut nh = *h;
-    if set_horizon {
-        nh.attributes |= DELETE_HORIZON_FLAG;
-        nh.base_timestamp = cx.horizon;
-    }
-    if !h.is_log_append_time() {
-        nh.max_timestamp = kept.iter().map(|r| r.timestamp).max().unwrap_or(-1);
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    for r in &kept {
-        // Record timestamps are relative to the base timestamp (the horizon once set).
-        let created = h.base_timestamp.wrapping_add(r.timestamp_delta);
-        let delta = created.wrapping_sub(nh.base_timestamp);
-        put_record_tail(&mut out, r.attributes, delta, r.offset_delta, r.tail);
-    }
-    let b = encode_batch(&nh, kept.len() as i32, &out)?;
-    let nh = BatchHeader::parse(&b).expect("encoded batch has a header");
-    w.emit(nh, b)
+    let (nh, b) = rewrite_batch(h, &kept, set_horizon.then_some(cx.horizon))?;
+    w.emit(nh, b)?;
+    Ok(true)
 }
 
 impl Log {
@@ -1006,6 +1096,7 @@ impl Log {
             groups,
             checkpoint,
             stats,
+            removed_markers: _,
             _guard,
         } = output;
         let abort = |this: &Log, reason: String| -> Result<_, StorageError> {

@@ -528,6 +528,129 @@ fn aborted_transactions_lose_their_data_and_markers_stay() {
 }
 
 #[test]
+fn markers_of_emptied_transactions_go_after_their_delete_horizon() {
+    let fs = fresh_fs(6);
+    let mut log = open_sim(&fs, small_config(), false).unwrap();
+    let mut seq = 0;
+    let mut txn = |key: &str, v: &str| {
+        let b = BatchBuilder::new(NOW)
+            .producer(5, 0, seq)
+            .transactional()
+            .record(Some(key.as_bytes()), Some(v.as_bytes()));
+        seq += 1;
+        b
+    };
+    let marker = |commit: bool| BatchBuilder::new(NOW).producer(5, 0, -1).marker(commit);
+    // A: aborted. B: committed, its only value superseded by C. C: committed, holds the
+    // producer's last data batch, so it and its marker stay.
+    let (a_first, _) = append(&mut log, txn("a", "aborted"), NOW);
+    let (a_marker, _) = append(&mut log, marker(false), NOW);
+    append(&mut log, txn("b", "old"), NOW);
+    let (b_marker, _) = append(&mut log, marker(true), NOW);
+    append(&mut log, txn("b", "new"), NOW);
+    let (c_marker, _) = append(&mut log, marker(true), NOW);
+    for _ in 0..20 {
+        append(
+            &mut log,
+            BatchBuilder::new(NOW).record(Some(b"filler"), Some(&[0u8; 100])),
+            NOW,
+        );
+    }
+    roll(&mut log, NOW);
+    let before = records(&read_all(&log));
+    let mut req = request(NOW);
+    req.delete_retention_ms = 1_000;
+    req.aborted_txns = vec![AbortedTxn {
+        producer_id: 5,
+        first_offset: a_first,
+        last_offset: a_marker,
+    }];
+    let markers = |log: &Log| -> Vec<(i64, bool)> {
+        headers(&read_all(log))
+            .iter()
+            .filter(|h| h.is_control())
+            .map(|h| (h.base_offset, h.attributes & 0x40 != 0))
+            .collect()
+    };
+
+    // First pass: A's and B's data go; their markers stay, stamped with a delete horizon.
+    let first = clean(&mut log, req.clone()).unwrap();
+    assert_eq!(first.markers_removed, 0);
+    assert_eq!(
+        markers(&log),
+        vec![(a_marker, true), (b_marker, true), (c_marker, false)]
+    );
+    assert_eq!(
+        log.cleaner_status(NOW, i64::MAX, 0)
+            .unwrap()
+            .delete_horizon_ms,
+        Some(NOW + 1_000)
+    );
+    req.now_ms = NOW + 999;
+    assert!(log.plan_clean(req.clone()).unwrap().is_none());
+
+    // At the horizon a pass removes them; C's marker stays with C's batch.
+    req.now_ms = NOW + 1_000;
+    let second = clean(&mut log, req.clone()).unwrap();
+    assert_eq!(second.markers_removed, 2);
+    assert_eq!(markers(&log), vec![(c_marker, false)]);
+    let p5: Vec<BatchHeader> = headers(&read_all(&log))
+        .into_iter()
+        .filter(|h| h.producer_id == 5 && !h.is_control())
+        .collect();
+    assert_eq!(p5.len(), 1, "only C's batch is left of the producer's data");
+    assert!(p5[0].base_offset < c_marker && p5[0].base_offset > b_marker);
+    check_cleaned(&log, &before, 0, "after marker removal");
+    assert!(log.plan_clean(req).unwrap().is_none());
+}
+
+#[test]
+fn a_marker_stays_while_any_batch_of_its_transaction_is_left() {
+    let fs = fresh_fs(7);
+    let mut log = open_sim(&fs, small_config(), false).unwrap();
+    // Producer 8's transaction writes "x" and "y"; only "x" is superseded later, by a
+    // plain producer. Producer 8 writes again afterwards, so no batch of the transaction
+    // is its last.
+    let t8 = |seq: i32, key: &str| {
+        BatchBuilder::new(NOW)
+            .producer(8, 0, seq)
+            .transactional()
+            .record(Some(key.as_bytes()), Some(b"t"))
+    };
+    append(&mut log, t8(0, "x"), NOW);
+    append(&mut log, t8(1, "y"), NOW);
+    let (m1, _) = append(
+        &mut log,
+        BatchBuilder::new(NOW).producer(8, 0, -1).marker(true),
+        NOW,
+    );
+    append(&mut log, t8(2, "z"), NOW);
+    let (m2, _) = append(
+        &mut log,
+        BatchBuilder::new(NOW).producer(8, 0, -1).marker(true),
+        NOW,
+    );
+    append(
+        &mut log,
+        BatchBuilder::new(NOW).record(Some(b"x"), Some(b"plain")),
+        NOW,
+    );
+    roll(&mut log, NOW);
+    let mut req = request(NOW);
+    req.delete_retention_ms = 0;
+    for _ in 0..3 {
+        clean(&mut log, req.clone());
+        req.now_ms += 1;
+    }
+    let control: Vec<i64> = headers(&read_all(&log))
+        .iter()
+        .filter(|h| h.is_control())
+        .map(|h| h.base_offset)
+        .collect();
+    assert_eq!(control, vec![m1, m2], "\"y\" is left, so its marker stays");
+}
+
+#[test]
 fn appends_and_rolls_during_a_clean_do_not_stop_its_install() {
     let fs = fresh_fs(6);
     let mut log = open_sim(&fs, small_config(), false).unwrap();
