@@ -105,3 +105,48 @@ def test_describe_producers_of_an_unknown_partition_is_an_error(broker, admin):
     with pytest.raises(KPError) as e:
         admin.describe_producers([TopicPartition("ta-c", 5)])
     assert "UnknownTopicOrPartition" in type(e.value).__name__
+
+
+def test_idle_transactional_ids_expire_and_survive_no_restart(make_broker):
+    """transactional.id.expiration.ms: an id with nothing open and unused that long is
+    forgotten (a tombstone in __transaction_state, so a restart does not bring it back);
+    an id with a transaction open is kept however old; an expired id can be used again and
+    gets a new producer id."""
+    b = make_broker("--transactional-id-expiration-ms", "1500",
+                    "--transaction-remove-expired-transaction-cleanup-interval-ms", "200")
+    admin = KafkaAdminClient(bootstrap_servers=b.bootstrap, request_timeout_ms=10000)
+    try:
+        create_topic(b.bootstrap, "ta-exp", 1)
+        idle = txn_producer(b.bootstrap, "exp-idle")
+        idle.begin_transaction()
+        idle.produce("ta-exp", key=b"k", value=b"v", partition=0)
+        idle.commit_transaction(15)
+        first_pid = admin.describe_transactions(["exp-idle"])["exp-idle"].producer_id
+        busy = txn_producer(b.bootstrap, "exp-busy")
+        busy.begin_transaction()
+        busy.produce("ta-exp", key=b"k", value=b"open", partition=0)
+        busy.flush(15)
+
+        deadline = time.monotonic() + 20
+        while "exp-idle" in listed(admin):
+            assert time.monotonic() < deadline, "the idle transactional id never expired"
+            time.sleep(0.2)
+        assert listed(admin)["exp-busy"].state == "Ongoing", "an open transaction expired"
+        with pytest.raises(KPError) as e:
+            admin.describe_transactions(["exp-idle"])
+        assert type(e.value).__name__ == "TransactionalIdNotFoundError"
+        assert "transactional id expired" in b.log()
+
+        busy.commit_transaction(15)
+        admin.close()
+        b.kill()
+        b.start()
+        admin = KafkaAdminClient(bootstrap_servers=b.bootstrap, request_timeout_ms=10000)
+        assert "exp-idle" not in listed(admin), "the expired id came back after a restart"
+        again = txn_producer(b.bootstrap, "exp-idle")
+        again.begin_transaction()
+        again.produce("ta-exp", key=b"k", value=b"again", partition=0)
+        again.commit_transaction(15)
+        assert admin.describe_transactions(["exp-idle"])["exp-idle"].producer_id != first_pid
+    finally:
+        admin.close()

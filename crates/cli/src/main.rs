@@ -135,6 +135,15 @@ struct ServeArgs {
     /// Partitions of `__transaction_state` when it is created (`transaction.state.log.num.partitions`) [default: 50].
     #[arg(long, env = "WEIR_TRANSACTION_STATE_LOG_NUM_PARTITIONS")]
     transaction_state_log_num_partitions: Option<i32>,
+    /// A transactional id with no transaction open and unused this long is forgotten (`transactional.id.expiration.ms`) [default: 604800000].
+    #[arg(long, env = "WEIR_TRANSACTIONAL_ID_EXPIRATION_MS")]
+    transactional_id_expiration_ms: Option<i64>,
+    /// How often expired transactional ids are looked for (`transaction.remove.expired.transaction.cleanup.interval.ms`) [default: 3600000].
+    #[arg(
+        long,
+        env = "WEIR_TRANSACTION_REMOVE_EXPIRED_TRANSACTION_CLEANUP_INTERVAL_MS"
+    )]
+    transaction_remove_expired_transaction_cleanup_interval_ms: Option<i64>,
     /// Default `retention.ms`: segments whose newest record is older are deleted; -1 keeps data forever (`log.retention.ms`) [default: 604800000].
     #[arg(long, env = "WEIR_LOG_RETENTION_MS")]
     log_retention_ms: Option<i64>,
@@ -228,6 +237,12 @@ impl ServeArgs {
             transaction_state_log_num_partitions: self
                 .transaction_state_log_num_partitions
                 .or(file.transaction_state_log_num_partitions),
+            transactional_id_expiration_ms: self
+                .transactional_id_expiration_ms
+                .or(file.transactional_id_expiration_ms),
+            transaction_remove_expired_transaction_cleanup_interval_ms: self
+                .transaction_remove_expired_transaction_cleanup_interval_ms
+                .or(file.transaction_remove_expired_transaction_cleanup_interval_ms),
             log_retention_ms: self.log_retention_ms.or(file.log_retention_ms),
             log_retention_bytes: self.log_retention_bytes.or(file.log_retention_bytes),
             log_cleanup_policy: self.log_cleanup_policy.or(file.log_cleanup_policy),
@@ -559,9 +574,18 @@ fn txn_config(args: &ServeArgs) -> Result<TxnConfig> {
         topic_num_partitions: args
             .transaction_state_log_num_partitions
             .unwrap_or(d.topic_num_partitions),
+        id_expiration_ms: args
+            .transactional_id_expiration_ms
+            .unwrap_or(d.id_expiration_ms),
+        remove_expired_interval_ms: args
+            .transaction_remove_expired_transaction_cleanup_interval_ms
+            .unwrap_or(d.remove_expired_interval_ms),
     };
     if c.max_timeout_ms < 1 || c.abort_check_interval_ms < 1 {
         bail!("transaction.max.timeout.ms and transaction.abort.timed.out.transaction.cleanup.interval.ms must be at least 1");
+    }
+    if c.id_expiration_ms < 1 || c.remove_expired_interval_ms < 1 {
+        bail!("transactional.id.expiration.ms and transaction.remove.expired.transaction.cleanup.interval.ms must be at least 1");
     }
     if !(1..=1000).contains(&c.topic_num_partitions) {
         bail!("transaction.state.log.num.partitions must be between 1 and 1000");

@@ -266,6 +266,12 @@ fn broker_entries(broker: &Broker) -> Vec<Entry> {
             "The longest transaction.timeout.ms a producer may ask for.",
         ),
         entry(
+            "transactional.id.expiration.ms",
+            c.txn.id_expiration_ms.to_string(),
+            ConfigType::Int,
+            "A transactional id unused this long, with no transaction open, is forgotten.",
+        ),
+        entry(
             "node.id",
             c.node_id.to_string(),
             ConfigType::Int,

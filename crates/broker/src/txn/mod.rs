@@ -101,6 +101,12 @@ pub struct TxnConfig {
     pub abort_check_interval_ms: i64,
     /// `transaction.state.log.num.partitions`, used when `__transaction_state` is created.
     pub topic_num_partitions: i32,
+    /// `transactional.id.expiration.ms`: a transactional id with no transaction open and no
+    /// update for this long is forgotten (a tombstone in `__transaction_state`), so ids used
+    /// once (one per task, per test run) do not pile up in memory forever.
+    pub id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often to look.
+    pub remove_expired_interval_ms: i64,
 }
 
 impl Default for TxnConfig {
@@ -109,6 +115,8 @@ impl Default for TxnConfig {
             max_timeout_ms: 900_000,
             abort_check_interval_ms: 10_000,
             topic_num_partitions: 50,
+            id_expiration_ms: 604_800_000,
+            remove_expired_interval_ms: 3_600_000,
         }
     }
 }
@@ -571,7 +579,20 @@ impl TxnCoordinator {
         broker: &Arc<Broker>,
         m: &TxnMeta,
     ) -> Result<(Arc<Partition>, i64), i16> {
-        let partition = self.state_partition(broker, &m.transactional_id).await?;
+        let value = records::encode_value(&m.value());
+        self.append_record(broker, &m.transactional_id, Some(value))
+            .await
+    }
+
+    /// Append a `__transaction_state` record for `transactional_id` (a tombstone if `value`
+    /// is None) without waiting for its fsync: (partition, end offset).
+    async fn append_record(
+        &self,
+        broker: &Arc<Broker>,
+        transactional_id: &str,
+        value: Option<Vec<u8>>,
+    ) -> Result<(Arc<Partition>, i64), i16> {
+        let partition = self.state_partition(broker, transactional_id).await?;
         let now = now_ms();
         let record = Record {
             transactional: false,
@@ -584,8 +605,8 @@ impl TxnCoordinator {
             offset: 0,
             sequence: -1,
             timestamp: now,
-            key: Some(records::encode_key(&m.transactional_id).into()),
-            value: Some(records::encode_value(&m.value()).into()),
+            key: Some(records::encode_key(transactional_id).into()),
+            value: value.map(Into::into),
             headers: IndexMap::new(),
         };
         let mut buf = BytesMut::new();
@@ -726,7 +747,71 @@ impl TxnCoordinator {
         }
     }
 
+    /// Forget transactional ids idle past `transactional.id.expiration.ms` with nothing in
+    /// flight (Empty, CompleteCommit or CompleteAbort), as Kafka does: each is claimed
+    /// (`completing`, so InitProducerId gets CONCURRENT_TRANSACTIONS meanwhile), its
+    /// tombstone is made durable, then it leaves memory. A producer that comes back later
+    /// gets a new producer id; its old epoch cannot fence anything any more.
+    async fn expire_ids(&self, broker: &Arc<Broker>) -> usize {
+        let now = now_ms();
+        let claimed: Vec<(String, i64, i16)> = {
+            let mut txns = self.lock();
+            txns.by_id
+                .values_mut()
+                .filter(|m| {
+                    !m.completing
+                        && matches!(
+                            m.state,
+                            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                        )
+                        && now.saturating_sub(m.last_update_ms) >= self.config.id_expiration_ms
+                })
+                .map(|m| {
+                    m.completing = true;
+                    (m.transactional_id.clone(), m.producer_id, m.epoch)
+                })
+                .collect()
+        };
+        let mut expired = 0;
+        for (id, producer_id, epoch) in claimed {
+            let written = match self.append_record(broker, &id, None).await {
+                Ok((partition, end)) => partition.wait_durable(end).await.is_ok(),
+                Err(_) => false,
+            };
+            let mut txns = self.lock();
+            if written {
+                if let Some(old) = txns.by_id.remove(&id) {
+                    txns.by_pid.remove(&old.producer_id);
+                }
+                expired += 1;
+                tracing::info!(transactional_id = %id, producer_id, epoch,
+                    expiration_ms = self.config.id_expiration_ms, "transactional id expired");
+            } else if let Some(m) = txns.by_id.get_mut(&id) {
+                m.completing = false; // next round tries again
+            }
+        }
+        expired
+    }
+
     pub fn spawn_timer(broker: &Arc<Broker>) {
+        let weak: Weak<Broker> = Arc::downgrade(broker);
+        let interval_ms = broker.txns.config.remove_expired_interval_ms.max(10) as u64;
+        tokio::spawn(async move {
+            let period = Duration::from_millis(interval_ms);
+            let mut interval =
+                tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                let Some(broker) = weak.upgrade() else { return };
+                let coordinator = broker.txns.clone();
+                coordinator.expire_ids(&broker).await;
+            }
+        });
+        Self::spawn_completion_timer(broker);
+    }
+
+    fn spawn_completion_timer(broker: &Arc<Broker>) {
         let weak: Weak<Broker> = Arc::downgrade(broker);
         let interval_ms = broker.txns.config.abort_check_interval_ms.max(10) as u64;
         tokio::spawn(async move {
