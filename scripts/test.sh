@@ -38,6 +38,9 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "fuzz targets compile (cargo check; running them is scripts/fuzz.sh, on nightly)"
+cargo check --manifest-path fuzz/Cargo.toml --locked --target-dir target/fuzz-check
+
 step "build release binaries (broker, load generator)"
 cargo build --release --locked -p weir -p weir-bench
 
