@@ -793,39 +793,46 @@ impl TxnCoordinator {
         expired
     }
 
+    /// The coordinator's timers: finishing and timing out transactions (its first tick at
+    /// once, to finish what a restart left in a Prepare state) and expiring idle ids.
     pub fn spawn_timer(broker: &Arc<Broker>) {
-        let weak: Weak<Broker> = Arc::downgrade(broker);
-        let interval_ms = broker.txns.config.remove_expired_interval_ms.max(10) as u64;
-        tokio::spawn(async move {
-            let period = Duration::from_millis(interval_ms);
-            let mut interval =
-                tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                interval.tick().await;
-                let Some(broker) = weak.upgrade() else { return };
-                let coordinator = broker.txns.clone();
-                coordinator.expire_ids(&broker).await;
-            }
+        let c = &broker.txns.config;
+        spawn_every(broker, c.abort_check_interval_ms, true, |b| async move {
+            let coordinator = b.txns.clone();
+            coordinator.tick(&b).await;
         });
-        Self::spawn_completion_timer(broker);
+        spawn_every(
+            broker,
+            c.remove_expired_interval_ms,
+            false,
+            |b| async move {
+                let coordinator = b.txns.clone();
+                coordinator.expire_ids(&b).await;
+            },
+        );
     }
+}
 
-    fn spawn_completion_timer(broker: &Arc<Broker>) {
-        let weak: Weak<Broker> = Arc::downgrade(broker);
-        let interval_ms = broker.txns.config.abort_check_interval_ms.max(10) as u64;
-        tokio::spawn(async move {
-            // The first tick finishes what a restart left in a Prepare state at once.
-            let mut interval = tokio::time::interval(Duration::from_millis(interval_ms));
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                interval.tick().await;
-                let Some(broker) = weak.upgrade() else { return };
-                let coordinator = broker.txns.clone();
-                coordinator.tick(&broker).await;
-            }
-        });
-    }
+/// Run `job` every `interval_ms` (at least 10 ms) while the broker lives; the first run at
+/// once if `at_once`, else after one interval.
+fn spawn_every<F, Fut>(broker: &Arc<Broker>, interval_ms: i64, at_once: bool, job: F)
+where
+    F: Fn(Arc<Broker>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let weak: Weak<Broker> = Arc::downgrade(broker);
+    let period = Duration::from_millis(interval_ms.max(10) as u64);
+    tokio::spawn(async move {
+        let now = tokio::time::Instant::now();
+        let first = if at_once { now } else { now + period };
+        let mut interval = tokio::time::interval_at(first, period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let Some(broker) = weak.upgrade() else { return };
+            job(broker).await;
+        }
+    });
 }
 
 /// The next epoch of a transactional id, or a new producer id when the epoch is used up.
