@@ -40,9 +40,8 @@ enum Command {
     Serve(ServeArgs),
     /// Create, list, describe, delete topics and change their configs.
     Topic(cmd::topic::TopicArgs),
-    /// Produce records from stdin or a file, one per line.
+    // `produce` and `consume` take their help, examples included, from their Args docs.
     Produce(cmd::produce::ProduceArgs),
-    /// Print records of a topic, by partition or as a consumer-group member.
     Consume(cmd::consume::ConsumeArgs),
     /// List, describe (with lag), reset the offsets of, and delete consumer groups.
     Group(cmd::group::GroupArgs),

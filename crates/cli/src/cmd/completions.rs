@@ -1,5 +1,7 @@
 //! `weir completions SHELL`.
 
+use std::io::Write;
+
 use clap::Args;
 use clap_complete::Shell;
 
@@ -10,6 +12,11 @@ pub struct CompletionsArgs {
 }
 
 pub fn run(args: CompletionsArgs, mut command: clap::Command) -> anyhow::Result<()> {
-    clap_complete::generate(args.shell, &mut command, "weir", &mut std::io::stdout());
-    Ok(())
+    // Generated into memory first: clap_complete panics if its writer fails (`| head`).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "weir", &mut script);
+    match std::io::stdout().write_all(&script) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
