@@ -469,3 +469,60 @@ def test_help_and_completions():
         assert "weir" in out and "reset-offsets" in out and "brokers" in out
     # WEIR_BROKERS is the documented default source of --brokers.
     assert "WEIR_BROKERS" in weir(None, "topic", "--help").stdout.decode()
+
+
+def test_cli_and_confluent_members_share_a_group(cbroker):
+    """A weir member and a librdkafka member in one group split the partitions between them
+    (both speak the "range" assignor), whichever of them leads."""
+    b = cbroker
+    create_topic(b.bootstrap, "shared", 4)
+    env = dict(os.environ, WEIR_BROKERS=b.bootstrap)
+    proc = subprocess.Popen([str(WEIR_BIN), "consume", "shared", "-g", "mixed", "--follow", "--format", r"%p:%s\n"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    c = None
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            d = weir_json(b, "group", "describe", "mixed") if any(
+                g["group"] == "mixed" for g in weir_json(b, "group", "list")) else None
+            if d and d["state"] == "Stable" and d["members"]:
+                break
+            time.sleep(0.2)
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "mixed", "enable.auto.commit": False,
+                      "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
+                      "partition.assignment.strategy": "range"})
+        c.subscribe(["shared"])
+        members = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            c.poll(0.2)
+            d = weir_json(b, "group", "describe", "mixed")
+            members = d["members"]
+            if d["state"] == "Stable" and len(members) == 2 and all(m["assignment"] for m in members):
+                break
+        assert len(members) == 2, d
+        parts = [m["assignment"]["shared"] for m in members]
+        assert sorted(parts[0] + parts[1]) == [0, 1, 2, 3] and len(parts[0]) == 2, parts
+        weir_member = next(m for m in members if m["client_id"] == "weir-cli")
+        confluent_parts = sorted(tp.partition for tp in c.assignment())
+        assert confluent_parts == sorted(set(range(4)) - set(weir_member["assignment"]["shared"]))
+        # Records on the weir member's partitions reach weir.
+        p = Producer({"bootstrap.servers": b.bootstrap})
+        for part in range(4):
+            p.produce("shared", value=b"to-%d" % part, partition=part)
+        p.flush(15)
+        # Its periodic commit (every 5 s) moves past them once it has printed them.
+        mine = weir_member["assignment"]["shared"]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            got = {o["partition"]: o["committed_offset"] for o in weir_json(b, "group", "describe", "mixed")["offsets"]}
+            if all(got.get(x) == 1 for x in mine):
+                break
+            time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        if c is not None:
+            c.close()
+    assert proc.returncode == 0, err.decode()
+    assert sorted(out.decode().split()) == sorted(f"{x}:to-{x}" for x in weir_member["assignment"]["shared"])
