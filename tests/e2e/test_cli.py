@@ -526,3 +526,32 @@ def test_cli_and_confluent_members_share_a_group(cbroker):
             c.close()
     assert proc.returncode == 0, err.decode()
     assert sorted(out.decode().split()) == sorted(f"{x}:to-{x}" for x in weir_member["assignment"]["shared"])
+
+
+def test_produce_sends_lines_of_a_slow_source_before_its_end(cbroker):
+    """`tail -f log | weir produce`: a line must not wait for more input (or the end) to be sent."""
+    b = cbroker
+    create_topic(b.bootstrap, "tail", 1)
+    env = dict(os.environ, WEIR_BROKERS=b.bootstrap)
+    proc = subprocess.Popen([str(WEIR_BIN), "produce", "tail", "-K", "="], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        proc.stdin.write(b"k=first line\n")
+        proc.stdin.flush()
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "tail-check"})
+        c.assign([TopicPartition("tail", 0, 0)])
+        got = None
+        deadline = time.monotonic() + 20
+        while got is None and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is not None and m.error() is None:
+                got = (m.key(), m.value())
+        c.close()
+        assert got == (b"k", b"first line"), "the line was not sent while stdin stayed open"
+        assert proc.poll() is None
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=20)
+    out, err = proc.stdout.read(), proc.stderr.read()
+    assert proc.returncode == 0, err.decode()
+    assert "Produced 1 records" in out.decode()

@@ -113,6 +113,11 @@ impl<'a> Producer<'a> {
         self.partition_count
     }
 
+    /// Records queued and not yet sent.
+    pub fn buffered_records(&self) -> usize {
+        self.buffers.values().map(|(recs, _)| recs.len()).sum()
+    }
+
     /// Records produced so far (acknowledged, or sent with acks=0).
     pub fn summary(&self) -> &ProduceSummary {
         &self.summary

@@ -67,7 +67,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     if separator.as_ref().is_some_and(|s| s.is_empty()) {
         anyhow::bail!("--key-separator must not be empty");
     }
-    let (input, input_len): (Box<dyn Read>, Option<u64>) = match &args.file {
+    let (input, input_len): (Box<dyn Read + Send>, Option<u64>) = match &args.file {
         Some(path) => {
             let f = std::fs::File::open(path)
                 .with_context(|| format!("cannot open {}", path.display()))?;
@@ -76,7 +76,15 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         }
         None => (Box::new(std::io::stdin()), None),
     };
-    let mut reader = BufReader::with_capacity(256 * 1024, input);
+    let max_line_bytes = args.max_line_bytes;
+    // Lines are read on their own thread so a slow source (`tail -f log | weir produce`)
+    // never holds buffered records back: when no line comes for LINGER, what is buffered
+    // is sent. The channel is small and each message bounded, so memory stays bounded.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<Vec<u8>>>>(8);
+    std::thread::spawn(move || {
+        let mut reader = BufReader::with_capacity(256 * 1024, input);
+        read_lines(&mut reader, max_line_bytes, &tx)
+    });
 
     let mut client = args.client.client()?;
     let config = ProducerConfig {
@@ -87,39 +95,56 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let mut producer = Producer::new(&mut client, &args.topic, config).await?;
     let progress = progress_bar(input_len);
 
-    let mut line = Vec::new();
     let mut line_no = 0u64;
     let mut read_bytes = 0u64;
-    while next_line(&mut reader, args.max_line_bytes, &mut line)
-        .with_context(|| format!("reading line {}", line_no + 1))?
-    {
-        line_no += 1;
-        read_bytes += line.len() as u64 + 1;
-        strip_eol(&mut line);
-        if line.is_empty() {
-            continue;
-        }
-        let (key, value) = match &separator {
-            Some(sep) => match find(&line, sep) {
-                Some(at) => (Some(line[..at].to_vec()), line[at + sep.len()..].to_vec()),
-                None => (None, line.clone()),
-            },
-            None => (None, line.clone()),
+    loop {
+        let next = if producer.buffered_records() > 0 {
+            match tokio::time::timeout(LINGER, rx.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    producer.flush().await?;
+                    continue;
+                }
+            }
+        } else {
+            rx.recv().await
         };
-        producer
-            .send(ProduceRecord {
-                key,
-                value: Some(value),
-                headers: headers.clone(),
-                timestamp_ms: now_ms(),
-                partition: args.partition,
-            })
-            .await?;
-        if let Some(pb) = &progress {
-            if line_no.is_multiple_of(1000) {
-                match input_len {
-                    Some(_) => pb.set_position(read_bytes),
-                    None => pb.set_message(format!("{line_no} records")),
+        let lines = match next {
+            None => break,
+            Some(Ok(lines)) => lines,
+            Some(Err(e)) => {
+                return Err(anyhow::Error::new(e).context(format!("reading line {}", line_no + 1)))
+            }
+        };
+        for mut line in lines {
+            line_no += 1;
+            read_bytes += line.len() as u64;
+            strip_eol(&mut line);
+            if line.is_empty() {
+                continue;
+            }
+            let (key, value) = match &separator {
+                Some(sep) => match find(&line, sep) {
+                    Some(at) => (Some(line[..at].to_vec()), line[at + sep.len()..].to_vec()),
+                    None => (None, line),
+                },
+                None => (None, line),
+            };
+            producer
+                .send(ProduceRecord {
+                    key,
+                    value: Some(value),
+                    headers: headers.clone(),
+                    timestamp_ms: now_ms(),
+                    partition: args.partition,
+                })
+                .await?;
+            if let Some(pb) = &progress {
+                if line_no.is_multiple_of(1000) {
+                    match input_len {
+                        Some(_) => pb.set_position(read_bytes),
+                        None => pb.set_message(format!("{line_no} records")),
+                    }
                 }
             }
         }
@@ -200,6 +225,54 @@ fn progress_bar(input_len: Option<u64>) -> Option<ProgressBar> {
     };
     pb.enable_steady_tick(std::time::Duration::from_millis(200));
     Some(pb)
+}
+
+/// How long buffered records wait for more input before they are sent.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(100);
+/// Lines handed over at once: what is already in the read buffer, up to this many bytes.
+const LINES_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// The reader thread: sends lines in chunks (as many as are already buffered, so a slow
+/// source gets each line through at once and a fast one in bulk) until the end or an error.
+fn read_lines<R: Read>(
+    reader: &mut BufReader<R>,
+    max: usize,
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<Vec<Vec<u8>>>>,
+) {
+    loop {
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        loop {
+            let mut line = Vec::new();
+            match next_line(reader, max, &mut line) {
+                Ok(true) => {
+                    bytes += line.len();
+                    chunk.push(line);
+                }
+                Ok(false) => {
+                    if !chunk.is_empty() {
+                        let _ = tx.blocking_send(Ok(chunk));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    if !chunk.is_empty() && tx.blocking_send(Ok(chunk)).is_err() {
+                        return;
+                    }
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+            // Stop the chunk when the next line is not already in memory (reading on
+            // would block) or the chunk is big enough.
+            if bytes >= LINES_CHUNK_BYTES || !reader.buffer().contains(&b'\n') {
+                break;
+            }
+        }
+        if tx.blocking_send(Ok(chunk)).is_err() {
+            return;
+        }
+    }
 }
 
 /// Read one line (with its '\n') into `buf`; false at the end of input. A line longer
