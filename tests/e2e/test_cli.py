@@ -555,3 +555,43 @@ def test_produce_sends_lines_of_a_slow_source_before_its_end(cbroker):
     out, err = proc.stdout.read(), proc.stderr.read()
     assert proc.returncode == 0, err.decode()
     assert "Produced 1 records" in out.decode()
+
+
+def test_follow_survives_a_broker_restart(cbroker):
+    """`consume --follow --group` waits through a broker restart, rejoins, and goes on."""
+    b = cbroker
+    create_topic(b.bootstrap, "restarts", 2)
+    p = Producer({"bootstrap.servers": b.bootstrap})
+    for i in range(6):
+        p.produce("restarts", value=b"before-%d" % i, partition=i % 2)
+    p.flush(15)
+    p = None
+    env = dict(os.environ, WEIR_BROKERS=b.bootstrap)
+    proc = subprocess.Popen([str(WEIR_BIN), "consume", "restarts", "-g", "survivor", "--follow",
+                             "--format", r"%s\n"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+    def committed_total():
+        try:
+            return sum(max(o, 0) for o in committed(b, "survivor", "restarts", 2).values())
+        except Exception:
+            return -1
+
+    try:
+        deadline = time.monotonic() + 30
+        while committed_total() != 6 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert committed_total() == 6
+        b.restart()
+        p = Producer({"bootstrap.servers": b.bootstrap})
+        for i in range(6):
+            p.produce("restarts", value=b"after-%d" % i, partition=i % 2)
+        p.flush(15)
+        deadline = time.monotonic() + 60
+        while committed_total() != 12 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert committed_total() == 12, "the consumer did not go on after the restart"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()
+    assert set(out.decode().split()) == {f"before-{i}" for i in range(6)} | {f"after-{i}" for i in range(6)}

@@ -31,6 +31,10 @@ use crate::groups::{
 };
 use crate::records::{decode_fetched, ConsumedRecord};
 
+/// The largest per-partition fetch size the consumer grows to (for a batch that does not
+/// fit the configured one on a broker that does not return oversized batches, KIP-74).
+pub const MAX_PARTITION_FETCH_BYTES: i32 = 64 * 1024 * 1024;
+
 /// Where reading starts when there is no committed offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartFrom {
@@ -281,6 +285,9 @@ impl<'a> Consumer<'a> {
                 .push((p, pos));
         }
         let mut out = Vec::new();
+        // Positions move only when the whole poll succeeds: a failure at a later leader
+        // must not skip the records already fetched from an earlier one.
+        let mut advanced = Vec::new();
         let mut refresh = false;
         for (leader, parts) in by_leader {
             if leader < 0 {
@@ -351,6 +358,23 @@ impl<'a> Consumer<'a> {
                         .collect();
                     let data = pd.records.as_deref().unwrap_or(&[]);
                     let fetched = decode_fetched(&self.config.topic, p, pos, data, &aborted)?;
+                    if !data.is_empty() && fetched.next_offset == pos {
+                        // Not one whole batch fit: a broker without KIP-74 cut the first
+                        // batch at partition_max_bytes. Ask for more next time, up to a cap.
+                        if self.config.partition_max_bytes >= MAX_PARTITION_FETCH_BYTES {
+                            return Err(Error::Invalid(format!(
+                                "{}-{p}: the batch at offset {pos} is larger than {MAX_PARTITION_FETCH_BYTES} bytes",
+                                self.config.topic
+                            )));
+                        }
+                        self.config.partition_max_bytes =
+                            (self.config.partition_max_bytes.saturating_mul(2))
+                                .min(MAX_PARTITION_FETCH_BYTES);
+                        self.config.fetch_max_bytes = self
+                            .config
+                            .fetch_max_bytes
+                            .max(self.config.partition_max_bytes);
+                    }
                     let mut next = fetched.next_offset;
                     // A read_committed fetch stops at the last stable offset: aborted or
                     // control batches right before it still move the position.
@@ -369,19 +393,28 @@ impl<'a> Consumer<'a> {
                     if next < pos {
                         next = pos;
                     }
-                    self.positions.insert(p, next);
+                    advanced.push((p, next));
                     out.extend(fetched.records);
                 }
             }
         }
+        for (p, next) in advanced {
+            self.positions.insert(p, next);
+        }
         if refresh {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let info = self.client.topic_info(&self.config.topic).await?;
-            self.leaders = info
-                .partitions
-                .iter()
-                .map(|p| (p.partition, p.leader))
-                .collect();
+            // Best effort: the records in hand are returned either way, and the next poll
+            // looks again.
+            match self.client.topic_info(&self.config.topic).await {
+                Ok(info) => {
+                    self.leaders = info
+                        .partitions
+                        .iter()
+                        .map(|p| (p.partition, p.leader))
+                        .collect()
+                }
+                Err(e) => tracing::debug!("metadata refresh failed: {e}"),
+            }
         }
         Ok(out)
     }

@@ -41,6 +41,18 @@ impl Error {
         }
     }
 
+    /// A connection problem that a later attempt may not have (the broker restarting,
+    /// a dropped socket), as opposed to an answer that will not change.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Connect { .. }
+                | Error::Io { .. }
+                | Error::Timeout(_)
+                | Error::NoBrokerReachable { .. }
+        ) || matches!(self.code(), Some(5 | 6 | 7 | 13 | 14 | 15 | 16))
+    }
+
     /// The Kafka error code if this is a Kafka error.
     pub fn code(&self) -> Option<i16> {
         match self {

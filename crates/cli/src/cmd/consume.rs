@@ -234,6 +234,9 @@ fn write_record(
     }
 }
 
+/// Consecutive failed polls (about a second apart) `--follow` waits through.
+const MAX_FOLLOW_FAILURES: u32 = 60;
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
@@ -271,14 +274,33 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut interrupted = false;
+    let mut failures = 0u32;
     let result: anyhow::Result<()> = async {
         'outer: loop {
             if !args.follow && consumer.at_end() {
                 break;
             }
-            let records = tokio::select! {
-                r = consumer.poll() => r?,
+            let polled = tokio::select! {
+                r = consumer.poll() => r,
                 _ = &mut shutdown => { interrupted = true; break; }
+            };
+            let records = match polled {
+                Ok(records) => {
+                    failures = 0;
+                    records
+                }
+                // Following, a restarting broker is waited for rather than fatal.
+                Err(e) if args.follow && e.is_transient() && failures < MAX_FOLLOW_FAILURES => {
+                    failures += 1;
+                    eprintln!("warning: {e}; retrying ({failures}/{MAX_FOLLOW_FAILURES})");
+                    consumer.reset_connections();
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        _ = &mut shutdown => { interrupted = true; break; }
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
             };
             for r in &records {
                 if args.count.is_some_and(|c| printed >= c) {
