@@ -595,3 +595,43 @@ def test_follow_survives_a_broker_restart(cbroker):
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err.decode()
     assert set(out.decode().split()) == {f"before-{i}" for i in range(6)} | {f"after-{i}" for i in range(6)}
+
+
+def test_consume_read_committed_hides_aborted_and_open_transactions(cbroker):
+    b = cbroker
+    create_topic(b.bootstrap, "txn", 2)
+    p = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": "cli-txn"})
+    p.init_transactions(15)
+    for round_, commit in enumerate([True, False, True, False, True]):
+        p.begin_transaction()
+        for i in range(4):
+            p.produce("txn", value=b"%s-%d-%d" % (b"c" if commit else b"a", round_, i), partition=i % 2)
+        # Written before the abort (librdkafka purges what is still queued when aborting).
+        p.flush(15)
+        if commit:
+            p.commit_transaction(15)
+        else:
+            p.abort_transaction(15)
+    plain = Producer({"bootstrap.servers": b.bootstrap})
+    plain.produce("txn", value=b"plain", partition=0)
+    plain.flush(15)
+    committed_values = {f"c-{r}-{i}" for r in (0, 2, 4) for i in range(4)} | {"plain"}
+    aborted_values = {f"a-{r}-{i}" for r in (1, 3) for i in range(4)}
+
+    rc = json_lines(weir(b, "consume", "txn", "--isolation", "read_committed", "--json").stdout)
+    assert {r["value"] for r in rc} == committed_values
+    assert len(rc) == len(committed_values)
+    ru = json_lines(weir(b, "consume", "txn", "--json").stdout)
+    # read_uncommitted sees the aborted records too, but never the control records (markers).
+    assert {r["value"] for r in ru} == committed_values | aborted_values
+    assert len(ru) == len(committed_values | aborted_values)
+
+    # An open transaction: read_committed stops before it (and does not hang), uncommitted sees it.
+    p.begin_transaction()
+    p.produce("txn", value=b"open", partition=1)
+    p.flush(15)
+    rc = json_lines(weir(b, "consume", "txn", "-p", "1", "--isolation", "read_committed", "--json").stdout)
+    assert "open" not in {r["value"] for r in rc}
+    ru = json_lines(weir(b, "consume", "txn", "-p", "1", "--json").stdout)
+    assert "open" in {r["value"] for r in ru}
+    p.abort_transaction(15)
