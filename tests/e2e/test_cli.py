@@ -471,61 +471,86 @@ def test_help_and_completions():
     assert "WEIR_BROKERS" in weir(None, "topic", "--help").stdout.decode()
 
 
-def test_cli_and_confluent_members_share_a_group(cbroker):
+@pytest.mark.parametrize("first", ["weir", "confluent"])
+def test_cli_and_confluent_members_share_a_group(cbroker, first):
     """A weir member and a librdkafka member in one group split the partitions between them
-    (both speak the "range" assignor), whichever of them leads."""
+    (both speak the "range" assignor), whichever of them joined first and so leads: the
+    leader's assignment is decoded by the other."""
     b = cbroker
     create_topic(b.bootstrap, "shared", 4)
     env = dict(os.environ, WEIR_BROKERS=b.bootstrap)
-    proc = subprocess.Popen([str(WEIR_BIN), "consume", "shared", "-g", "mixed", "--follow", "--format", r"%p:%s\n"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    c = None
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            d = weir_json(b, "group", "describe", "mixed") if any(
-                g["group"] == "mixed" for g in weir_json(b, "group", "list")) else None
-            if d and d["state"] == "Stable" and d["members"]:
-                break
-            time.sleep(0.2)
-        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "mixed", "enable.auto.commit": False,
-                      "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
-                      "partition.assignment.strategy": "range"})
-        c.subscribe(["shared"])
-        members = []
+    proc = c = None
+
+    def stable_members(n):
+        if not any(g["group"] == "mixed" for g in weir_json(b, "group", "list")):
+            return None
+        d = weir_json(b, "group", "describe", "mixed")
+        ok = d["state"] == "Stable" and len(d["members"]) == n and all(m["assignment"] for m in d["members"])
+        return d if ok else None
+
+    def start_weir():
+        return subprocess.Popen([str(WEIR_BIN), "consume", "shared", "-g", "mixed", "--follow", "--format",
+                                 r"%p:%s\n"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+    def start_confluent():
+        cc = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "mixed", "enable.auto.commit": False,
+                       "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
+                       "partition.assignment.strategy": "range"})
+        cc.subscribe(["shared"])
+        return cc
+
+    def wait_for(n):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            c.poll(0.2)
-            d = weir_json(b, "group", "describe", "mixed")
-            members = d["members"]
-            if d["state"] == "Stable" and len(members) == 2 and all(m["assignment"] for m in members):
-                break
-        assert len(members) == 2, d
+            if c is not None:
+                c.poll(0.2)
+            d = stable_members(n)
+            if d:
+                return d
+            time.sleep(0.1)
+        raise AssertionError(f"the group never had {n} stable member(s)")
+
+    try:
+        if first == "weir":
+            proc = start_weir()
+            wait_for(1)
+            c = start_confluent()
+        else:
+            c = start_confluent()
+            wait_for(1)
+            proc = start_weir()
+        d = wait_for(2)
+        members = d["members"]
         parts = [m["assignment"]["shared"] for m in members]
         assert sorted(parts[0] + parts[1]) == [0, 1, 2, 3] and len(parts[0]) == 2, parts
         weir_member = next(m for m in members if m["client_id"] == "weir-cli")
+        deadline = time.monotonic() + 10
+        while len(c.assignment()) != 2 and time.monotonic() < deadline:
+            c.poll(0.2)
         confluent_parts = sorted(tp.partition for tp in c.assignment())
-        assert confluent_parts == sorted(set(range(4)) - set(weir_member["assignment"]["shared"]))
+        mine = weir_member["assignment"]["shared"]
+        assert confluent_parts == sorted(set(range(4)) - set(mine))
         # Records on the weir member's partitions reach weir.
         p = Producer({"bootstrap.servers": b.bootstrap})
         for part in range(4):
             p.produce("shared", value=b"to-%d" % part, partition=part)
         p.flush(15)
         # Its periodic commit (every 5 s) moves past them once it has printed them.
-        mine = weir_member["assignment"]["shared"]
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
+            c.poll(0.1)
             got = {o["partition"]: o["committed_offset"] for o in weir_json(b, "group", "describe", "mixed")["offsets"]}
             if all(got.get(x) == 1 for x in mine):
                 break
             time.sleep(0.3)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=20)
         if c is not None:
             c.close()
     assert proc.returncode == 0, err.decode()
-    assert sorted(out.decode().split()) == sorted(f"{x}:to-{x}" for x in weir_member["assignment"]["shared"])
+    assert sorted(out.decode().split()) == sorted(f"{x}:to-{x}" for x in mine)
 
 
 def test_produce_sends_lines_of_a_slow_source_before_its_end(cbroker):
