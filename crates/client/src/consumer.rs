@@ -25,7 +25,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::admin::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use crate::client::Client;
-use crate::error::{check, error_name, Error, Result};
+use crate::error::{check, Error, Result};
 use crate::groups::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription, range_assign,
 };
@@ -660,12 +660,7 @@ impl<'a> Consumer<'a> {
                     self.member.as_mut().expect("group mode").member_id.clear();
                     continue;
                 }
-                code => {
-                    return Err(Error::Invalid(format!(
-                        "SyncGroup of group {group:?}: {}",
-                        describe(code)
-                    )))
-                }
+                code => return Err(Error::kafka(format!("syncing group {group:?}"), code, None)),
             }
         };
         let parts: Vec<i32> = assignment.get(&topic).cloned().unwrap_or_default();
@@ -701,8 +696,4 @@ impl<'a> Consumer<'a> {
         }
         Ok(out)
     }
-}
-
-fn describe(code: i16) -> String {
-    format!("{} ({code})", error_name(code))
 }

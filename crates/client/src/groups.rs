@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::admin::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use crate::client::Client;
-use crate::error::{check, error_name, Error, Result};
+use crate::error::{check, Error, Result};
 
 /// The version of the Subscription/Assignment this client writes. v0 carries everything
 /// the range assignor needs and every Kafka client reads it.
@@ -474,11 +474,6 @@ impl Client {
             .ok_or_else(|| Error::Invalid("DeleteGroups answered no group".into()))?;
         check(r.error_code, || format!("deleting group {group:?}"), None)
     }
-}
-
-/// For messages: `NAME (code)`.
-pub fn describe_code(code: i16) -> String {
-    format!("{} ({code})", error_name(code))
 }
 
 #[cfg(test)]
