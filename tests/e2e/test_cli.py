@@ -15,7 +15,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
-from conftest import WEIR_BIN, consume_all, create_topic, free_port
+from conftest import WEIR_BIN, consume_all, create_topic
 
 GROUP_ARGS = ("--group-initial-rebalance-delay-ms", "0", "--group-min-session-timeout-ms", "1000")
 

@@ -186,6 +186,29 @@ fn decode_body(key: ApiKey, body: &mut Bytes, version: i16) -> Option<anyhow::Re
     }
 }
 
+/// The records of a Produce request are RecordBatch v2 with a valid CRC-32C, exactly one
+/// batch per partition (Kafka rejects more since Produce v3); uncompressed ones also decode
+/// record by record with kafka-protocol's own decoder.
+fn check_record_batches(records: &Bytes) {
+    assert!(records.len() >= 61, "a batch shorter than its header");
+    let batch_length = i32::from_be_bytes(records[8..12].try_into().unwrap()) as usize;
+    assert_eq!(
+        12 + batch_length,
+        records.len(),
+        "not exactly one whole batch"
+    );
+    assert_eq!(records[16], 2, "magic must be 2");
+    let crc = u32::from_be_bytes(records[17..21].try_into().unwrap());
+    assert_eq!(crc32c::crc32c(&records[21..]), crc, "CRC-32C mismatch");
+    let attributes = i16::from_be_bytes(records[21..23].try_into().unwrap());
+    if attributes & 0x7 == 0 {
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut records.clone())
+            .unwrap_or_else(|e| panic!("the batch does not decode: {e:#}"));
+        let count = i32::from_be_bytes(records[57..61].try_into().unwrap());
+        assert_eq!(set.records.len(), count as usize);
+    }
+}
+
 /// Decode every frame of one recorded client->broker stream; returns (api, version) of each.
 fn decode_stream(stream: &[u8]) -> Vec<(ApiKey, i16)> {
     let mut seen = Vec::new();
@@ -213,6 +236,15 @@ fn decode_stream(stream: &[u8]) -> Vec<(ApiKey, i16)> {
         let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
             .unwrap_or_else(|e| panic!("{key:?} v{version}: the header does not decode: {e}"));
         assert_eq!(header.request_api_key, raw_key);
+        if key == ApiKey::Produce {
+            let req = ProduceRequest::decode(&mut frame.clone(), version)
+                .unwrap_or_else(|e| panic!("Produce v{version}: {e:#}"));
+            for t in &req.topic_data {
+                for p in &t.partition_data {
+                    check_record_batches(p.records.as_ref().expect("Produce carries records"));
+                }
+            }
+        }
         match decode_body(key, &mut frame, version) {
             None => panic!("{key:?} is not one of Kafka's public client APIs"),
             Some(Err(e)) => panic!("{key:?} v{version}: the body does not decode: {e:#}"),
@@ -430,4 +462,23 @@ fn a_frame_that_is_not_plain_kafka_fails_the_decoder() {
     // BrokerHeartbeat (KRaft, broker to controller) is a Kafka API but not a client one.
     let inter_broker = [0u8, 63, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0];
     assert!(std::panic::catch_unwind(|| decode_stream(&frame(&inter_broker))).is_err());
+}
+
+#[test]
+fn a_corrupt_or_doubled_record_batch_fails_the_batch_check() {
+    use weir_client::records::{encode_produce_batch, Compression, ProduceRecord};
+    let record = ProduceRecord {
+        key: Some(b"k".to_vec()),
+        value: Some(b"v".to_vec()),
+        headers: vec![("h".into(), Some(b"1".to_vec()))],
+        timestamp_ms: 1,
+        partition: None,
+    };
+    let batch = encode_produce_batch(&[record.clone(), record], Compression::None).unwrap();
+    check_record_batches(&Bytes::from(batch.clone()));
+    let mut flipped = batch.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    assert!(std::panic::catch_unwind(|| check_record_batches(&Bytes::from(flipped))).is_err());
+    let doubled = [batch.clone(), batch].concat();
+    assert!(std::panic::catch_unwind(|| check_record_batches(&Bytes::from(doubled))).is_err());
 }
