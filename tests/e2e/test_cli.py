@@ -660,3 +660,27 @@ def test_consume_read_committed_hides_aborted_and_open_transactions(cbroker):
     ru = json_lines(weir(b, "consume", "txn", "-p", "1", "--json").stdout)
     assert "open" in {r["value"] for r in ru}
     p.abort_transaction(15)
+
+
+def test_offsets_outside_the_log_go_on_from_its_start_or_end(cbroker):
+    """A committed offset below the log start (records deleted since) and --from offset:N out
+    of range are reset into the log, as a Kafka consumer's auto.offset.reset does."""
+    b = cbroker
+    create_topic(b.bootstrap, "trimmed", 1)
+    p = Producer({"bootstrap.servers": b.bootstrap})
+    for i in range(10):
+        p.produce("trimmed", value=b"%d" % i, partition=0)
+    p.flush(15)
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "behind", "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition("trimmed", 0, 3)], asynchronous=False)
+    c.close()
+    fut = admin(b).delete_records([TopicPartition("trimmed", 0, 6)])
+    list(fut.values())[0].result(timeout=15)
+
+    r = weir(b, "consume", "trimmed", "-g", "behind", "--format", r"%o\n")
+    assert r.stdout.decode().split() == ["6", "7", "8", "9"]
+    assert "out of range" in r.stderr.decode()
+    assert committed(b, "behind", "trimmed", 1) == {0: 10}
+    assert weir(b, "consume", "trimmed", "--from", "offset:2", "--format", r"%o\n").stdout.decode().split() == \
+        ["6", "7", "8", "9"]
+    assert weir(b, "consume", "trimmed", "--from", "offset:100").stdout == b""

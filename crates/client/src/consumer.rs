@@ -225,8 +225,9 @@ impl<'a> Consumer<'a> {
                 None => match self.config.start {
                     StartFrom::Beginning => start,
                     StartFrom::End => end,
+                    // Clamped into the log, as a Kafka consumer's offset reset would.
                     StartFrom::Offset(o) if o < 0 => (end + o).max(start),
-                    StartFrom::Offset(o) => o,
+                    StartFrom::Offset(o) => o.clamp(start, end),
                     StartFrom::Timestamp(_) => match by_time.as_ref().expect("listed")[&p].0 {
                         -1 => end,
                         o => o,
@@ -337,6 +338,23 @@ impl<'a> Consumer<'a> {
                         // Leadership moved or metadata is stale: look again next round.
                         3 | 5 | 6 | 74 | 75 => {
                             refresh = true;
+                            continue;
+                        }
+                        // Records deleted under us (retention, DeleteRecords) or a log
+                        // truncated: go on from its start or end, like auto.offset.reset.
+                        1 if pd.log_start_offset >= 0 => {
+                            let to = if pos < pd.log_start_offset {
+                                pd.log_start_offset
+                            } else {
+                                pd.high_watermark.max(pd.log_start_offset)
+                            };
+                            tracing::warn!(
+                                "{}-{p}: offset {pos} is out of range (log {}..{}); going on from {to}",
+                                self.config.topic,
+                                pd.log_start_offset,
+                                pd.high_watermark
+                            );
+                            advanced.push((p, to));
                             continue;
                         }
                         code => {
