@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -16,6 +16,8 @@ use weir_broker::group::{GroupConfig, OffsetsConfig};
 use weir_broker::txn::TxnConfig;
 use weir_broker::{Broker, BrokerConfig, TopicDefaults};
 use weir_server::{serve, ServerLimits};
+
+mod cmd;
 
 #[derive(Parser)]
 #[command(
@@ -28,12 +30,27 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up, so the size of `Serve`'s many settings does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Start a broker (default 127.0.0.1:9092, data in ./weir-data).
     ///
     /// Example: weir serve --listen 127.0.0.1:9092 --data-dir /var/lib/weir
     Serve(ServeArgs),
+    /// Create, list, describe, delete topics and change their configs.
+    Topic(cmd::topic::TopicArgs),
+    // `produce` and `consume` take their help, examples included, from their Args docs.
+    Produce(cmd::produce::ProduceArgs),
+    Consume(cmd::consume::ConsumeArgs),
+    /// List, describe (with lag), reset the offsets of, and delete consumer groups.
+    Group(cmd::group::GroupArgs),
+    /// Cluster id, controller and brokers.
+    Cluster(cmd::cluster::ClusterArgs),
+    /// Print a shell completion script.
+    ///
+    /// Example: weir completions bash > /etc/bash_completion.d/weir
+    Completions(cmd::completions::CompletionsArgs),
 }
 
 /// Every setting is also read from `WEIR_<NAME>` and from the `--config` TOML file, where
@@ -290,6 +307,12 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => run_serve(args),
+        Command::Topic(args) => cmd::run(cmd::topic::run(args)),
+        Command::Produce(args) => cmd::run(cmd::produce::run(args)),
+        Command::Consume(args) => cmd::run(cmd::consume::run(args)),
+        Command::Group(args) => cmd::run(cmd::group::run(args)),
+        Command::Cluster(args) => cmd::run(cmd::cluster::run(args)),
+        Command::Completions(args) => cmd::completions::run(args, Cli::command()),
     }
 }
 

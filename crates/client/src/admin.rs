@@ -1,0 +1,510 @@
+//! Admin operations over plain Kafka APIs, each returning plain data (serde-serializable
+//! so the CLI's `--json` output is these structs, with stable field names).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest, TopicName,
+};
+use kafka_protocol::protocol::{Message, StrBytes};
+use serde::Serialize;
+
+use crate::client::Client;
+use crate::error::{check, Error, Result};
+
+/// ListOffsets timestamps with special meaning.
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+pub const LATEST_TIMESTAMP: i64 = -1;
+
+const TOPIC_RESOURCE: i8 = 2;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokerInfo {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterInfo {
+    pub cluster_id: Option<String>,
+    pub controller_id: i32,
+    pub brokers: Vec<BrokerInfo>,
+    /// Topics other than the internal ones (`__consumer_offsets`, ...).
+    pub topic_count: usize,
+    pub internal_topic_count: usize,
+    /// Which API answered the cluster id and brokers: DescribeCluster, else Metadata.
+    pub source: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionInfo {
+    pub partition: i32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// The partition's Metadata error, if any (e.g. LEADER_NOT_AVAILABLE).
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopicInfo {
+    pub name: String,
+    pub topic_id: String,
+    pub internal: bool,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopicSummary {
+    pub name: String,
+    pub topic_id: String,
+    pub internal: bool,
+    pub partition_count: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: Option<String>,
+    /// Kafka's ConfigSource name: DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG, ...
+    pub source: String,
+    pub read_only: bool,
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionOffsets {
+    pub partition: i32,
+    pub leader: i32,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopicDescription {
+    pub name: String,
+    pub topic_id: String,
+    pub internal: bool,
+    pub partitions: Vec<PartitionOffsets>,
+    pub configs: Vec<ConfigEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedTopic {
+    pub name: String,
+    pub topic_id: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+}
+
+pub fn config_source_name(source: i8) -> &'static str {
+    match source {
+        1 => "DYNAMIC_TOPIC_CONFIG",
+        2 => "DYNAMIC_BROKER_CONFIG",
+        3 => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+        4 => "STATIC_BROKER_CONFIG",
+        5 => "DEFAULT_CONFIG",
+        6 => "DYNAMIC_BROKER_LOGGER_CONFIG",
+        7 => "CLIENT_METRICS_CONFIG",
+        8 => "GROUP_CONFIG",
+        _ => "UNKNOWN",
+    }
+}
+
+fn topic_name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+fn opt_str(s: &Option<StrBytes>) -> Option<String> {
+    s.as_ref().map(|s| s.to_string())
+}
+
+/// `k=v` into (k, v); the key must be non-empty.
+pub fn parse_key_value(s: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(Error::Invalid(format!("{s:?} is not KEY=VALUE"))),
+    }
+}
+
+impl Client {
+    pub async fn cluster_info(&mut self) -> Result<ClusterInfo> {
+        let meta = self.metadata(None, false).await?;
+        let topic_count = meta.topics.iter().filter(|t| !t.is_internal).count();
+        let internal_topic_count = meta.topics.len() - topic_count;
+        let conn = self.any().await?;
+        if conn.supports(ApiKey::DescribeCluster, DescribeClusterRequest::VERSIONS) {
+            let resp = conn.call(&DescribeClusterRequest::default()).await?;
+            check(
+                resp.error_code,
+                || "DescribeCluster".into(),
+                opt_str(&resp.error_message),
+            )?;
+            return Ok(ClusterInfo {
+                cluster_id: Some(resp.cluster_id.to_string()),
+                controller_id: resp.controller_id.0,
+                brokers: resp
+                    .brokers
+                    .iter()
+                    .map(|b| BrokerInfo {
+                        node_id: b.broker_id.0,
+                        host: b.host.to_string(),
+                        port: b.port,
+                        rack: opt_str(&b.rack),
+                    })
+                    .collect(),
+                topic_count,
+                internal_topic_count,
+                source: "DescribeCluster",
+            });
+        }
+        Ok(ClusterInfo {
+            cluster_id: opt_str(&meta.cluster_id),
+            controller_id: meta.controller_id.0,
+            brokers: meta
+                .brokers
+                .iter()
+                .map(|b| BrokerInfo {
+                    node_id: b.node_id.0,
+                    host: b.host.to_string(),
+                    port: b.port,
+                    rack: opt_str(&b.rack),
+                })
+                .collect(),
+            topic_count,
+            internal_topic_count,
+            source: "Metadata",
+        })
+    }
+
+    pub async fn list_topics(&mut self) -> Result<Vec<TopicSummary>> {
+        let meta = self.metadata(None, false).await?;
+        let mut out: Vec<TopicSummary> = meta
+            .topics
+            .iter()
+            .filter(|t| t.error_code == 0)
+            .map(|t| TopicSummary {
+                name: t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default(),
+                topic_id: t.topic_id.to_string(),
+                internal: t.is_internal,
+                partition_count: t.partitions.len(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Metadata of one existing topic (never auto-creates it).
+    pub async fn topic_info(&mut self, topic: &str) -> Result<TopicInfo> {
+        let meta = self.metadata(Some(&[topic.to_string()]), false).await?;
+        let t = meta
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(topic))
+            .ok_or_else(|| Error::kafka(format!("topic {topic:?}"), 3, None))?;
+        check(t.error_code, || format!("topic {topic:?}"), None)?;
+        let mut partitions: Vec<PartitionInfo> = t
+            .partitions
+            .iter()
+            .map(|p| PartitionInfo {
+                partition: p.partition_index,
+                leader: p.leader_id.0,
+                leader_epoch: p.leader_epoch,
+                replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                error: (p.error_code != 0).then(|| crate::error::error_name(p.error_code)),
+            })
+            .collect();
+        partitions.sort_by_key(|p| p.partition);
+        Ok(TopicInfo {
+            name: topic.to_string(),
+            topic_id: t.topic_id.to_string(),
+            internal: t.is_internal,
+            partitions,
+        })
+    }
+
+    pub async fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &[(String, String)],
+    ) -> Result<CreatedTopic> {
+        let topic = CreatableTopic::default()
+            .with_name(topic_name(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.clone()))
+                            .with_value(Some(StrBytes::from_string(v.clone())))
+                    })
+                    .collect(),
+            );
+        let req = CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(30_000);
+        // CreateTopics must reach the controller; on one node (and in KRaft Kafka, which
+        // forwards) any broker will do.
+        let resp = self.call_any(&req).await?;
+        let r = resp
+            .topics
+            .first()
+            .ok_or_else(|| Error::Invalid("CreateTopics answered no topic".into()))?;
+        check(
+            r.error_code,
+            || format!("creating topic {name:?}"),
+            opt_str(&r.error_message),
+        )?;
+        let info = self.topic_info(name).await.ok();
+        Ok(CreatedTopic {
+            name: name.to_string(),
+            topic_id: info
+                .as_ref()
+                .map(|i| i.topic_id.clone())
+                .unwrap_or_else(|| r.topic_id.to_string()),
+            partitions: info
+                .as_ref()
+                .map(|i| i.partitions.len() as i32)
+                .unwrap_or(r.num_partitions),
+            replication_factor: info
+                .as_ref()
+                .and_then(|i| i.partitions.first())
+                .map(|p| p.replicas.len() as i16)
+                .unwrap_or(r.replication_factor),
+        })
+    }
+
+    pub async fn delete_topic(&mut self, name: &str) -> Result<()> {
+        let conn = self.any().await?;
+        let version = conn.version_of::<DeleteTopicsRequest>()?;
+        let req = if version >= 6 {
+            DeleteTopicsRequest::default().with_topics(vec![
+                DeleteTopicState::default().with_name(Some(topic_name(name)))
+            ])
+        } else {
+            DeleteTopicsRequest::default().with_topic_names(vec![topic_name(name)])
+        }
+        .with_timeout_ms(30_000);
+        let resp = conn.call(&req).await?;
+        let r = resp
+            .responses
+            .first()
+            .ok_or_else(|| Error::Invalid("DeleteTopics answered no topic".into()))?;
+        check(
+            r.error_code,
+            || format!("deleting topic {name:?}"),
+            opt_str(&r.error_message),
+        )
+    }
+
+    pub async fn topic_configs(&mut self, name: &str) -> Result<Vec<ConfigEntry>> {
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(TOPIC_RESOURCE)
+                .with_resource_name(StrBytes::from_string(name.to_string()))
+                .with_configuration_keys(None),
+        ]);
+        let resp = self.call_any(&req).await?;
+        let r = resp
+            .results
+            .first()
+            .ok_or_else(|| Error::Invalid("DescribeConfigs answered no resource".into()))?;
+        check(
+            r.error_code,
+            || format!("describing the configs of topic {name:?}"),
+            opt_str(&r.error_message),
+        )?;
+        let mut out: Vec<ConfigEntry> = r
+            .configs
+            .iter()
+            .map(|c| ConfigEntry {
+                name: c.name.to_string(),
+                value: if c.is_sensitive {
+                    None
+                } else {
+                    opt_str(&c.value)
+                },
+                source: config_source_name(c.config_source).to_string(),
+                read_only: c.read_only,
+                sensitive: c.is_sensitive,
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// IncrementalAlterConfigs: SET each of `set`, DELETE (back to the default) each of `delete`.
+    pub async fn alter_topic_config(
+        &mut self,
+        name: &str,
+        set: &[(String, String)],
+        delete: &[String],
+    ) -> Result<()> {
+        let mut configs: Vec<AlterableConfig> = set
+            .iter()
+            .map(|(k, v)| {
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_string(k.clone()))
+                    .with_config_operation(0)
+                    .with_value(Some(StrBytes::from_string(v.clone())))
+            })
+            .collect();
+        configs.extend(delete.iter().map(|k| {
+            AlterableConfig::default()
+                .with_name(StrBytes::from_string(k.clone()))
+                .with_config_operation(1)
+                .with_value(None)
+        }));
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(TOPIC_RESOURCE)
+                .with_resource_name(StrBytes::from_string(name.to_string()))
+                .with_configs(configs),
+        ]);
+        let resp = self.call_any(&req).await?;
+        let r = resp
+            .responses
+            .first()
+            .ok_or_else(|| Error::Invalid("IncrementalAlterConfigs answered nothing".into()))?;
+        check(
+            r.error_code,
+            || format!("altering the configs of topic {name:?}"),
+            opt_str(&r.error_message),
+        )
+    }
+
+    /// ListOffsets for each of `partitions` of `topic` at `timestamp` (EARLIEST_TIMESTAMP,
+    /// LATEST_TIMESTAMP or ms since the epoch), asked of each partition's leader. The
+    /// answer maps partition -> (offset, timestamp); offset -1 means no record at or after
+    /// the timestamp.
+    pub async fn list_offsets(
+        &mut self,
+        topic: &str,
+        partitions: &[i32],
+        timestamp: i64,
+        read_committed: bool,
+    ) -> Result<BTreeMap<i32, (i64, i64)>> {
+        let info = self.topic_info(topic).await?;
+        let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+        for &p in partitions {
+            let pi = info
+                .partitions
+                .iter()
+                .find(|x| x.partition == p)
+                .ok_or_else(|| Error::kafka(format!("topic {topic:?} partition {p}"), 3, None))?;
+            by_leader.entry(pi.leader).or_default().push(p);
+        }
+        let mut out = BTreeMap::new();
+        for (leader, parts) in by_leader {
+            if leader < 0 {
+                return Err(Error::kafka(
+                    format!("topic {topic:?} partitions {parts:?}"),
+                    5,
+                    None,
+                ));
+            }
+            let req = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_isolation_level(i8::from(read_committed))
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(
+                        parts
+                            .iter()
+                            .map(|&p| {
+                                ListOffsetsPartition::default()
+                                    .with_partition_index(p)
+                                    .with_timestamp(timestamp)
+                            })
+                            .collect(),
+                    )]);
+            let resp = self.call_node(leader, &req).await?;
+            for t in &resp.topics {
+                for p in &t.partitions {
+                    check(
+                        p.error_code,
+                        || format!("ListOffsets of {topic}-{}", p.partition_index),
+                        None,
+                    )?;
+                    out.insert(p.partition_index, (p.offset, p.timestamp));
+                }
+            }
+        }
+        for p in partitions {
+            if !out.contains_key(p) {
+                return Err(Error::Invalid(format!(
+                    "ListOffsets did not answer {topic}-{p}"
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn describe_topic(&mut self, name: &str) -> Result<TopicDescription> {
+        let info = self.topic_info(name).await?;
+        let parts: Vec<i32> = info.partitions.iter().map(|p| p.partition).collect();
+        let starts = self
+            .list_offsets(name, &parts, EARLIEST_TIMESTAMP, false)
+            .await?;
+        let ends = self
+            .list_offsets(name, &parts, LATEST_TIMESTAMP, false)
+            .await?;
+        let configs = self.topic_configs(name).await?;
+        Ok(TopicDescription {
+            name: info.name,
+            topic_id: info.topic_id,
+            internal: info.internal,
+            partitions: info
+                .partitions
+                .iter()
+                .map(|p| PartitionOffsets {
+                    partition: p.partition,
+                    leader: p.leader,
+                    log_start_offset: starts[&p.partition].0,
+                    log_end_offset: ends[&p.partition].0,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                })
+                .collect(),
+            configs,
+        })
+    }
+
+    /// Partitions of `topic`, all or the chosen ones (each checked to exist).
+    pub async fn partitions_of(&mut self, topic: &str, only: Option<&[i32]>) -> Result<Vec<i32>> {
+        let info = self.topic_info(topic).await?;
+        let all: BTreeSet<i32> = info.partitions.iter().map(|p| p.partition).collect();
+        match only {
+            None => Ok(all.into_iter().collect()),
+            Some(chosen) => {
+                for p in chosen {
+                    if !all.contains(p) {
+                        return Err(Error::Invalid(format!(
+                            "topic {topic:?} has no partition {p} (it has {})",
+                            all.len()
+                        )));
+                    }
+                }
+                Ok(chosen.to_vec())
+            }
+        }
+    }
+}
