@@ -191,13 +191,19 @@ fn append_one(
     let check = verify
         .as_ref()
         .map(|f| f as &(dyn Fn() -> Result<(), (i16, &'static str)> + Sync));
+    let len = buf.len() as u64;
     match partition.append_checked(&mut buf, now_ms(), producer, check) {
-        Ok(Appended::New(info)) => Outcome::Appended {
-            partition,
-            base_offset: info.base_offset,
-            end_offset: info.last_offset + 1,
-            log_append_time_ms: info.log_append_time_ms,
-        },
+        Ok(Appended::New(info)) => {
+            partition
+                .bytes_in
+                .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+            Outcome::Appended {
+                partition,
+                base_offset: info.base_offset,
+                end_offset: info.last_offset + 1,
+                log_append_time_ms: info.log_append_time_ms,
+            }
+        }
         // A retry: answered with where the batch was first written, once that is durable.
         Ok(Appended::Duplicate(meta)) => Outcome::Appended {
             partition,
