@@ -45,6 +45,7 @@ def test_counters_rise_with_produce_and_fetch(broker):
     assert rose("weir_fsyncs_total") >= 1
     assert rose("weir_fsync_duration_seconds_count") >= 1
     assert rose("weir_log_appends_total") >= 1
+    assert 1 <= rose("weir_group_commit_rounds_total") <= rose("weir_log_appends_total")
     assert rose("weir_connections_accepted_total") >= 2
     # The histogram's buckets are cumulative and end at the count.
     inf = value(after, "weir_request_duration_seconds_bucket", api="Produce", le="+Inf")

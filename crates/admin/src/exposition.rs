@@ -204,13 +204,29 @@ pub(crate) fn render(state: &AdminState) -> String {
         "Duration of each fsync.",
     );
     o.histogram("weir_fsync_duration_seconds", &[], &fsync);
-    let (appends, _, _) = weir_broker::partition::counters::snapshot();
+    let (appends, rounds, round_nanos) = weir_broker::partition::counters::snapshot();
     o.family(
         "weir_log_appends_total",
         "counter",
         "Record sets appended to partition logs.",
     );
     o.sample("weir_log_appends_total", &[], appends);
+    o.family(
+        "weir_group_commit_rounds_total",
+        "counter",
+        "Group-commit fsync rounds; each makes every append pending at that moment durable.",
+    );
+    o.sample("weir_group_commit_rounds_total", &[], rounds);
+    o.family(
+        "weir_group_commit_round_seconds_total",
+        "counter",
+        "Time spent in group-commit fsync rounds.",
+    );
+    o.sample(
+        "weir_group_commit_round_seconds_total",
+        &[],
+        seconds(round_nanos),
+    );
 
     let Some(broker) = state.broker() else {
         return o.0;
