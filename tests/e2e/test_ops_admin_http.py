@@ -53,8 +53,11 @@ def test_ready_turns_200_only_after_recovery(make_broker):
 
     def poll():
         while not stop.is_set():
-            h = http("GET", f"{b.admin_url}/health", timeout=2)[0] if _up(b) else None
-            r = http("GET", f"{b.admin_url}/ready", timeout=2)[0] if h else None
+            try:
+                h = http("GET", f"{b.admin_url}/health", timeout=5)[0] if _up(b) else None
+                r = http("GET", f"{b.admin_url}/ready", timeout=5)[0] if h else None
+            except OSError:  # not listening yet, or a slow machine: try again
+                continue
             seen.append((h, r))
             time.sleep(0.005)
 
