@@ -121,3 +121,22 @@ def test_a_malformed_request_counts_as_an_error_of_its_api(broker):
         scrape(broker.admin_url)), what="the error counted")
     assert value(before, "weir_request_errors_total", api="Metadata", version="1") == 0
     assert value(after, "weir_requests_total", api="Metadata", version="1") >= 1
+
+
+def test_partition_errors_are_counted_by_kafka_name(broker):
+    create_topic(broker.bootstrap, "compacted", 1, {"cleanup.policy": "compact"})
+    errors = []
+    p = Producer({"bootstrap.servers": broker.bootstrap, "retries": 0})
+    p.produce("compacted", value=b"no key", on_delivery=lambda err, msg: errors.append(err))
+    p.flush(30)
+    assert errors and errors[0] is not None and errors[0].name() == "INVALID_RECORD"
+
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "oor",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.assign([TopicPartition("compacted", 0, 1000)])  # past the end: OFFSET_OUT_OF_RANGE
+    c.poll(1.0)
+    m = wait_for(lambda: (lambda m: m if value(m, "weir_partition_errors_total", api="Fetch",
+                                                error="OFFSET_OUT_OF_RANGE") >= 1 else None)(
+        scrape(broker.admin_url)), what="the fetch error counted")
+    c.close()
+    assert value(m, "weir_partition_errors_total", api="Produce", error="INVALID_RECORD") == 1

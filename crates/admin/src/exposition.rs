@@ -167,6 +167,24 @@ pub(crate) fn render(state: &AdminState) -> String {
         );
     }
     o.family(
+        "weir_partition_errors_total",
+        "counter",
+        "Error codes answered for single partitions in Produce and Fetch responses (the request itself succeeded).",
+    );
+    for (api, counts) in [
+        ("Produce", &weir_broker::metrics::PRODUCE_ERRORS),
+        ("Fetch", &weir_broker::metrics::FETCH_ERRORS),
+    ] {
+        for (code, n) in counts.seen() {
+            let error = crate::api::error_name(code);
+            o.sample(
+                "weir_partition_errors_total",
+                &[("api", api), ("error", &error)],
+                n,
+            );
+        }
+    }
+    o.family(
         "weir_request_duration_seconds",
         "histogram",
         "Time from a request read to its response written, by API.",

@@ -50,6 +50,9 @@ pub fn handle(broker: &Arc<Broker>, _version: i16, req: ProduceRequest) -> Reply
                     .filter(|t| !t.is_empty());
                 append_one(broker, topic.name.as_str(), pd.index, pd.records, txn_id)
             };
+            if let Outcome::Failed(code, _) = &outcome {
+                crate::metrics::PRODUCE_ERRORS.record(*code);
+            }
             parts.push((pd.index, outcome));
         }
         results.push((topic.name, parts));
@@ -81,7 +84,7 @@ pub fn handle(broker: &Arc<Broker>, _version: i16, req: ProduceRequest) -> Reply
                         )
                         .await;
                         let log_start_offset = partition.state().log_start_offset;
-                        match waited {
+                        let pr = match waited {
                             Ok(Ok(())) => pr
                                 .with_error_code(ec::NONE)
                                 .with_base_offset(base_offset)
@@ -95,7 +98,9 @@ pub fn handle(broker: &Arc<Broker>, _version: i16, req: ProduceRequest) -> Reply
                                 .with_error_code(ec::REQUEST_TIMED_OUT)
                                 .with_base_offset(-1)
                                 .with_error_message(some_str("not durable within timeout_ms")),
-                        }
+                        };
+                        crate::metrics::PRODUCE_ERRORS.record(pr.error_code);
+                        pr
                     }
                 };
                 prs.push(pr);
