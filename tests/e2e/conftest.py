@@ -33,12 +33,19 @@ class Broker:
         self.extra_args = list(extra_args)
         self.env = env or {}
         self.port = free_port()
+        # Every broker gets its own admin port, so brokers started side by side never fight
+        # over the default 127.0.0.1:9644. A test may choose its own --admin-listen.
+        self.admin_port = free_port()
         self.proc = None
         self.starts = 0
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
 
     @property
     def log_path(self) -> Path:
@@ -52,6 +59,9 @@ class Broker:
         env.update(self.env)
         args = [str(WEIR_BIN), "serve", "--listen", self.bootstrap,
                 "--data-dir", str(self.data_dir), *self.extra_args]
+        if not any(a.startswith("--admin-listen") for a in self.extra_args) \
+                and "WEIR_ADMIN_LISTEN" not in self.env:
+            args += ["--admin-listen", f"127.0.0.1:{self.admin_port}"]
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      stdin=subprocess.DEVNULL)

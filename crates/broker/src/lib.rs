@@ -14,6 +14,7 @@ pub mod config;
 pub mod error_codes;
 pub mod group;
 pub mod log_manager;
+pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;

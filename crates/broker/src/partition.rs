@@ -15,7 +15,7 @@
 //! watermark; read_committed reads stop there.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -115,6 +115,11 @@ pub struct Partition {
     last_snapshot: Mutex<Instant>,
     /// `producer.id.expiration.ms`.
     producer_expiration_ms: i64,
+    /// Record-set bytes appended by Produce requests (the admin endpoint sums them per
+    /// topic). Kept here because the produce path already holds the partition.
+    pub bytes_in: AtomicU64,
+    /// Record-set bytes sent in Fetch responses.
+    pub bytes_out: AtomicU64,
 }
 
 impl Partition {
@@ -153,6 +158,8 @@ impl Partition {
             dir,
             last_snapshot: Mutex::new(Instant::now()),
             producer_expiration_ms,
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
         });
         p.update_stable_offset();
         tokio::spawn(flusher(p.clone()));

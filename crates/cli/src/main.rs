@@ -65,6 +65,14 @@ struct ServeArgs {
     /// Address to listen on for Kafka clients [default: 127.0.0.1:9092].
     #[arg(long, env = "WEIR_LISTEN")]
     listen: Option<String>,
+    /// HOST:PORT of the admin HTTP server (health, readiness, metrics, JSON API), or `off`
+    /// [default: 127.0.0.1:9644].
+    #[arg(long, env = "WEIR_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
+    /// Log lines as `text` (for people) or `json` (one object per line, for log pipelines)
+    /// [default: text].
+    #[arg(long, env = "WEIR_LOG_FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
     /// Directory for the data [default: ./weir-data].
     #[arg(long, env = "WEIR_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -202,6 +210,8 @@ impl ServeArgs {
         ServeArgs {
             config: self.config,
             listen: self.listen.or(file.listen),
+            admin_listen: self.admin_listen.or(file.admin_listen),
+            log_format: self.log_format.or(file.log_format),
             data_dir: self.data_dir.or(file.data_dir),
             advertised_listener: self.advertised_listener.or(file.advertised_listener),
             node_id: self.node_id.or(file.node_id),
@@ -296,17 +306,14 @@ impl ServeArgs {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => run_serve(args),
+        Command::Serve(args) => {
+            // The config file may choose the log format, so it is read before logging starts.
+            let args = with_config_file(args)?;
+            init_tracing(args.log_format.as_deref().unwrap_or("text"))?;
+            run_serve(args)
+        }
         Command::Topic(args) => cmd::run(cmd::topic::run(args)),
         Command::Produce(args) => cmd::run(cmd::produce::run(args)),
         Command::Consume(args) => cmd::run(cmd::consume::run(args)),
@@ -316,8 +323,32 @@ fn main() -> Result<()> {
     }
 }
 
-fn run_serve(args: ServeArgs) -> Result<()> {
-    let args = match &args.config {
+/// Logs go to stderr: `text` for people, `json` for pipelines (one object per line, the
+/// event's fields at the top level next to `timestamp`, `level`, `target` and `message`).
+/// `RUST_LOG` filters both [default: info].
+fn init_tracing(format: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        "text" => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        "json" => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+        other => bail!("--log-format must be text or json, not {other:?}"),
+    }
+    Ok(())
+}
+
+fn with_config_file(args: ServeArgs) -> Result<ServeArgs> {
+    Ok(match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading config file {}", path.display()))?;
@@ -326,7 +357,23 @@ fn run_serve(args: ServeArgs) -> Result<()> {
             args.or(file)
         }
         None => args,
-    };
+    })
+}
+
+/// `--admin-listen`: None when switched off.
+fn admin_address(args: &ServeArgs) -> Result<Option<SocketAddr>> {
+    match args.admin_listen.as_deref().map(str::trim) {
+        Some("off" | "none" | "disabled" | "") => Ok(None),
+        other => other
+            .unwrap_or("127.0.0.1:9644")
+            .parse()
+            .map(Some)
+            .context("--admin-listen must be HOST:PORT with an IP address, or off"),
+    }
+}
+
+fn run_serve(args: ServeArgs) -> Result<()> {
+    let admin_addr = admin_address(&args)?;
     let listen: SocketAddr = args
         .listen
         .as_deref()
@@ -430,15 +477,46 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let advertised = format!("{}:{}", config.advertised_host, config.advertised_port);
     runtime.block_on(async move {
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        // The admin server comes up first: live (and not ready) while the logs recover.
+        let admin = match admin_addr {
+            Some(addr) => {
+                let l = weir_admin::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the admin listener {addr}"))?;
+                let admin_listen = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                let state = weir_admin::AdminState::new(weir_admin::Listeners {
+                    kafka: listen.to_string(),
+                    advertised: advertised.clone(),
+                    admin: admin_listen.clone(),
+                });
+                let rx = shutdown_rx.clone();
+                let s = state.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = weir_admin::serve(l, s, rx).await {
+                        tracing::error!(error = %e, "admin server failed");
+                    }
+                });
+                tracing::info!(admin = %admin_listen, "admin server listening");
+                Some(state)
+            }
+            None => None,
+        };
         let broker = Broker::open(config)
             .await
             .map_err(|e| anyhow::anyhow!("opening the data directory: {e}"))?;
+        if let Some(a) = &admin {
+            a.set_broker(broker.clone());
+        }
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        tracing::info!(%listen, data_dir = %broker.config.data_dir.display(), "weir is listening");
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        tracing::info!(%listen, %advertised, data_dir = %broker.config.data_dir.display(), "weir is listening");
+        if let Some(a) = &admin {
+            a.set_serving();
+        }
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutdown requested");

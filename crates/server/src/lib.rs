@@ -14,8 +14,9 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
@@ -28,6 +29,9 @@ use weir_protocol::{
     parse_request_header, read_frame_chunk, read_frame_size, FrameError, HeaderError,
     FRAME_CHUNK_BYTES,
 };
+
+pub mod metrics;
+use metrics::{CONNECTIONS_ACCEPTED, CONNECTIONS_OPEN, REQUESTS};
 
 /// Limits of the network edge (Kafka's names).
 #[derive(Debug, Clone)]
@@ -107,6 +111,7 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
+                CONNECTIONS_ACCEPTED.fetch_add(1, Ordering::Relaxed);
                 {
                     let mut per_ip = budgets.per_ip.lock().unwrap_or_else(|e| e.into_inner());
                     let n = per_ip.entry(peer.ip()).or_insert(0);
@@ -122,10 +127,12 @@ pub async fn serve(
                 let done = done_tx.clone();
                 let limits = limits.clone();
                 let budgets = budgets.clone();
+                CONNECTIONS_OPEN.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);
                     handle_connection(broker, stream, peer, limits, budgets.clone(), shutdown)
                         .await;
+                    CONNECTIONS_OPEN.fetch_sub(1, Ordering::Relaxed);
                     let mut per_ip = budgets.per_ip.lock().unwrap_or_else(|e| e.into_inner());
                     if let Some(n) = per_ip.get_mut(&peer.ip()) {
                         *n -= 1;
@@ -148,6 +155,14 @@ pub async fn serve(
     drop(done_tx);
     tracing::info!("stopped accepting; waiting for in-flight requests");
     let _ = done_rx.recv().await;
+}
+
+/// What the writer needs to record a request's latency.
+#[derive(Clone, Copy)]
+struct Timed {
+    api_key: i16,
+    api_version: i16,
+    read_at: Instant,
 }
 
 /// How long a connection in the middle of a frame waits for request-memory budget before it
@@ -253,23 +268,37 @@ async fn handle_connection(
     let (mut reader, mut writer) = stream.into_split();
     // Each response travels with what its request holds of the shared budgets, released
     // once the response is written.
-    let (tx, mut rx) = mpsc::channel::<(Response, Held)>(limits.max_in_flight_per_connection);
+    // `Timed` carries the request's API, version and arrival, so its latency is recorded
+    // once its response is on the wire.
+    let (tx, mut rx) =
+        mpsc::channel::<(Response, Held, Option<Timed>)>(limits.max_in_flight_per_connection);
     let writer_task = tokio::spawn(async move {
-        while let Some((resp, held)) = rx.recv().await {
+        while let Some((resp, held, timed)) = rx.recv().await {
             let bytes: Bytes = match resp {
                 Response::Now(b) => b,
                 Response::Later(fut) => match fut.await {
                     Ok(b) => b,
                     Err(e) => {
+                        if let Some(t) = timed {
+                            REQUESTS.error(t.api_key, t.api_version);
+                        }
                         tracing::error!(%peer, error = %e, "dropping connection");
                         break;
                     }
                 },
-                Response::Nothing => continue,
+                Response::Nothing => {
+                    if let Some(t) = timed {
+                        REQUESTS.latency(t.api_key, t.read_at.elapsed());
+                    }
+                    continue;
+                }
             };
             if let Err(e) = writer.write_all(&bytes).await {
                 tracing::debug!(%peer, error = %e, "write failed");
                 break;
+            }
+            if let Some(t) = timed {
+                REQUESTS.latency(t.api_key, t.read_at.elapsed());
             }
             drop(held);
         }
@@ -308,6 +337,7 @@ async fn handle_connection(
                 break;
             }
         };
+        let read_at = Instant::now();
         let mut frame = frame.freeze();
         let meta = match parse_request_header(&mut frame) {
             Ok(mut m) => {
@@ -320,8 +350,10 @@ async fn handle_connection(
                 correlation_id,
             }) if api_key == ApiKey::ApiVersions as i16 => {
                 tracing::debug!(%peer, api_version, "ApiVersions at an unknown version: answering v0");
+                REQUESTS.request(api_key, api_version);
+                REQUESTS.error(api_key, api_version);
                 let resp = api::api_versions::unsupported_version_response(correlation_id);
-                if tx.send((Response::Now(resp), held)).await.is_err() {
+                if tx.send((Response::Now(resp), held, None)).await.is_err() {
                     break;
                 }
                 continue;
@@ -331,13 +363,20 @@ async fn handle_connection(
                 break;
             }
         };
+        let timed = Timed {
+            api_key: meta.api_key as i16,
+            api_version: meta.api_version,
+            read_at,
+        };
+        REQUESTS.request(timed.api_key, timed.api_version);
         match api::dispatch(&broker, &meta, frame).await {
             Ok(resp) => {
-                if tx.send((resp, held)).await.is_err() {
+                if tx.send((resp, held, Some(timed))).await.is_err() {
                     break;
                 }
             }
             Err(e) => {
+                REQUESTS.error(timed.api_key, timed.api_version);
                 tracing::warn!(%peer, client_id = ?meta.client_id, error = %e, "closing connection");
                 break;
             }

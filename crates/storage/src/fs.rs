@@ -83,10 +83,10 @@ impl StorageFile for File {
         File::set_len(self, len)
     }
     fn sync_data(&self) -> io::Result<()> {
-        File::sync_data(self)
+        crate::metrics::timed_fsync(|| File::sync_data(self))
     }
     fn sync_all(&self) -> io::Result<()> {
-        File::sync_all(self)
+        crate::metrics::timed_fsync(|| File::sync_all(self))
     }
 }
 
@@ -146,6 +146,7 @@ impl Fs for StdFs {
         fs::rename(from, to)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir)?.sync_all()
+        let d = File::open(dir)?;
+        crate::metrics::timed_fsync(|| d.sync_all())
     }
 }

@@ -15,6 +15,7 @@ mod checkpoint;
 pub mod cleaner;
 pub mod fs;
 pub mod log;
+pub mod metrics;
 pub mod record_codec;
 pub mod records;
 mod segment;

@@ -771,6 +771,8 @@ impl Log {
             }
             Err(e) => return self.fail(e),
         }
+        tracing::info!(dir = %dir.display(), base_offset = log_end_offset, segments = self.segments.len(),
+            "segment rolled");
         if let Err(e) = self.write_log_checkpoint() {
             return self.fail(e);
         }

@@ -20,13 +20,33 @@ pub const SOURCE_TOPIC: i8 = 1;
 pub const SOURCE_STATIC_BROKER: i8 = 4;
 pub const SOURCE_DEFAULT: i8 = 5;
 
-struct Entry {
-    name: String,
-    value: String,
-    source: i8,
-    config_type: ConfigType,
-    doc: String,
-    synonyms: Vec<(String, String, i8)>,
+/// One effective setting, as DescribeConfigs and the admin HTTP API report it.
+pub struct Entry {
+    pub name: String,
+    pub value: String,
+    /// Kafka's ConfigSource: `SOURCE_TOPIC`, `SOURCE_STATIC_BROKER` or `SOURCE_DEFAULT`.
+    pub source: i8,
+    pub config_type: ConfigType,
+    pub doc: String,
+    /// `(name, value, source)`, most specific first.
+    pub synonyms: Vec<(String, String, i8)>,
+}
+
+impl Entry {
+    /// Kafka's rule: a topic's own settings and defaults can be altered, the broker's not.
+    pub fn read_only(&self) -> bool {
+        self.source != SOURCE_TOPIC && self.source != SOURCE_DEFAULT
+    }
+}
+
+/// Kafka's name of a ConfigSource value.
+pub fn source_name(source: i8) -> &'static str {
+    match source {
+        SOURCE_TOPIC => "DYNAMIC_TOPIC_CONFIG",
+        SOURCE_STATIC_BROKER => "STATIC_BROKER_CONFIG",
+        SOURCE_DEFAULT => "DEFAULT_CONFIG",
+        _ => "UNKNOWN",
+    }
 }
 
 pub fn handle(
@@ -95,7 +115,7 @@ fn encode_entry(
     let mut r = DescribeConfigsResourceResult::default()
         .with_name(str_bytes(&e.name))
         .with_value(some_str(&e.value))
-        .with_read_only(e.source != SOURCE_TOPIC && e.source != SOURCE_DEFAULT)
+        .with_read_only(e.read_only())
         .with_config_source(e.source)
         .with_is_sensitive(false);
     if version >= 1 && synonyms {
@@ -120,7 +140,8 @@ fn encode_entry(
     r
 }
 
-fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, String)> {
+/// Every setting of topic `name` with its effective value and where it comes from.
+pub fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, String)> {
     let Some(topic) = broker.topic(name) else {
         return Err((
             ec::UNKNOWN_TOPIC_OR_PARTITION,

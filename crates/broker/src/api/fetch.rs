@@ -53,7 +53,7 @@ pub fn handle(broker: &Arc<Broker>, _version: i16, req: FetchRequest) -> Reply<F
 
     let first = read_all(broker, &wanted, max_bytes, read_committed);
     if max_wait.is_zero() || first.bytes >= min_bytes.max(1) || first.has_error {
-        return Reply::Now(first.response);
+        return Reply::Now(first.finish());
     }
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {
@@ -83,12 +83,12 @@ pub fn handle(broker: &Arc<Broker>, _version: i16, req: FetchRequest) -> Reply<F
                 Ok((Ok(()), _, _)) => {
                     let again = read_all(&broker, &wanted, max_bytes, read_committed);
                     if again.bytes >= min_bytes.max(1) || again.has_error {
-                        return again.response;
+                        return again.finish();
                     }
                 }
             }
         }
-        read_all(&broker, &wanted, max_bytes, read_committed).response
+        read_all(&broker, &wanted, max_bytes, read_committed).finish()
     }))
 }
 
@@ -96,6 +96,26 @@ struct ReadResult {
     response: FetchResponse,
     bytes: usize,
     has_error: bool,
+    /// Record bytes read per partition, counted only once this read is the one sent (a
+    /// long poll may read several times).
+    sent: Vec<(Arc<Partition>, usize)>,
+}
+
+impl ReadResult {
+    fn finish(self) -> FetchResponse {
+        for (p, n) in &self.sent {
+            p.bytes_out
+                .fetch_add(*n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        if self.has_error {
+            for t in &self.response.responses {
+                for pd in &t.partitions {
+                    crate::metrics::FETCH_ERRORS.record(pd.error_code);
+                }
+            }
+        }
+        self.response
+    }
 }
 
 fn read_all(
@@ -106,13 +126,14 @@ fn read_all(
 ) -> ReadResult {
     let mut total = 0usize;
     let mut has_error = false;
+    let mut sent = Vec::new();
     let mut topics = Vec::with_capacity(wanted.len());
     for w in wanted {
         let mut parts = Vec::with_capacity(w.partitions.len());
         for &(index, fetch_offset, partition_max_bytes) in &w.partitions {
             let remaining = max_bytes.saturating_sub(total);
             let limit = (partition_max_bytes.max(0) as usize).min(remaining);
-            let pd = read_partition(
+            let (pd, partition) = read_partition(
                 broker,
                 w.topic.as_str(),
                 index,
@@ -123,7 +144,11 @@ fn read_all(
             if pd.error_code != ec::NONE {
                 has_error = true;
             }
-            total += pd.records.as_ref().map_or(0, |r| r.len());
+            let n = pd.records.as_ref().map_or(0, |r| r.len());
+            if let (Some(p), true) = (partition, n > 0) {
+                sent.push((p, n));
+            }
+            total += n;
             parts.push(pd);
         }
         topics.push(
@@ -139,6 +164,7 @@ fn read_all(
             .with_responses(topics),
         bytes: total,
         has_error,
+        sent,
     }
 }
 
@@ -149,7 +175,7 @@ fn read_partition(
     fetch_offset: i64,
     limit: usize,
     read_committed: bool,
-) -> PartitionData {
+) -> (PartitionData, Option<Arc<Partition>>) {
     let pd = PartitionData::default()
         .with_partition_index(index)
         .with_records(Some(Bytes::new()))
@@ -159,11 +185,12 @@ fn read_partition(
             None
         });
     let Some(p) = broker.partition(topic, index) else {
-        return pd
+        let pd = pd
             .with_error_code(ec::UNKNOWN_TOPIC_OR_PARTITION)
             .with_high_watermark(-1)
             .with_last_stable_offset(-1)
             .with_log_start_offset(-1);
+        return (pd, None);
     };
     let state = p.state();
     let pd = pd
@@ -171,14 +198,14 @@ fn read_partition(
         .with_last_stable_offset(state.last_stable_offset)
         .with_log_start_offset(state.log_start_offset);
     if limit == 0 {
-        return pd.with_error_code(ec::NONE);
+        return (pd.with_error_code(ec::NONE), None);
     }
     let upto = if read_committed {
         state.last_stable_offset
     } else {
         state.high_watermark
     };
-    match p.read_upto(fetch_offset, limit, upto) {
+    let pd = match p.read_upto(fetch_offset, limit, upto) {
         Ok(records) if read_committed => {
             let aborted = if records.is_empty() {
                 Vec::new()
@@ -205,5 +232,6 @@ fn read_partition(
             tracing::error!(partition = %p.name(), error = %e, "read failed");
             pd.with_error_code(ec::KAFKA_STORAGE_ERROR)
         }
-    }
+    };
+    (pd, Some(p))
 }

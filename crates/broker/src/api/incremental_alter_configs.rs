@@ -13,10 +13,103 @@ use crate::broker::{Broker, TopicError};
 use crate::config::{ConfigType, TOPIC_SETTINGS};
 use crate::error_codes as ec;
 
-const SET: i8 = 0;
-const DELETE: i8 = 1;
-const APPEND: i8 = 2;
-const SUBTRACT: i8 = 3;
+pub const SET: i8 = 0;
+pub const DELETE: i8 = 1;
+pub const APPEND: i8 = 2;
+pub const SUBTRACT: i8 = 3;
+
+/// One config operation on a topic (Kafka's AlterableConfig).
+#[derive(Debug, Clone)]
+pub struct ConfigOp {
+    pub name: String,
+    /// `SET`, `DELETE`, `APPEND` or `SUBTRACT`.
+    pub operation: i8,
+    pub value: Option<String>,
+}
+
+/// Apply `ops` to topic `name`'s overrides and then the whole new set through
+/// `Broker::alter_topic_config`: the one path for IncrementalAlterConfigs and the admin
+/// HTTP API.
+pub async fn alter_topic_incrementally(
+    broker: &Broker,
+    name: &str,
+    ops: &[ConfigOp],
+    validate_only: bool,
+) -> Result<(), TopicError> {
+    no_duplicates(ops.iter().map(|c| c.name.as_str()))?;
+    let topic = broker.topic(name).ok_or_else(|| {
+        TopicError::new(
+            ec::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("topic '{name}' does not exist"),
+        )
+    })?;
+    let mut overrides = topic.overrides.clone();
+    for c in ops {
+        let key = c.name.clone();
+        let value = c.value.clone();
+        match c.operation {
+            SET => {
+                let Some(v) = value else {
+                    return Err(TopicError::new(
+                        ec::INVALID_CONFIG,
+                        format!("SET {key} needs a value"),
+                    ));
+                };
+                overrides.insert(key, v);
+            }
+            DELETE => {
+                overrides.remove(&key);
+            }
+            APPEND | SUBTRACT => {
+                let is_list = TOPIC_SETTINGS
+                    .iter()
+                    .any(|s| s.name == key && s.config_type == ConfigType::List);
+                if !is_list {
+                    return Err(TopicError::new(
+                        ec::INVALID_CONFIG,
+                        format!(
+                            "{key} is not a list: APPEND and SUBTRACT apply to list settings only"
+                        ),
+                    ));
+                }
+                let current = topic.settings.value_of(&key).unwrap_or_default();
+                let mut items: Vec<String> = current
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for item in value.unwrap_or_default().split(',').map(str::trim) {
+                    if item.is_empty() {
+                        continue;
+                    }
+                    if c.operation == APPEND {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                if items.is_empty() {
+                    return Err(TopicError::new(
+                        ec::INVALID_CONFIG,
+                        format!("{key} would be empty"),
+                    ));
+                }
+                overrides.insert(key, items.join(","));
+            }
+            op => {
+                return Err(TopicError::new(
+                    ec::INVALID_REQUEST,
+                    format!("unknown config operation {op} for {key}"),
+                ))
+            }
+        }
+    }
+    broker
+        .alter_topic_config(name, overrides, validate_only)
+        .await
+}
 
 pub fn handle(
     broker: &Arc<Broker>,
@@ -29,77 +122,16 @@ pub fn handle(
         for r in req.resources {
             let outcome = async {
                 let name = topic_resource(r.resource_type, r.resource_name.as_str())?;
-                no_duplicates(r.configs.iter().map(|c| c.name.as_str()))?;
-                let topic = broker.topic(name).ok_or_else(|| {
-                    TopicError::new(
-                        ec::UNKNOWN_TOPIC_OR_PARTITION,
-                        format!("topic '{name}' does not exist"),
-                    )
-                })?;
-                let mut overrides = topic.overrides.clone();
-                for c in &r.configs {
-                    let key = c.name.to_string();
-                    let value = c.value.as_ref().map(|v| v.to_string());
-                    match c.config_operation {
-                        SET => {
-                            let Some(v) = value else {
-                                return Err(TopicError::new(
-                                    ec::INVALID_CONFIG,
-                                    format!("SET {key} needs a value"),
-                                ));
-                            };
-                            overrides.insert(key, v);
-                        }
-                        DELETE => {
-                            overrides.remove(&key);
-                        }
-                        APPEND | SUBTRACT => {
-                            let is_list = TOPIC_SETTINGS
-                                .iter()
-                                .any(|s| s.name == key && s.config_type == ConfigType::List);
-                            if !is_list {
-                                return Err(TopicError::new(
-                                    ec::INVALID_CONFIG,
-                                    format!("{key} is not a list: APPEND and SUBTRACT apply to list settings only"),
-                                ));
-                            }
-                            let current = topic.settings.value_of(&key).unwrap_or_default();
-                            let mut items: Vec<String> = current
-                                .split(',')
-                                .map(|s| s.trim().to_string())
-                                .filter(|s| !s.is_empty())
-                                .collect();
-                            for item in value.unwrap_or_default().split(',').map(str::trim) {
-                                if item.is_empty() {
-                                    continue;
-                                }
-                                if c.config_operation == APPEND {
-                                    if !items.iter().any(|i| i == item) {
-                                        items.push(item.to_string());
-                                    }
-                                } else {
-                                    items.retain(|i| i != item);
-                                }
-                            }
-                            if items.is_empty() {
-                                return Err(TopicError::new(
-                                    ec::INVALID_CONFIG,
-                                    format!("{key} would be empty"),
-                                ));
-                            }
-                            overrides.insert(key, items.join(","));
-                        }
-                        op => {
-                            return Err(TopicError::new(
-                                ec::INVALID_REQUEST,
-                                format!("unknown config operation {op} for {key}"),
-                            ))
-                        }
-                    }
-                }
-                broker
-                    .alter_topic_config(name, overrides, req.validate_only)
-                    .await
+                let ops: Vec<ConfigOp> = r
+                    .configs
+                    .iter()
+                    .map(|c| ConfigOp {
+                        name: c.name.to_string(),
+                        operation: c.config_operation,
+                        value: c.value.as_ref().map(|v| v.to_string()),
+                    })
+                    .collect();
+                alter_topic_incrementally(&broker, name, &ops, req.validate_only).await
             }
             .await;
             let (code, message) = match outcome {

@@ -50,6 +50,9 @@ pub fn handle(broker: &Arc<Broker>, _version: i16, req: ProduceRequest) -> Reply
                     .filter(|t| !t.is_empty());
                 append_one(broker, topic.name.as_str(), pd.index, pd.records, txn_id)
             };
+            if let Outcome::Failed(code, _) = &outcome {
+                crate::metrics::PRODUCE_ERRORS.record(*code);
+            }
             parts.push((pd.index, outcome));
         }
         results.push((topic.name, parts));
@@ -81,7 +84,7 @@ pub fn handle(broker: &Arc<Broker>, _version: i16, req: ProduceRequest) -> Reply
                         )
                         .await;
                         let log_start_offset = partition.state().log_start_offset;
-                        match waited {
+                        let pr = match waited {
                             Ok(Ok(())) => pr
                                 .with_error_code(ec::NONE)
                                 .with_base_offset(base_offset)
@@ -95,7 +98,9 @@ pub fn handle(broker: &Arc<Broker>, _version: i16, req: ProduceRequest) -> Reply
                                 .with_error_code(ec::REQUEST_TIMED_OUT)
                                 .with_base_offset(-1)
                                 .with_error_message(some_str("not durable within timeout_ms")),
-                        }
+                        };
+                        crate::metrics::PRODUCE_ERRORS.record(pr.error_code);
+                        pr
                     }
                 };
                 prs.push(pr);
@@ -191,13 +196,19 @@ fn append_one(
     let check = verify
         .as_ref()
         .map(|f| f as &(dyn Fn() -> Result<(), (i16, &'static str)> + Sync));
+    let len = buf.len() as u64;
     match partition.append_checked(&mut buf, now_ms(), producer, check) {
-        Ok(Appended::New(info)) => Outcome::Appended {
-            partition,
-            base_offset: info.base_offset,
-            end_offset: info.last_offset + 1,
-            log_append_time_ms: info.log_append_time_ms,
-        },
+        Ok(Appended::New(info)) => {
+            partition
+                .bytes_in
+                .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+            Outcome::Appended {
+                partition,
+                base_offset: info.base_offset,
+                end_offset: info.last_offset + 1,
+                log_append_time_ms: info.log_append_time_ms,
+            }
+        }
         // A retry: answered with where the batch was first written, once that is durable.
         Ok(Appended::Duplicate(meta)) => Outcome::Appended {
             partition,

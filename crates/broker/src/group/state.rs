@@ -574,6 +574,8 @@ impl Group {
             self.rebalance_deadline_ms = None;
             self.transition(GroupState::Empty, now_ms);
             self.persist_pending = true;
+            tracing::info!(group = %self.id, generation = self.generation, members = 0,
+                "group rebalanced");
             return;
         }
         self.protocol = self.select_protocol();
@@ -596,6 +598,14 @@ impl Group {
             .unwrap_or(0);
         self.rebalance_deadline_ms = Some(now_ms + timeout);
         self.transition(GroupState::CompletingRebalance, now_ms);
+        tracing::info!(
+            group = %self.id,
+            generation = self.generation,
+            members = self.members.len(),
+            leader = self.leader.as_deref().unwrap_or(""),
+            protocol = self.protocol.as_deref().unwrap_or(""),
+            "group rebalanced"
+        );
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in ids {
             let out = self.join_outcome_for(&id);

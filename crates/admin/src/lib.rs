@@ -1,0 +1,183 @@
+//! weir-admin: the operator's HTTP door.
+//!
+//! Owns: the admin listener (`--admin-listen`, default 127.0.0.1:9644) and everything served
+//! on it — `GET /health` (the process is up), `GET /ready` (logs open and recovered, Kafka
+//! listener bound), `GET /metrics` (Prometheus text format 0.0.4), the JSON API under `/v1/`
+//! and its OpenAPI 3 document at `/openapi.json`.
+//!
+//! Invariants and why:
+//! - The listener starts before `Broker::open`, so an orchestrator sees the process live
+//!   (and not ready) during a long recovery. Until the broker is set, `/v1/` answers 503.
+//! - One command path: every write goes through the same broker operations the Kafka
+//!   handlers call (`Broker::create_topic`, `Broker::delete_topic`,
+//!   `alter_topic_incrementally`, `topic_entries`, the group coordinator), so HTTP and Kafka
+//!   clients can never disagree on validation or effect.
+//! - Metrics are read at scrape time from the structures that own them (partition state,
+//!   atomics on partitions, fixed arrays in the server and storage crates); nothing is kept
+//!   twice and nothing on the hot path takes a lock for the exporter.
+//! - Request bodies are capped at [`MAX_BODY_BYTES`]; every error is JSON
+//!   `{"error": KAFKA_ERROR_NAME, "message": ...}`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use weir_broker::Broker;
+
+mod api;
+mod exposition;
+mod openapi;
+
+/// The largest request body the JSON API reads (a topic with many configs fits easily).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Addresses the broker info reports.
+#[derive(Debug, Clone)]
+pub struct Listeners {
+    pub kafka: String,
+    pub advertised: String,
+    pub admin: String,
+}
+
+/// What the admin server knows: the broker once it is open, and whether Kafka is served.
+pub struct AdminState {
+    started: Instant,
+    listeners: Listeners,
+    broker: OnceLock<Arc<Broker>>,
+    serving: AtomicBool,
+}
+
+impl AdminState {
+    pub fn new(listeners: Listeners) -> Arc<AdminState> {
+        Arc::new(AdminState {
+            started: Instant::now(),
+            listeners,
+            broker: OnceLock::new(),
+            serving: AtomicBool::new(false),
+        })
+    }
+
+    /// The logs are open and recovered; the JSON API can answer from now on.
+    pub fn set_broker(&self, broker: Arc<Broker>) {
+        let _ = self.broker.set(broker);
+    }
+
+    /// The Kafka listener is bound: `/ready` turns 200.
+    pub fn set_serving(&self) {
+        self.serving.store(true, Ordering::Release);
+        tracing::info!(
+            kafka = %self.listeners.kafka,
+            advertised = %self.listeners.advertised,
+            admin = %self.listeners.admin,
+            "weir is ready"
+        );
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.broker.get().is_some() && self.serving.load(Ordering::Acquire)
+    }
+
+    fn broker(&self) -> Option<&Arc<Broker>> {
+        self.broker.get()
+    }
+
+    fn uptime_seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}
+
+type Shared = Arc<AdminState>;
+
+/// Bind the admin listener (before the broker opens, so a bad address fails fast).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serve the admin API on `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await
+}
+
+fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi::document))
+        .merge(api::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn health(State(s): State<Shared>) -> Response {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "uptime_seconds": s.uptime_seconds(),
+    }))
+    .into_response()
+}
+
+async fn ready(State(s): State<Shared>) -> Response {
+    if s.is_ready() {
+        (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ready"})),
+        )
+            .into_response()
+    } else {
+        let reason = if s.broker().is_none() {
+            "opening and recovering the logs"
+        } else {
+            "binding the Kafka listener"
+        };
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "starting", "reason": reason})),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(s): State<Shared>) -> Response {
+    let body = exposition::render(&s);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    api::ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    api::ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "this route does not accept that method",
+    )
+    .into_response()
+}
