@@ -91,7 +91,8 @@ def main():
     log_path = os.path.join(work, "weir.log")
     env = dict(os.environ, RUST_LOG="info")
     proc = subprocess.Popen([args.bin, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir",
-                             os.path.join(work, "data"), "--log-cleaner-backoff-ms", "100"],
+                             os.path.join(work, "data"), "--log-cleaner-backoff-ms", "100",
+                             "--admin-listen", "127.0.0.1:0"],
                             stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, env=env)
     bootstrap = f"127.0.0.1:{port}"

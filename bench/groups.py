@@ -57,7 +57,7 @@ def start_broker(binary, data_dir, log_path):
     env.setdefault("RUST_LOG", "warn")
     proc = subprocess.Popen(
         [binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir,
-         "--group-initial-rebalance-delay-ms", "0"],
+         "--group-initial-rebalance-delay-ms", "0", "--admin-listen", "127.0.0.1:0"],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     bootstrap = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 30

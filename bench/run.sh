@@ -85,7 +85,7 @@ run_session() {  # NAME EXTRA_PRODUCE_CONSUME_ARGS...
     local port i rc=0
     port="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     PORT="$port"
-    BROKER_CMD=("$WEIR" serve --listen "127.0.0.1:$port" --data-dir "$DATA")
+    BROKER_CMD=("$WEIR" serve --listen "127.0.0.1:$port" --data-dir "$DATA" --admin-listen 127.0.0.1:0)
     log "[$name] starting: ${BROKER_CMD[*]} (log: ${BROKER_LOG#"$ROOT"/}.$name)"
     NO_COLOR=1 "${BROKER_CMD[@]}" >"$BROKER_LOG.$name" 2>&1 &   # NO_COLOR: plain log file
     BROKER_PID=$!
@@ -156,7 +156,7 @@ if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then COM
 
 export PC_JSON PC_JSON_IDEMPOTENT PC_JSON_CONCURRENT TOTALS_CONCURRENT TOTALS_PLAIN TOTALS_IDEMPOTENT BROKER_RC BROKER_WARNINGS DATA_BYTES FS_TYPE FS_DEV COMMIT PORT \
        MESSAGES SIZE PARTITIONS
-export BROKER_CMD_STR="weir serve --listen 127.0.0.1:$PORT --data-dir <tmp>/data"
+export BROKER_CMD_STR="weir serve --listen 127.0.0.1:$PORT --data-dir <tmp>/data --admin-listen 127.0.0.1:0"
 export FIO_SEQ_STR="${FIO_SEQ[*]/#--filename=*/--filename=<tmp>/seq}"
 export FIO_4K_STR="${FIO_4K[*]/#--filename=*/--filename=<tmp>/4k}"
 export FIO_SEQ_JSON="$WORK/fio-seq.json" FIO_4K_JSON="$WORK/fio-4k.json"

@@ -46,7 +46,8 @@ def start_broker(binary, data_dir, log_path):
     log = open(log_path, "wb")
     env = dict(os.environ)
     env.setdefault("RUST_LOG", "warn")
-    proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir],
+    proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir,
+                             "--admin-listen", "127.0.0.1:0"],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

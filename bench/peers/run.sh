@@ -171,7 +171,7 @@ start_server() {  # SYSTEM [keep] -> sets SERVER_PID, ADDR, SERVER_PORT; keep: r
     PEAK_RESET="start"
     case "$sys" in
         weir)
-            NO_COLOR=1 "$WEIR" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" \
+            NO_COLOR=1 "$WEIR" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" --admin-listen 127.0.0.1:0 \
                 >>"$WORK/server-$sys.log" 2>&1 &
             SERVER_PID=$!; ADDR="127.0.0.1:$port"; wait_port "$port" 30 ;;
         nats)
