@@ -56,6 +56,9 @@ def partition_count(b, topic) -> int:
 def produce_sync(b, topic, values, partition=None, timestamps=None, **conf):
     """Produce with acks=all and wait; returns [(err, partition, offset)] in send order."""
     p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", **conf})
+    # Metadata first: records queued while it is still on its way can leave in more than one
+    # batch, whatever linger.ms says, and some tests count batches.
+    p.list_topics(topic, timeout=15)
     out = [None] * len(values)
 
     def cb(i):

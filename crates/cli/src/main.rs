@@ -307,6 +307,10 @@ impl ServeArgs {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // The client commands report resets and retries as warnings on stderr.
+        init_tracing("text")?;
+    }
     match cli.command {
         Command::Serve(args) => {
             // The config file may choose the log format, so it is read before logging starts.
