@@ -18,7 +18,7 @@ use kafka_protocol::protocol::{Message, StrBytes};
 use serde::Serialize;
 
 use crate::client::Client;
-use crate::error::{check, Error, Result};
+use crate::error::{check, only, Error, Result};
 
 /// ListOffsets timestamps with special meaning.
 pub const EARLIEST_TIMESTAMP: i64 = -2;
@@ -264,10 +264,7 @@ impl Client {
         // CreateTopics must reach the controller; on one node (and in KRaft Kafka, which
         // forwards) any broker will do.
         let resp = self.call_any(&req).await?;
-        let r = resp
-            .topics
-            .first()
-            .ok_or_else(|| Error::Invalid("CreateTopics answered no topic".into()))?;
+        let r = only(&resp.topics, "CreateTopics")?;
         check(
             r.error_code,
             || format!("creating topic {name:?}"),
@@ -304,10 +301,7 @@ impl Client {
         }
         .with_timeout_ms(30_000);
         let resp = conn.call(&req).await?;
-        let r = resp
-            .responses
-            .first()
-            .ok_or_else(|| Error::Invalid("DeleteTopics answered no topic".into()))?;
+        let r = only(&resp.responses, "DeleteTopics")?;
         check(
             r.error_code,
             || format!("deleting topic {name:?}"),
@@ -323,10 +317,7 @@ impl Client {
                 .with_configuration_keys(None),
         ]);
         let resp = self.call_any(&req).await?;
-        let r = resp
-            .results
-            .first()
-            .ok_or_else(|| Error::Invalid("DescribeConfigs answered no resource".into()))?;
+        let r = only(&resp.results, "DescribeConfigs")?;
         check(
             r.error_code,
             || format!("describing the configs of topic {name:?}"),
@@ -380,10 +371,7 @@ impl Client {
                 .with_configs(configs),
         ]);
         let resp = self.call_any(&req).await?;
-        let r = resp
-            .responses
-            .first()
-            .ok_or_else(|| Error::Invalid("IncrementalAlterConfigs answered nothing".into()))?;
+        let r = only(&resp.responses, "IncrementalAlterConfigs")?;
         check(
             r.error_code,
             || format!("altering the configs of topic {name:?}"),

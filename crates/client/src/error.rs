@@ -71,6 +71,14 @@ pub fn check(code: i16, context: impl FnOnce() -> String, message: Option<String
     }
 }
 
+/// The one entry a single-resource request's response must hold (`what` names the
+/// request and the resource, for the message when the broker answered none).
+pub fn only<'a, T>(items: &'a [T], what: &str) -> Result<&'a T> {
+    items
+        .first()
+        .ok_or_else(|| Error::Invalid(format!("{what} answered nothing")))
+}
+
 /// Kafka's name of an error code, as in Errors.java: `UNKNOWN_TOPIC_OR_PARTITION`.
 pub fn error_name(code: i16) -> String {
     match ResponseError::try_from_code(code) {

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::admin::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use crate::client::Client;
-use crate::error::{check, Error, Result};
+use crate::error::{check, only, Error, Result};
 
 /// The version of the Subscription/Assignment this client writes. v0 carries everything
 /// the range assignor needs and every Kafka client reads it.
@@ -270,10 +270,7 @@ impl Client {
         let coordinator = self.group_coordinator(group).await?;
         let req = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
         let resp = self.call_node(coordinator, &req).await?;
-        let g = resp
-            .groups
-            .first()
-            .ok_or_else(|| Error::Invalid("DescribeGroups answered no group".into()))?;
+        let g = only(&resp.groups, "DescribeGroups")?;
         check(
             g.error_code,
             || format!("describing group {group:?}"),
@@ -381,10 +378,7 @@ impl Client {
         let coordinator = self.group_coordinator(group).await?;
         let req = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
         let resp = self.call_node(coordinator, &req).await?;
-        let g = resp
-            .groups
-            .first()
-            .ok_or_else(|| Error::Invalid("DescribeGroups answered no group".into()))?;
+        let g = only(&resp.groups, "DescribeGroups")?;
         check(g.error_code, || format!("describing group {group:?}"), None)?;
         let state = g.group_state.to_string();
         if !(state == "Empty" || state == "Dead") || !g.members.is_empty() {
@@ -468,10 +462,7 @@ impl Client {
         let coordinator = self.group_coordinator(group).await?;
         let req = DeleteGroupsRequest::default().with_groups_names(vec![group_id(group)]);
         let resp = self.call_node(coordinator, &req).await?;
-        let r = resp
-            .results
-            .first()
-            .ok_or_else(|| Error::Invalid("DeleteGroups answered no group".into()))?;
+        let r = only(&resp.results, "DeleteGroups")?;
         check(r.error_code, || format!("deleting group {group:?}"), None)
     }
 }
