@@ -684,3 +684,38 @@ def test_offsets_outside_the_log_go_on_from_its_start_or_end(cbroker):
     assert weir(b, "consume", "trimmed", "--from", "offset:2", "--format", r"%o\n").stdout.decode().split() == \
         ["6", "7", "8", "9"]
     assert weir(b, "consume", "trimmed", "--from", "offset:100").stdout == b""
+
+
+def test_produce_draws_a_progress_bar_only_on_a_terminal(broker, tmp_path):
+    """A large --file input shows a progress bar when stderr is a terminal (a pty here), and
+    nothing of it when stderr is a pipe; the records arrive either way."""
+    import pty
+
+    create_topic(broker.bootstrap, "progress", 1)
+    data = tmp_path / "lines.txt"
+    with open(data, "w") as f:
+        for i in range(600_000):
+            f.write("k%d:%s\n" % (i % 1000, "v" * 100))
+    master, slave = pty.openpty()
+    env = dict(os.environ, WEIR_BROKERS=broker.bootstrap)
+    proc = subprocess.Popen([str(WEIR_BIN), "produce", "progress", "--file", str(data), "-K", ":"],
+                            stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the process closed its end
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    out, _ = proc.communicate(timeout=60)
+    os.close(master)
+    assert proc.returncode == 0, drawn.decode(errors="replace")
+    assert b"MiB" in drawn and b"eta" in drawn, f"no progress bar on the terminal: {drawn[:300]!r}"
+    assert b"600000" in out, out
+
+    piped = weir(broker, "produce", "progress", "--file", str(data), "-K", ":")
+    assert b"eta" not in piped.stderr and b"MiB" not in piped.stderr, piped.stderr[:300]
+    assert b"600000" in piped.stdout
