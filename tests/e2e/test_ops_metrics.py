@@ -5,6 +5,8 @@ what ListOffsets says, and lag gauges equal a real group's committed offsets."""
 import socket
 import struct
 
+import pytest
+
 from confluent_kafka import Consumer, Producer, TopicPartition
 from conftest import create_topic
 from ops_http import scrape, total, value, wait_for
@@ -123,7 +125,7 @@ def test_a_malformed_request_counts_as_an_error_of_its_api(broker):
     assert value(after, "weir_requests_total", api="Metadata", version="1") >= 1
 
 
-def test_partition_errors_are_counted_by_kafka_name(broker):
+def test_response_errors_are_counted_by_api_and_kafka_name(broker):
     create_topic(broker.bootstrap, "compacted", 1, {"cleanup.policy": "compact"})
     errors = []
     p = Producer({"bootstrap.servers": broker.bootstrap, "retries": 0})
@@ -135,8 +137,19 @@ def test_partition_errors_are_counted_by_kafka_name(broker):
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
     c.assign([TopicPartition("compacted", 0, 1000)])  # past the end: OFFSET_OUT_OF_RANGE
     c.poll(1.0)
-    m = wait_for(lambda: (lambda m: m if value(m, "weir_partition_errors_total", api="Fetch",
+    m = wait_for(lambda: (lambda m: m if value(m, "weir_response_errors_total", api="Fetch",
                                                 error="OFFSET_OUT_OF_RANGE") >= 1 else None)(
         scrape(broker.admin_url)), what="the fetch error counted")
     c.close()
-    assert value(m, "weir_partition_errors_total", api="Produce", error="INVALID_RECORD") == 1
+    assert value(m, "weir_response_errors_total", api="Produce", error="INVALID_RECORD") == 1
+
+    # Not only the data path: an admin call answered with an error is counted under its API.
+    from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+    res = ConfigResource(ResourceType.TOPIC, "no-such-topic")
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    with pytest.raises(Exception) as e:
+        a.describe_configs([res])[res].result(15)
+    assert "UNKNOWN_TOPIC_OR_PART" in str(e.value), e.value
+    m = scrape(broker.admin_url)
+    assert value(m, "weir_response_errors_total", api="DescribeConfigs",
+                 error="UNKNOWN_TOPIC_OR_PARTITION") == 1

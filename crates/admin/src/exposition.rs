@@ -167,22 +167,17 @@ pub(crate) fn render(state: &AdminState) -> String {
         );
     }
     o.family(
-        "weir_partition_errors_total",
+        "weir_response_errors_total",
         "counter",
-        "Error codes answered for single partitions in Produce and Fetch responses (the request itself succeeded).",
+        "Error codes answered in responses, by API and Kafka error name: top level and per topic, partition, group or resource (the request itself was answered). Produce counts acks=0 requests too.",
     );
-    for (api, counts) in [
-        ("Produce", &weir_broker::metrics::PRODUCE_ERRORS),
-        ("Fetch", &weir_broker::metrics::FETCH_ERRORS),
-    ] {
-        for (code, n) in counts.seen() {
-            let error = crate::api::error_name(code);
-            o.sample(
-                "weir_partition_errors_total",
-                &[("api", api), ("error", &error)],
-                n,
-            );
-        }
+    for (key, code, n) in weir_broker::metrics::response_errors_seen() {
+        let (api, error) = (api_name(key), crate::api::error_name(code));
+        o.sample(
+            "weir_response_errors_total",
+            &[("api", &api), ("error", &error)],
+            n,
+        );
     }
     o.family(
         "weir_request_duration_seconds",

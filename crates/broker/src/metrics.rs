@@ -50,10 +50,38 @@ impl Default for ErrorCodeCounts {
     }
 }
 
+/// API keys below this have their response error codes counted (Kafka 4.1 is near 90).
+pub const API_KEYS: usize = 96;
+
+/// Error codes in responses, by API key: every API's through
+/// `api::response_errors::ResponseErrors`, Produce's and Fetch's by their handlers.
+static RESPONSE_ERRORS: [ErrorCodeCounts; API_KEYS] = [const { ErrorCodeCounts::new() }; API_KEYS];
+
+/// The counts of one API (keys past the table share its last row).
+pub fn response_errors(api_key: kafka_protocol::messages::ApiKey) -> &'static ErrorCodeCounts {
+    let k = usize::try_from(api_key as i16)
+        .unwrap_or(0)
+        .min(API_KEYS - 1);
+    &RESPONSE_ERRORS[k]
+}
+
+/// `(api key, error code, count)` for every code seen.
+pub fn response_errors_seen() -> Vec<(i16, i16, u64)> {
+    RESPONSE_ERRORS
+        .iter()
+        .enumerate()
+        .flat_map(|(k, c)| {
+            c.seen()
+                .into_iter()
+                .map(move |(code, n)| (k as i16, code, n))
+        })
+        .collect()
+}
+
 /// Partition error codes in Produce responses (also for acks=0, which get no response).
-pub static PRODUCE_ERRORS: ErrorCodeCounts = ErrorCodeCounts::new();
+pub static PRODUCE_ERRORS: &ErrorCodeCounts = &RESPONSE_ERRORS[0];
 /// Partition and top-level error codes in the Fetch responses sent.
-pub static FETCH_ERRORS: ErrorCodeCounts = ErrorCodeCounts::new();
+pub static FETCH_ERRORS: &ErrorCodeCounts = &RESPONSE_ERRORS[1];
 
 #[cfg(test)]
 mod tests {

@@ -16,6 +16,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use weir_protocol::{encode_response, RequestMeta};
 
 use crate::broker::Broker;
+use response_errors::ResponseErrors;
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
@@ -48,6 +49,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+pub mod response_errors;
 pub mod sync_group;
 pub mod txn_offset_commit;
 
@@ -92,7 +94,12 @@ fn decode<T: Decodable>(meta: &RequestMeta, body: &mut Bytes) -> Result<T, Dispa
     })
 }
 
-fn encode<T: Encodable>(meta: &RequestMeta, body: &T) -> Result<Bytes, DispatchError> {
+fn encode<T: Encodable + ResponseErrors>(
+    meta: &RequestMeta,
+    body: &T,
+) -> Result<Bytes, DispatchError> {
+    let counts = crate::metrics::response_errors(meta.api_key);
+    body.each_error(&mut |code| counts.record(code));
     Ok(encode_response(
         meta.api_key,
         meta.api_version,
@@ -101,7 +108,7 @@ fn encode<T: Encodable>(meta: &RequestMeta, body: &T) -> Result<Bytes, DispatchE
     )?)
 }
 
-fn encode_reply<T: Encodable + Send + 'static>(
+fn encode_reply<T: Encodable + ResponseErrors + Send + 'static>(
     meta: &RequestMeta,
     reply: Reply<T>,
 ) -> Result<Response, DispatchError> {
