@@ -1,8 +1,8 @@
-//! Error codes the data path answered with, for the admin exporter.
+//! Error codes the broker answered with, by API, for the admin exporter.
 //!
-//! Produce and Fetch answer per partition; a client sees those codes, not a failed request,
-//! so they are counted here, where the handlers build the answers: one relaxed atomic add per
-//! partition in error, none on success.
+//! Responses answer per topic, partition or group; a client sees those codes, not a failed
+//! request, so they are counted as the responses are encoded (Produce's in its handler):
+//! one relaxed atomic add per code in error, none on success.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -54,7 +54,7 @@ impl Default for ErrorCodeCounts {
 pub const API_KEYS: usize = 96;
 
 /// Error codes in responses, by API key: every API's through
-/// `api::response_errors::ResponseErrors`, Produce's and Fetch's by their handlers.
+/// `api::response_errors::ResponseErrors`, Produce's by its handler (acks=0 too).
 static RESPONSE_ERRORS: [ErrorCodeCounts; API_KEYS] = [const { ErrorCodeCounts::new() }; API_KEYS];
 
 /// The counts of one API (keys past the table share its last row).
@@ -80,8 +80,6 @@ pub fn response_errors_seen() -> Vec<(i16, i16, u64)> {
 
 /// Partition error codes in Produce responses (also for acks=0, which get no response).
 pub static PRODUCE_ERRORS: &ErrorCodeCounts = &RESPONSE_ERRORS[0];
-/// Partition and top-level error codes in the Fetch responses sent.
-pub static FETCH_ERRORS: &ErrorCodeCounts = &RESPONSE_ERRORS[1];
 
 #[cfg(test)]
 mod tests {

@@ -787,37 +787,45 @@ fn clean_marker(
     w: &mut GroupWriter,
     min_horizon: &mut Option<i64>,
 ) -> io::Result<bool> {
-    let is_marker = h.producer_id >= 0
-        && h.record_count == 1
-        && records_section(bytes)
-            .ok()
-            .and_then(|d| {
-                let r = parse_records(h, &d).ok()?;
-                let key = r.first()?.key?;
-                // Key: i16 version, i16 type; 0 is ABORT and 1 is COMMIT.
-                Some(key.len() >= 4 && matches!(i16::from_be_bytes([key[2], key[3]]), 0 | 1))
-            })
-            .unwrap_or(false);
-    if !is_marker || txn_has_data || h.last_offset() > cx.map_end {
+    let keep = |w: &mut GroupWriter| -> io::Result<bool> {
         w.emit(*h, bytes.to_vec())?;
-        return Ok(false);
+        Ok(false)
+    };
+    if txn_has_data || h.producer_id < 0 || h.record_count != 1 || h.last_offset() > cx.map_end {
+        return keep(w);
+    }
+    let Ok(data) = records_section(bytes) else {
+        return keep(w);
+    };
+    let Ok(records) = parse_records(h, &data) else {
+        return keep(w);
+    };
+    // Key: i16 version, i16 type; 0 is ABORT and 1 is COMMIT. Other control records stay.
+    let is_marker = records
+        .first()
+        .and_then(|r| r.key)
+        .is_some_and(|key| key.len() >= 4 && matches!(i16::from_be_bytes([key[2], key[3]]), 0 | 1));
+    if !is_marker {
+        return keep(w);
     }
     if has_delete_horizon(h) {
         if cx.now_ms >= h.base_timestamp {
             w.dropped(h);
             return Ok(true);
         }
-        *min_horizon = Some(min_horizon.map_or(h.base_timestamp, |m| m.min(h.base_timestamp)));
-        w.emit(*h, bytes.to_vec())?;
-        return Ok(false);
+        lower(min_horizon, h.base_timestamp);
+        return keep(w);
     }
-    let data = records_section(bytes)?;
-    let records = parse_records(h, &data)?;
     let all: Vec<&Record<'_>> = records.iter().collect();
     let (nh, b) = rewrite_batch(h, &all, Some(cx.horizon))?;
-    *min_horizon = Some(min_horizon.map_or(cx.horizon, |m| m.min(cx.horizon)));
+    lower(min_horizon, cx.horizon);
     w.emit(nh, b)?;
     Ok(false)
+}
+
+/// Keep the earliest delete horizon seen.
+fn lower(min_horizon: &mut Option<i64>, horizon: i64) {
+    *min_horizon = Some(min_horizon.map_or(horizon, |m| m.min(horizon)));
 }
 
 /// The batch re-encoded with `kept` records and, if `horizon` is given, the delete-horizon
@@ -932,7 +940,7 @@ fn clean_batch(
         } else {
             h.base_timestamp
         };
-        *min_horizon = Some(min_horizon.map_or(hz, |m| m.min(hz)));
+        lower(min_horizon, hz);
     }
     if kept.is_empty() {
         return keep_empty_or_drop(w);

@@ -107,13 +107,6 @@ impl ReadResult {
             p.bytes_out
                 .fetch_add(*n as u64, std::sync::atomic::Ordering::Relaxed);
         }
-        if self.has_error {
-            for t in &self.response.responses {
-                for pd in &t.partitions {
-                    crate::metrics::FETCH_ERRORS.record(pd.error_code);
-                }
-            }
-        }
         self.response
     }
 }

@@ -1,8 +1,9 @@
 //! The error codes each response carries (top level, and per topic, partition, group or
 //! resource), counted by API for the admin exporter's `weir_response_errors_total`: what a
 //! client was told, not whether the request itself failed. One relaxed add per error, a
-//! walk over the response's entries otherwise; Produce and Fetch count theirs in their
-//! handlers (acks=0 gets no response, and a long poll builds several fetch answers).
+//! walk over the response's entries otherwise. Only the response sent is encoded, so a
+//! long poll that read several times counts once; Produce counts in its handler, because
+//! acks=0 gets no response.
 
 use kafka_protocol::messages::*;
 
@@ -18,7 +19,7 @@ macro_rules! counted_by_handler {
         }
     )*};
 }
-counted_by_handler!(ProduceResponse, FetchResponse);
+counted_by_handler!(ProduceResponse);
 
 /// Responses whose only error code is the top-level `error_code`.
 macro_rules! top_level {
@@ -42,6 +43,15 @@ top_level!(
     ListTransactionsResponse,
     DescribeClusterResponse
 );
+
+impl ResponseErrors for FetchResponse {
+    fn each_error(&self, f: &mut dyn FnMut(i16)) {
+        f(self.error_code);
+        for t in &self.responses {
+            t.partitions.iter().for_each(|p| f(p.error_code));
+        }
+    }
+}
 
 impl ResponseErrors for MetadataResponse {
     fn each_error(&self, f: &mut dyn FnMut(i16)) {
