@@ -28,17 +28,24 @@ pub fn spawn(broker: &Arc<Broker>) {
     }
 }
 
+/// Every partition of every topic, without keeping the broker alive; None once it is gone.
+fn every_partition(broker: &Weak<Broker>) -> Option<Vec<Arc<crate::partition::Partition>>> {
+    let b = broker.upgrade()?;
+    let partitions = b
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions.clone())
+        .collect();
+    Some(partitions)
+}
+
 async fn retention_loop(broker: Weak<Broker>, interval: Duration) {
     loop {
         // The first check comes one interval after start (Kafka waits too).
         tokio::time::sleep(interval).await;
-        let Some(b) = broker.upgrade() else { return };
-        let partitions: Vec<_> = b
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions.clone())
-            .collect();
-        drop(b);
+        let Some(partitions) = every_partition(&broker) else {
+            return;
+        };
         // File deletions: off the async threads.
         let _ = tokio::task::spawn_blocking(move || {
             let now = now_ms();
@@ -62,13 +69,9 @@ async fn retention_loop(broker: Weak<Broker>, interval: Duration) {
 
 async fn cleaner_loop(broker: Weak<Broker>, backoff: Duration, dedupe_buffer_bytes: usize) {
     loop {
-        let Some(b) = broker.upgrade() else { return };
-        let partitions: Vec<_> = b
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions.clone())
-            .collect();
-        drop(b);
+        let Some(partitions) = every_partition(&broker) else {
+            return;
+        };
         let mut cleaned = false;
         for p in partitions {
             let now = now_ms();
