@@ -171,7 +171,10 @@ def describe(b, group):
 
 MEMBER_SCRIPT = r'''
 import json, os, signal, sys, time
-from confluent_kafka import Consumer, KafkaException
+
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))  # before the slow import below
+from confluent_kafka import Consumer, KafkaException  # noqa: E402
 
 cfg = json.loads(sys.argv[1])
 out = open(cfg["out"], "a")
@@ -186,8 +189,6 @@ def emit(e, t=None, sync=True, **kw):
         os.fsync(out.fileno())
 
 
-stop = []
-signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
 c = Consumer(cfg["conf"])
 
 
@@ -554,8 +555,11 @@ def test_commit_after_processing_survives_20_kill_9(gbroker, tmp_path, member_sc
                         "commit", conf, committed_on_assign=True, record_commits=True)
         procs.append(pm.start())
         if final:
-            wait_for(lambda: len(processed | Counter(m["v"] for m in pm.messages())) >= len(acked),
-                     60, "the last run to read everything", b)
+            # The earlier runs may already have read everything: wait for the assignment too,
+            # or SIGTERM could land before the member has even installed its handler.
+            wait_for(lambda: pm.events("A") and
+                     len(processed | Counter(m["v"] for m in pm.messages())) >= len(acked),
+                     60, "the last run to be assigned and read everything", b)
             pm.terminate()
         else:
             wait_for(lambda: pm.messages(), 30, f"run {run}'s first message", b)
