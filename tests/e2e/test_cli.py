@@ -8,6 +8,7 @@ librdkafka's `murmur2_random`, and group lag equals what a confluent-kafka group
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -719,3 +720,30 @@ def test_produce_draws_a_progress_bar_only_on_a_terminal(broker, tmp_path):
     piped = weir(broker, "produce", "progress", "--file", str(data), "-K", ":")
     assert b"eta" not in piped.stderr and b"MiB" not in piped.stderr, piped.stderr[:300]
     assert b"600000" in piped.stdout
+
+
+def test_consume_memory_stays_bounded_on_highly_compressible_data(cbroker, tmp_path):
+    """lz4 shrinks repetitive values about a hundred times: one 1 MiB fetch could decode into
+    a hundred MiB of records. The consumer decodes within a budget, so it reads 200 MB of
+    values under a 96 MiB data limit (RLIMIT_DATA: heap and anonymous mappings); a larger
+    allocation fails and the process dies, which is what the unbounded decoder did."""
+    n, size = 100_000, 2_000
+    src = tmp_path / "lines.txt"
+    with open(src, "w") as f:
+        for i in range(n):
+            f.write(f"{i:08d}" + "a" * (size - 8) + "\n")
+    weir(cbroker, "topic", "create", "squashy", "--partitions", "1")
+    weir(cbroker, "produce", "squashy", "--file", str(src), "--compression", "lz4")
+
+    def limit_data():
+        resource.setrlimit(resource.RLIMIT_DATA, (96 << 20, 96 << 20))
+
+    out = tmp_path / "offsets.txt"
+    with open(out, "wb") as f:
+        r = subprocess.run([str(WEIR_BIN), "consume", "squashy", "--from", "beginning",
+                            "--count", str(n), "--format", "%o\n"], stdout=f, stderr=subprocess.PIPE,
+                           env=dict(os.environ, WEIR_BROKERS=cbroker.bootstrap),
+                           preexec_fn=limit_data, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    offsets = [int(x) for x in out.read_text().split()]
+    assert offsets == list(range(n)), "every record, in order, once"

@@ -54,6 +54,10 @@ pub struct ConsumerConfig {
     pub max_wait_ms: i32,
     pub fetch_max_bytes: i32,
     pub partition_max_bytes: i32,
+    /// Heap bytes of records one poll may decode, shared evenly by the partitions fetched
+    /// (each reads at least one batch). Compressed data expands, so this, not the fetch
+    /// sizes, is what bounds the consumer's memory.
+    pub decode_budget: usize,
     /// Stop once every partition reaches the end it had when reading started.
     pub stop_at_end: bool,
 }
@@ -67,6 +71,7 @@ impl ConsumerConfig {
             max_wait_ms: 500,
             fetch_max_bytes: 16 * 1024 * 1024,
             partition_max_bytes: 1024 * 1024,
+            decode_budget: 8 * 1024 * 1024,
             stop_at_end: true,
         }
     }
@@ -327,6 +332,8 @@ impl<'a> Consumer<'a> {
                 }
             };
             check(resp.error_code, || "Fetch".into(), None)?;
+            let fetched_parts: usize = resp.responses.iter().map(|t| t.partitions.len()).sum();
+            let budget_each = (self.config.decode_budget / fetched_parts.max(1)).max(1);
             for t in &resp.responses {
                 for pd in &t.partitions {
                     let p = pd.partition_index;
@@ -375,8 +382,10 @@ impl<'a> Consumer<'a> {
                         .map(|a| (a.producer_id.0, a.first_offset))
                         .collect();
                     let data = pd.records.as_deref().unwrap_or(&[]);
-                    let fetched = decode_fetched(&self.config.topic, p, pos, data, &aborted)?;
-                    if !data.is_empty() && fetched.next_offset == pos {
+                    let mut budget = budget_each;
+                    let fetched =
+                        decode_fetched(&self.config.topic, p, pos, data, &aborted, &mut budget)?;
+                    if !data.is_empty() && fetched.next_offset == pos && !fetched.out_of_budget {
                         // Not one whole batch fit: a broker without KIP-74 cut the first
                         // batch at partition_max_bytes. Ask for more next time, up to a cap.
                         if self.config.partition_max_bytes >= MAX_PARTITION_FETCH_BYTES {

@@ -134,17 +134,45 @@ pub struct FetchedRecords {
     /// The offset after the last whole batch read (control and aborted batches included):
     /// where the next fetch starts. Equal to the fetch offset if nothing whole arrived.
     pub next_offset: i64,
+    /// Decoding stopped at a data batch because the budget was spent: the rest of the
+    /// fetched data is dropped and fetched again from `next_offset`.
+    pub out_of_budget: bool,
+}
+
+/// Rough heap cost of one decoded record beyond its key, value and headers.
+const RECORD_OVERHEAD: usize = 96;
+
+impl ConsumedRecord {
+    /// Approximate heap bytes this record holds: what a decode budget counts.
+    pub fn heap_bytes(&self) -> usize {
+        RECORD_OVERHEAD
+            + self.topic.len()
+            + self.key.as_ref().map_or(0, Vec::len)
+            + self.value.as_ref().map_or(0, Vec::len)
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| 48 + k.len() + v.as_ref().map_or(0, Vec::len))
+                .sum::<usize>()
+    }
 }
 
 /// Decode the records section of one fetched partition.
+///
+/// `budget` bounds memory: compressed batches can expand many times over, so a fetch of a
+/// few MiB could otherwise become hundreds of MiB of records. Data batches are decoded
+/// while the budget (in `heap_bytes`) lasts; the batch that spends it is still decoded
+/// whole, so at least one batch is read whenever the budget is not already spent.
 pub fn decode_fetched(
     topic: &str,
     partition: i32,
     fetch_offset: i64,
     data: &[u8],
     aborted: &[(i64, i64)],
+    budget: &mut usize,
 ) -> Result<FetchedRecords> {
     let mut records = Vec::new();
+    let mut out_of_budget = false;
     let mut next_offset = fetch_offset;
     // (first_offset, producer_id) of the aborted transactions, in offset order; a producer
     // becomes "aborting" at its first offset and stops at its ABORT marker.
@@ -178,6 +206,10 @@ pub fn decode_fetched(
             )));
         }
         let last_offset = h.last_offset();
+        if *budget == 0 && !h.is_control() && last_offset >= fetch_offset {
+            out_of_budget = true;
+            break;
+        }
         while let Some((&first, _)) = pending.first_key_value() {
             if first > last_offset {
                 break;
@@ -211,7 +243,7 @@ pub fn decode_fetched(
             if r.offset < fetch_offset {
                 continue;
             }
-            records.push(ConsumedRecord {
+            let record = ConsumedRecord {
                 topic: topic.to_string(),
                 partition,
                 offset: r.offset,
@@ -224,12 +256,15 @@ pub fn decode_fetched(
                     .into_iter()
                     .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
                     .collect(),
-            });
+            };
+            *budget = budget.saturating_sub(record.heap_bytes());
+            records.push(record);
         }
     }
     Ok(FetchedRecords {
         records,
         next_offset,
+        out_of_budget,
     })
 }
 
@@ -264,7 +299,7 @@ mod tests {
             Compression::Zstd,
         ] {
             let batch = encode_produce_batch(&[rec("a", "1"), rec("b", "2")], c).unwrap();
-            let got = decode_fetched("t", 0, 0, &batch, &[]).unwrap();
+            let got = decode_fetched("t", 0, 0, &batch, &[], &mut usize::MAX).unwrap();
             assert_eq!(got.next_offset, 2, "{c:?}");
             assert_eq!(got.records.len(), 2);
             assert_eq!(got.records[1].key.as_deref(), Some(&b"b"[..]));
@@ -283,9 +318,45 @@ mod tests {
             encode_produce_batch(&[rec("a", "1"), rec("b", "2")], Compression::None).unwrap();
         let mut data = batch.clone();
         data.extend_from_slice(&batch[..batch.len() - 3]);
-        let got = decode_fetched("t", 0, 1, &data, &[]).unwrap();
+        let got = decode_fetched("t", 0, 1, &data, &[], &mut usize::MAX).unwrap();
         assert_eq!(got.records.len(), 1);
         assert_eq!(got.records[0].offset, 1);
         assert_eq!(got.next_offset, 2);
+    }
+
+    #[test]
+    fn a_spent_budget_stops_before_the_next_data_batch_and_says_so() {
+        let one =
+            |k: &str| encode_produce_batch(&[rec(k, "1"), rec(k, "2")], Compression::Lz4).unwrap();
+        let mut data = one("a");
+        let mut second = one("b");
+        // Re-base the second batch at offset 2 (the base offset is not under the CRC).
+        second[..8].copy_from_slice(&2i64.to_be_bytes());
+        data.extend_from_slice(&second);
+
+        // A budget smaller than one record still reads the first batch whole.
+        let mut budget = 1;
+        let got = decode_fetched("t", 0, 0, &data, &[], &mut budget).unwrap();
+        assert_eq!(got.records.len(), 2);
+        assert_eq!(
+            got.next_offset, 2,
+            "the next fetch starts at the unread batch"
+        );
+        assert!(got.out_of_budget);
+        assert_eq!(budget, 0);
+
+        // A spent budget reads nothing and leaves the position where it was.
+        let got = decode_fetched("t", 0, 2, &data, &[], &mut budget).unwrap();
+        assert!(got.records.is_empty());
+        assert_eq!(got.next_offset, 2);
+        assert!(got.out_of_budget);
+
+        // Enough budget reads both.
+        let mut budget = 1 << 20;
+        let got = decode_fetched("t", 0, 0, &data, &[], &mut budget).unwrap();
+        assert_eq!(got.records.len(), 4);
+        assert_eq!(got.next_offset, 4);
+        assert!(!got.out_of_budget);
+        assert!(budget < 1 << 20);
     }
 }
