@@ -299,7 +299,8 @@ mod tests {
             Compression::Zstd,
         ] {
             let batch = encode_produce_batch(&[rec("a", "1"), rec("b", "2")], c).unwrap();
-            let got = decode_fetched("t", 0, 0, &batch, &[], &mut usize::MAX).unwrap();
+            let mut unlimited = usize::MAX;
+            let got = decode_fetched("t", 0, 0, &batch, &[], &mut unlimited).unwrap();
             assert_eq!(got.next_offset, 2, "{c:?}");
             assert_eq!(got.records.len(), 2);
             assert_eq!(got.records[1].key.as_deref(), Some(&b"b"[..]));
@@ -318,7 +319,8 @@ mod tests {
             encode_produce_batch(&[rec("a", "1"), rec("b", "2")], Compression::None).unwrap();
         let mut data = batch.clone();
         data.extend_from_slice(&batch[..batch.len() - 3]);
-        let got = decode_fetched("t", 0, 1, &data, &[], &mut usize::MAX).unwrap();
+        let mut unlimited = usize::MAX;
+        let got = decode_fetched("t", 0, 1, &data, &[], &mut unlimited).unwrap();
         assert_eq!(got.records.len(), 1);
         assert_eq!(got.records[0].offset, 1);
         assert_eq!(got.next_offset, 2);
