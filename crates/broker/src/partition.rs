@@ -398,16 +398,28 @@ impl Partition {
             let mut log = self.lock_log()?;
             log.get().apply_retention(policy, high_watermark, now_ms)?
         };
-        // Closing the deleted files frees their space: outside the lock, it takes a while.
-        let weir_storage::SegmentsDeleted {
-            segments,
-            bytes,
-            log_start_offset,
-            retired,
-        } = deleted;
-        drop(retired);
-        self.log_start_moved(log_start_offset);
+        let (segments, bytes, log_start_offset) =
+            (deleted.segments, deleted.bytes, deleted.log_start_offset);
+        self.retire(deleted)?;
         Ok((segments > 0).then_some((segments, bytes, log_start_offset)))
+    }
+
+    /// After retention or DeleteRecords: publish the new log start offset, then remove the
+    /// deleted segments' files and close them. Both outside the log lock (unlinking and
+    /// freeing blocks take a while), and in that order, so ListOffsets and Fetch never
+    /// answer with a start whose files are gone. A failed unlink takes the partition
+    /// offline, as any failed write does.
+    fn retire(&self, mut deleted: weir_storage::SegmentsDeleted) -> Result<(), PartitionError> {
+        self.log_start_moved(deleted.log_start_offset);
+        if let Err(e) = deleted.unlink() {
+            if let Ok(mut log) = self.lock_log() {
+                log.get().mark_failed();
+            }
+            tracing::error!(partition = %self.name(), error = %e, "deleting segment files failed; partition is offline until restart");
+            self.state.send_modify(|s| s.offline = true);
+            return Err(PartitionError::Storage(e));
+        }
+        Ok(())
     }
 
     /// DeleteRecords: the log start offset moves to `offset` (at most the high watermark;
@@ -429,8 +441,7 @@ impl Partition {
             log.get().delete_records(offset)?
         };
         let start = deleted.log_start_offset;
-        drop(deleted);
-        self.log_start_moved(start);
+        self.retire(deleted)?;
         Ok(start)
     }
 

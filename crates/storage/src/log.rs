@@ -128,7 +128,12 @@ pub struct RetentionPolicy {
 }
 
 /// What retention or DeleteRecords deleted.
-#[derive(Debug, Default)]
+///
+/// The segments have left the log and the new log start offset is checkpointed, but their
+/// files are still on disk: the caller publishes the new start first (so nobody is told of
+/// offsets whose files are gone), then calls [`SegmentsDeleted::unlink`]. Dropping it
+/// unlinks too, logging a failure; a crash before the unlink is harmless, because opening
+/// the log deletes what lies below the checkpointed start.
 pub struct SegmentsDeleted {
     pub segments: usize,
     pub bytes: u64,
@@ -136,6 +141,53 @@ pub struct SegmentsDeleted {
     pub log_start_offset: i64,
     /// The deleted segments' files: drop after releasing the partition lock.
     pub retired: RetiredFiles,
+    fs: Option<Arc<dyn Fs>>,
+    to_unlink: Vec<Segment>,
+}
+
+impl std::fmt::Debug for SegmentsDeleted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentsDeleted")
+            .field("segments", &self.segments)
+            .field("bytes", &self.bytes)
+            .field("log_start_offset", &self.log_start_offset)
+            .field("to_unlink", &self.to_unlink.len())
+            .finish()
+    }
+}
+
+impl SegmentsDeleted {
+    /// Remove the deleted segments' files, oldest first. A failure leaves the rest for the
+    /// next open (they are below the checkpointed start); the caller should take the log
+    /// offline, as for any failed write.
+    pub fn unlink(&mut self) -> Result<(), StorageError> {
+        let Some(fs) = self.fs.clone() else {
+            return Ok(());
+        };
+        while !self.to_unlink.is_empty() {
+            let seg = self.to_unlink.remove(0);
+            let path = seg.log_path.clone();
+            match seg.delete_files(&*fs) {
+                // Already gone: the whole partition was deleted meanwhile.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    self.to_unlink.clear();
+                    let context = format!("deleting {}", path.display());
+                    return Err(StorageError::Io { context, source });
+                }
+                Ok(()) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SegmentsDeleted {
+    fn drop(&mut self) {
+        if let Err(e) = self.unlink() {
+            tracing::error!(error = %e, "deleting retired segment files; the next open retries");
+        }
+    }
 }
 
 /// Open handles of segment files the log no longer uses (deleted by retention, replaced by
@@ -1259,12 +1311,17 @@ impl Log {
         self.delete_oldest_segments(count)
     }
 
-    /// Delete the `count` oldest segments (rolling first if that is all of them), after
-    /// checkpointing the log start offset at the first segment left.
+    /// Take the `count` oldest segments out of the log (rolling first if that is all of
+    /// them), after checkpointing the log start offset at the first segment left. Their
+    /// files go when the returned value is unlinked or dropped.
     fn delete_oldest_segments(&mut self, count: usize) -> Result<SegmentsDeleted, StorageError> {
         let mut deleted = SegmentsDeleted {
+            segments: 0,
+            bytes: 0,
             log_start_offset: self.log_start_offset,
-            ..SegmentsDeleted::default()
+            retired: RetiredFiles::default(),
+            fs: Some(Arc::clone(&self.fs)),
+            to_unlink: Vec::new(),
         };
         if count == 0 {
             return Ok(deleted);
@@ -1286,11 +1343,7 @@ impl Log {
             deleted.segments += 1;
             deleted.bytes += seg.size_bytes;
             deleted.retired.0.push(Arc::clone(&seg.file));
-            let path = seg.log_path.clone();
-            if let Err(source) = seg.delete_files(&*self.fs) {
-                let context = format!("deleting {}", path.display());
-                return self.fail(StorageError::Io { context, source });
-            }
+            deleted.to_unlink.push(seg);
         }
         deleted.log_start_offset = self.log_start_offset;
         tracing::info!(dir = %self.dir.display(), segments = deleted.segments,

@@ -76,8 +76,9 @@ fn time_retention_deletes_expired_segments_oldest_first_and_stops_at_the_first_f
     assert_eq!((none.segments, none.log_start_offset), (0, 0));
     // Records older than now - 9.5 s expire: batches with ts < 10_500 - ... whole segments.
     let now = 19_000 + 9_500;
-    let d = log.apply_retention(by_time(9_500), end, now).unwrap();
+    let mut d = log.apply_retention(by_time(9_500), end, now).unwrap();
     assert!(d.segments > 0 && d.segments < segments, "{d:?}");
+    d.unlink().unwrap();
     assert_eq!(log.segment_count(), segments - d.segments);
     let start = log.log_start_offset();
     assert_eq!(d.log_start_offset, start);
@@ -162,6 +163,10 @@ fn an_idle_log_whose_data_all_expired_rolls_and_empties() {
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (end, end));
     assert_eq!(d.log_start_offset, end);
     assert_eq!(log.size_bytes(), 0);
+    // The files stay until the caller has published the new start and unlinks them.
+    assert!(segment_bases(&fs).len() > 1);
+    let mut d = d;
+    d.unlink().unwrap();
     assert_eq!(segment_bases(&fs), vec![end]);
     assert!(log.read(end, 100, i64::MAX).unwrap().is_empty());
     // The empty active segment is never deleted; appends go on at the end.
@@ -242,14 +247,23 @@ fn delete_records_moves_the_start_inside_a_segment_and_reads_from_there() {
 #[test]
 fn a_crash_at_every_operation_of_retention_leaves_a_consistent_log() {
     type Op = fn(&mut Log, i64) -> Result<weir_storage::SegmentsDeleted, StorageError>;
+    // Each op includes the unlink of the deleted files, which the broker does after
+    // publishing the new start: crash points fall among those removals too.
+    fn unlinked(
+        r: Result<weir_storage::SegmentsDeleted, StorageError>,
+    ) -> Result<weir_storage::SegmentsDeleted, StorageError> {
+        let mut deleted = r?;
+        deleted.unlink()?;
+        Ok(deleted)
+    }
     let ops: [(&str, Op); 3] = [
         ("time retention", |log, end| {
-            log.apply_retention(by_time(5_000), end, 20_000)
+            unlinked(log.apply_retention(by_time(5_000), end, 20_000))
         }),
         ("retention of everything", |log, end| {
-            log.apply_retention(by_time(0), end, 100_000)
+            unlinked(log.apply_retention(by_time(0), end, 100_000))
         }),
-        ("delete records", |log, _| log.delete_records(45)),
+        ("delete records", |log, _| unlinked(log.delete_records(45))),
     ];
     let setup = |seed: u64| {
         let fs = fresh_fs(seed);
@@ -334,8 +348,9 @@ fn retention_works_on_real_files() {
     let (mut log, _) = Log::open(&dir, config.clone(), false).unwrap();
     fill(&mut log, 12, 0);
     let end = log.log_end_offset();
-    let d = log.apply_retention(by_size(2_000), end, 0).unwrap();
+    let mut d = log.apply_retention(by_size(2_000), end, 0).unwrap();
     assert!(d.segments > 0);
+    d.unlink().unwrap();
     let logs = std::fs::read_dir(&dir)
         .unwrap()
         .filter(|e| {
