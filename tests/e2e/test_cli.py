@@ -86,6 +86,10 @@ def test_cluster_info_human_and_json(cbroker):
     assert md.cluster_id in human
     assert "TOPICS      2 (+" in human
     assert f"127.0.0.1  {cbroker.port}" in human
+    # Connection and output flags may also come first, as with kcat; WEIR_BROKERS points
+    # nowhere here, so only the flag can reach the broker.
+    first = weir(None, "-b", cbroker.bootstrap, "--json", "cluster", "info")
+    assert json.loads(first.stdout)["cluster_id"] == md.cluster_id
 
 
 def test_topic_create_list_describe_alter_delete(cbroker):

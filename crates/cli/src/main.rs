@@ -306,7 +306,7 @@ impl ServeArgs {
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(cmd::hoist_client_flags(std::env::args_os().collect()));
     if !matches!(cli.command, Command::Serve(_)) {
         // The client commands report resets and retries as warnings on stderr.
         init_tracing("text")?;
