@@ -110,3 +110,13 @@ class FaultProxy:
     def close(self):
         self.stopped.set()
         self.listener.close()
+
+
+def proxied_broker(make_broker, seed, **faults):
+    """A broker (from the `make_broker` fixture) that advertises a fault proxy in front of
+    it: every client connection after the bootstrap one goes through the proxy."""
+    b = make_broker(start=False)
+    proxy = FaultProxy(b.port, seed=seed, **faults)
+    b.extra_args += ["--advertised-listener", f"127.0.0.1:{proxy.port}"]
+    b.start()
+    return b, proxy

@@ -16,7 +16,8 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
-from conftest import WEIR_BIN, consume_all, create_topic
+from conftest import WEIR_BIN, consume_all, consume_to_end, create_topic
+from faultproxy import proxied_broker
 
 GROUP_ARGS = ("--group-initial-rebalance-delay-ms", "0", "--group-min-session-timeout-ms", "1000")
 
@@ -751,3 +752,45 @@ def test_consume_memory_stays_bounded_on_highly_compressible_data(cbroker, tmp_p
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     offsets = [int(x) for x in out.read_text().split()]
     assert offsets == list(range(n)), "every record, in order, once"
+
+
+def test_produce_is_idempotent_through_a_faulty_network(make_broker, tmp_path):
+    """Connections dropped and answers cut after the broker has the request: the default
+    (acks=all, idempotent) `weir produce` retries with the same sequence numbers and every
+    line is written exactly once, in order per key. The control: with --no-idempotence the
+    same faults make it stop with an error rather than risk a duplicate."""
+    broker, proxy = proxied_broker(make_broker, seed=7, drop_prob=0.01,
+                                   cut_after_request_prob=0.03)
+    n, keys = 300_000, 50
+    src = tmp_path / "lines.txt"
+    src.write_text("".join(f"k{i % keys}:{i}\n" for i in range(n)))
+    try:
+        proxy.faults = False
+        weir(broker, "topic", "create", "once", "--partitions", "4")
+        weir(broker, "topic", "create", "maybe", "--partitions", "4")
+        proxy.faults = True
+        r = weir(broker, "produce", "once", "--file", str(src), "-K", ":", "--json", timeout=300)
+        summary = json.loads(r.stdout)
+        print(f"idempotent: {summary['retries']} retries through {proxy.stats}")
+        assert summary["records"] == n and summary["producer_id"] is not None
+        assert summary["retries"] > 0 and proxy.stats["cut_after_request"] > 0
+        control = weir(broker, "produce", "maybe", "--file", str(src), "-K", ":",
+                       "--no-idempotence", ok=False, timeout=300)
+        print(f"not idempotent: exit {control.returncode}: {control.stderr.decode()[-300:]}")
+        assert control.returncode == 1 and b"error:" in control.stderr
+        proxy.faults = False
+
+        per_partition = consume_to_end(broker.bootstrap, "once", 4, timeout=180)
+        values = [int(v) for msgs in per_partition.values() for _, _, v in msgs]
+        assert sorted(values) == list(range(n)), "each line exactly once"
+        for p, msgs in per_partition.items():
+            last = {}
+            for _, k, v in msgs:
+                assert int(v) > last.get(k, -1), f"partition {p}: key {k} out of order"
+                last[k] = int(v)
+        # What the stopped producer wrote, it wrote once.
+        control_values = [int(v) for msgs in consume_to_end(broker.bootstrap, "maybe", 4).values()
+                          for _, _, v in msgs]
+        assert len(control_values) == len(set(control_values)) < n
+    finally:
+        proxy.close()

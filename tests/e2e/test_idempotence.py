@@ -9,19 +9,9 @@ import time
 import pytest
 from confluent_kafka import Producer
 from conftest import consume_to_end, create_topic
-from faultproxy import FaultProxy
+from faultproxy import proxied_broker
 
 PARTITIONS = 4
-
-
-def proxied_broker(make_broker, seed, **faults):
-    """A broker that advertises a fault proxy in front of it: every client connection after
-    the bootstrap one goes through the proxy."""
-    b = make_broker(start=False)
-    proxy = FaultProxy(b.port, seed=seed, **faults)
-    b.extra_args += ["--advertised-listener", f"127.0.0.1:{proxy.port}"]
-    b.start()
-    return b, proxy
 
 
 def produce_numbered(bootstrap, topic, count, idempotent):

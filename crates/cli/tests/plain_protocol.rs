@@ -474,7 +474,7 @@ fn a_corrupt_or_doubled_record_batch_fails_the_batch_check() {
         timestamp_ms: 1,
         partition: None,
     };
-    let batch = encode_produce_batch(&[record.clone(), record], Compression::None).unwrap();
+    let batch = encode_produce_batch(&[record.clone(), record], Compression::None, None).unwrap();
     check_record_batches(&Bytes::from(batch.clone()));
     let mut flipped = batch.clone();
     *flipped.last_mut().unwrap() ^= 1;

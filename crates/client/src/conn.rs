@@ -237,6 +237,18 @@ impl Connection {
                     "the broker closed the connection",
                 ),
             }),
+            // A lost connection (reset, or closed mid-frame) is transient, not a bad peer.
+            Ok(Err(weir_protocol::frame::FrameError::Io(cause))) => Err(Error::Io {
+                addr: self.addr.clone(),
+                cause,
+            }),
+            Ok(Err(weir_protocol::frame::FrameError::Truncated)) => Err(Error::Io {
+                addr: self.addr.clone(),
+                cause: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the connection closed in the middle of a response",
+                ),
+            }),
             Ok(Err(e)) => Err(self.protocol(e)),
         }
     }

@@ -1,22 +1,29 @@
 //! A simple producer for one topic: records are partitioned (explicit, murmur2 of the key,
 //! or sticky per batch for keyless records, like the Java client), gathered into one
-//! RecordBatch per partition, and sent as one Produce request per leader. Not idempotent:
-//! only errors that guarantee nothing was written (NOT_LEADER_OR_FOLLOWER and the like) are
-//! retried, after a metadata refresh.
+//! RecordBatch per partition, and sent as one Produce request per leader, one request in
+//! flight at a time.
+//!
+//! Idempotent by default with acks=all, as the Java client is since Kafka 3.0: it takes a
+//! producer id (InitProducerId) and numbers each partition's batches, so a batch whose
+//! answer was lost (a cut connection, a timeout, a broker restart) is sent again, the same
+//! bytes with the same sequence, and the broker writes it once. Until the delivery timeout
+//! it keeps trying. Not idempotent (acks 0 or 1, or turned off), only errors that guarantee
+//! nothing was written (NOT_LEADER_OR_FOLLOWER and the like) are retried: a lost answer is
+//! an error, never a possible duplicate.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use serde::Serialize;
 
 use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::error::{check, Error, Result};
 use crate::partitioner::partition_for_key;
-use crate::records::{encode_produce_batch, Compression, ProduceRecord};
+use crate::records::{encode_produce_batch, Compression, ProduceRecord, ProducerStamp};
 
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
@@ -28,6 +35,10 @@ pub struct ProducerConfig {
     /// ...or this many records.
     pub batch_records: usize,
     pub timeout_ms: i32,
+    /// Number batches so retries are written once (needs acks=all; ignored otherwise).
+    pub idempotent: bool,
+    /// How long an idempotent producer keeps retrying a batch after transient failures.
+    pub delivery_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -38,6 +49,8 @@ impl Default for ProducerConfig {
             batch_bytes: 256 * 1024,
             batch_records: 10_000,
             timeout_ms: 30_000,
+            idempotent: true,
+            delivery_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -59,6 +72,10 @@ pub struct ProduceSummary {
     pub bytes: u64,
     pub batches: u64,
     pub requests: u64,
+    /// Requests sent again after a transient failure.
+    pub retries: u64,
+    /// The producer id when idempotent.
+    pub producer_id: Option<i64>,
     pub partitions: BTreeMap<i32, PartitionSummary>,
 }
 
@@ -69,6 +86,23 @@ const RETRIABLE: &[i16] = &[
     13, // NETWORK_EXCEPTION
 ];
 const MAX_ATTEMPTS: usize = 5;
+const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+
+/// The idempotent producer's identity and each partition's next sequence number.
+struct Idempotence {
+    producer_id: i64,
+    producer_epoch: i16,
+    next_sequence: BTreeMap<i32, i32>,
+}
+
+/// Kafka's sequence arithmetic: sequences wrap from i32::MAX to 0.
+fn add_sequence(sequence: i32, count: i32) -> i32 {
+    if sequence > i32::MAX - count {
+        count - (i32::MAX - sequence) - 1
+    } else {
+        sequence + count
+    }
+}
 
 pub struct Producer<'a> {
     client: &'a mut Client,
@@ -80,6 +114,7 @@ pub struct Producer<'a> {
     buffers: BTreeMap<i32, (Vec<ProduceRecord>, usize)>,
     sticky: i32,
     summary: ProduceSummary,
+    idempotence: Option<Idempotence>,
 }
 
 impl<'a> Producer<'a> {
@@ -90,6 +125,11 @@ impl<'a> Producer<'a> {
         if partition_count == 0 {
             return Err(Error::Invalid(format!("topic {topic:?} has no partitions")));
         }
+        let idempotence = if config.idempotent && config.acks == -1 {
+            Some(init_producer_id(client).await?)
+        } else {
+            None
+        };
         Ok(Producer {
             client,
             config,
@@ -104,8 +144,10 @@ impl<'a> Producer<'a> {
             sticky: 0,
             summary: ProduceSummary {
                 topic: topic.to_string(),
+                producer_id: idempotence.as_ref().map(|i| i.producer_id),
                 ..Default::default()
             },
+            idempotence,
         })
     }
 
@@ -171,12 +213,24 @@ impl<'a> Producer<'a> {
         let mut batches: BTreeMap<i32, (Vec<u8>, u64, u64)> = BTreeMap::new();
         for p in &full {
             let (recs, bytes) = self.buffers.remove(p).expect("listed above");
-            let batch = encode_produce_batch(&recs, self.config.compression)?;
+            let stamp = self.idempotence.as_mut().map(|i| {
+                let next = i.next_sequence.entry(*p).or_insert(0);
+                let base_sequence = *next;
+                *next = add_sequence(base_sequence, recs.len() as i32);
+                ProducerStamp {
+                    producer_id: i.producer_id,
+                    producer_epoch: i.producer_epoch,
+                    base_sequence,
+                }
+            });
+            let batch = encode_produce_batch(&recs, self.config.compression, stamp)?;
             batches.insert(*p, (batch, recs.len() as u64, bytes as u64));
             if *p == self.sticky {
                 self.sticky = (self.sticky + 1) % self.partition_count;
             }
         }
+        let idempotent = self.idempotence.is_some();
+        let deadline = Instant::now() + self.config.delivery_timeout;
         let mut attempt = 0;
         while !batches.is_empty() {
             attempt += 1;
@@ -191,19 +245,47 @@ impl<'a> Producer<'a> {
             for (leader, parts) in by_leader {
                 match self.send_to_leader(leader, &parts, &mut batches).await {
                     Ok(()) => {}
+                    // Idempotent: anything transient is retried (the same batch, the same
+                    // sequence) until the delivery timeout; the broker writes it once.
+                    Err(e) if idempotent && may_retry(&e) && Instant::now() < deadline => {
+                        retry_err = Some(e)
+                    }
                     Err(e) if attempt < MAX_ATTEMPTS && is_retriable(&e) => retry_err = Some(e),
+                    Err(e) if idempotent && may_retry(&e) => {
+                        return Err(Error::Invalid(format!(
+                            "{e}; gave up after {:?} of retries (the unacknowledged records \
+                             may or may not have been written, each at most once)",
+                            self.config.delivery_timeout
+                        )))
+                    }
+                    Err(e) if !idempotent && e.is_transient() => {
+                        return Err(Error::Invalid(format!(
+                            "{e}; the unacknowledged records may or may not have been written \
+                             (not retried: without idempotence a retry could write them twice)"
+                        )))
+                    }
                     Err(e) => return Err(e),
                 }
             }
             if let Some(e) = retry_err {
+                self.summary.retries += 1;
                 tracing::debug!("produce retry {attempt}: {e}");
-                tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
-                let info = self.client.topic_info(&self.topic).await?;
-                self.leaders = info
-                    .partitions
-                    .iter()
-                    .map(|p| (p.partition, p.leader))
-                    .collect();
+                let backoff = Duration::from_millis((100 * attempt as u64).min(1_000));
+                tokio::time::sleep(backoff).await;
+                match self.client.topic_info(&self.topic).await {
+                    Ok(info) => {
+                        self.leaders = info
+                            .partitions
+                            .iter()
+                            .map(|p| (p.partition, p.leader))
+                            .collect()
+                    }
+                    // The broker may still be coming back: the next attempt tells.
+                    Err(e) if idempotent && e.is_transient() => {
+                        tracing::debug!("metadata refresh before retry {attempt}: {e}")
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(())
@@ -267,6 +349,14 @@ impl<'a> Producer<'a> {
         let mut first_err = None;
         for t in &resp.responses {
             for pr in &t.partition_responses {
+                // A broker that no longer has a retried batch's offsets in its cache says
+                // so: the batch was written before, which is all an idempotent send needs.
+                if pr.error_code == DUPLICATE_SEQUENCE_NUMBER && self.idempotence.is_some() {
+                    if let Some((_, n, bytes)) = batches.remove(&pr.index) {
+                        self.account(pr.index, n, bytes, None);
+                    }
+                    continue;
+                }
                 if pr.error_code != 0 {
                     first_err.get_or_insert_with(|| {
                         Error::kafka(
@@ -314,5 +404,62 @@ fn is_retriable(e: &Error) -> bool {
     match e {
         Error::Kafka { code, .. } => RETRIABLE.contains(code),
         _ => false,
+    }
+}
+
+/// What an idempotent producer may send again: lost connections and answers, and Kafka's
+/// retriable errors (a batch is never written twice, whatever happened to the first try).
+fn may_retry(e: &Error) -> bool {
+    is_retriable(e)
+        || e.is_transient()
+        || matches!(
+            e.code(),
+            Some(
+                7    // REQUEST_TIMED_OUT
+                | 19 // NOT_ENOUGH_REPLICAS
+                | 20 // NOT_ENOUGH_REPLICAS_AFTER_APPEND
+                | 56 // KAFKA_STORAGE_ERROR
+            )
+        )
+}
+
+/// A producer id for idempotent produce (no transactional id), from any broker.
+async fn init_producer_id(client: &mut Client) -> Result<Idempotence> {
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(-1)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let resp = match client.call_any(&req).await {
+            Ok(r) => r,
+            Err(e) if attempt < MAX_ATTEMPTS && e.is_transient() => {
+                client.reset();
+                tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        check(resp.error_code, || "InitProducerId".into(), None)?;
+        return Ok(Idempotence {
+            producer_id: resp.producer_id.0,
+            producer_epoch: resp.producer_epoch,
+            next_sequence: BTreeMap::new(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::add_sequence;
+
+    #[test]
+    fn sequences_wrap_like_kafkas() {
+        assert_eq!(add_sequence(0, 5), 5);
+        assert_eq!(add_sequence(i32::MAX - 5, 5), i32::MAX);
+        assert_eq!(add_sequence(i32::MAX - 5, 6), 0);
+        assert_eq!(add_sequence(i32::MAX, 3), 2);
     }
 }

@@ -64,10 +64,20 @@ impl ProduceRecord {
     }
 }
 
-/// One batch (v2, no producer id: not idempotent) holding `records`.
+/// An idempotent producer's identity and the sequence number of a batch's first record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerStamp {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+/// One RecordBatch v2 holding `records`; with a stamp it carries the producer id, epoch and
+/// base sequence the broker deduplicates retries by (KIP-98), else -1 in each.
 pub fn encode_produce_batch(
     records: &[ProduceRecord],
     compression: Compression,
+    stamp: Option<ProducerStamp>,
 ) -> Result<Vec<u8>> {
     if records.is_empty() {
         return Err(Error::Invalid("an empty batch".into()));
@@ -100,9 +110,9 @@ pub fn encode_produce_batch(
         last_offset_delta: records.len() as i32 - 1,
         base_timestamp,
         max_timestamp,
-        producer_id: -1,
-        producer_epoch: -1,
-        base_sequence: -1,
+        producer_id: stamp.map_or(-1, |s| s.producer_id),
+        producer_epoch: stamp.map_or(-1, |s| s.producer_epoch),
+        base_sequence: stamp.map_or(-1, |s| s.base_sequence),
         record_count: records.len() as i32,
     };
     encode_batch(&header, records.len() as i32, &body)
@@ -298,7 +308,7 @@ mod tests {
             Compression::Lz4,
             Compression::Zstd,
         ] {
-            let batch = encode_produce_batch(&[rec("a", "1"), rec("b", "2")], c).unwrap();
+            let batch = encode_produce_batch(&[rec("a", "1"), rec("b", "2")], c, None).unwrap();
             let mut unlimited = usize::MAX;
             let got = decode_fetched("t", 0, 0, &batch, &[], &mut unlimited).unwrap();
             assert_eq!(got.next_offset, 2, "{c:?}");
@@ -316,7 +326,7 @@ mod tests {
     #[test]
     fn records_before_the_fetch_offset_and_torn_tails_are_skipped() {
         let batch =
-            encode_produce_batch(&[rec("a", "1"), rec("b", "2")], Compression::None).unwrap();
+            encode_produce_batch(&[rec("a", "1"), rec("b", "2")], Compression::None, None).unwrap();
         let mut data = batch.clone();
         data.extend_from_slice(&batch[..batch.len() - 3]);
         let mut unlimited = usize::MAX;
@@ -328,8 +338,9 @@ mod tests {
 
     #[test]
     fn a_spent_budget_stops_before_the_next_data_batch_and_says_so() {
-        let one =
-            |k: &str| encode_produce_batch(&[rec(k, "1"), rec(k, "2")], Compression::Lz4).unwrap();
+        let one = |k: &str| {
+            encode_produce_batch(&[rec(k, "1"), rec(k, "2")], Compression::Lz4, None).unwrap()
+        };
         let mut data = one("a");
         let mut second = one("b");
         // Re-base the second batch at offset 2 (the base offset is not under the CRC).

@@ -44,6 +44,11 @@ pub struct ProduceArgs {
     /// none, gzip, snappy, lz4 or zstd.
     #[arg(long, short = 'z', default_value = "none", value_parser = ["none", "gzip", "snappy", "lz4", "zstd"])]
     compression: String,
+    /// Do not take a producer id: a batch whose answer is lost is then an error, not retried.
+    /// (With --acks all the producer is idempotent by default, like the Java client: a
+    /// retried batch is written once. With acks 0 or 1 it never is.)
+    #[arg(long)]
+    no_idempotence: bool,
     /// Longest input line accepted, in bytes.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     max_line_bytes: usize,
@@ -90,6 +95,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let config = ProducerConfig {
         acks,
         compression,
+        idempotent: acks == -1 && !args.no_idempotence,
         ..ProducerConfig::default()
     };
     let mut producer = Producer::new(&mut client, &args.topic, config).await?;
@@ -158,7 +164,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         return json(&summary);
     }
     println!(
-        "Produced {} records ({} bytes) to topic {} in {} batches over {} partitions{}",
+        "Produced {} records ({} bytes) to topic {} in {} batches over {} partitions{}{}",
         summary.records,
         summary.bytes,
         summary.topic,
@@ -168,6 +174,12 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
             " (acks=0: not confirmed)"
         } else {
             ""
+        },
+        match (summary.producer_id, summary.retries) {
+            (Some(id), 0) => format!(" (idempotent, producer id {id})"),
+            (Some(id), n) => format!(" (idempotent, producer id {id}; {n} retries)"),
+            (None, 0) => String::new(),
+            (None, n) => format!(" ({n} retries)"),
         }
     );
     if !summary.partitions.is_empty() {
