@@ -126,7 +126,16 @@ impl<'a> Producer<'a> {
             return Err(Error::Invalid(format!("topic {topic:?} has no partitions")));
         }
         let idempotence = if config.idempotent && config.acks == -1 {
-            Some(init_producer_id(client).await?)
+            match init_producer_id(client).await {
+                Ok(i) => Some(i),
+                // A broker without InitProducerId (before Kafka 0.11) still takes plain
+                // batches: produce without idempotence, and say so.
+                Err(e @ Error::UnsupportedApi { .. }) => {
+                    tracing::warn!("{e}: producing without idempotence");
+                    None
+                }
+                Err(e) => return Err(e),
+            }
         } else {
             None
         };
