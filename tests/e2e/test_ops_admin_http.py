@@ -18,6 +18,7 @@ from conftest import create_topic
 from ops_http import http, wait_for
 
 HERE = Path(__file__).resolve().parent
+MAX_ADMIN_CONNECTIONS = 256  # weir_admin::MAX_CONNECTIONS
 
 
 def kafka_topic_config(bootstrap, topic, name):
@@ -279,3 +280,41 @@ def test_openapi_document_validates_and_schemathesis_passes(broker):
     topics = http("GET", f"{broker.admin_url}/v1/topics")[2]["topics"]
     assert sum(t["partitions"] for t in topics) < 2000
     assert broker.alive()
+
+
+def test_idle_and_slow_connections_are_capped_and_timed_out(broker):
+    """More idle connections than the admin server serves at once (256), and one client that
+    sends half a request and stops: the server closes each after the 10 s header read timeout,
+    so a well-behaved request gets through, and the broker's memory stays bounded."""
+    import socket
+
+    rss_before = broker.rss_bytes()
+    slow = socket.create_connection(("127.0.0.1", broker.admin_port), timeout=30)
+    slow.sendall(b"GET /health HTTP/1.1\r\nHost: weir\r\n")  # and never the blank line
+    idle = [socket.create_connection(("127.0.0.1", broker.admin_port), timeout=30)
+            for _ in range(300)]
+    try:
+        t0 = time.monotonic()
+        status, _, body = http("GET", f"{broker.admin_url}/health", timeout=60)
+        assert status == 200 and body["status"] == "ok"
+        print(f"/health answered after {time.monotonic() - t0:.1f} s behind 300 idle connections")
+        # The slow client is cut off rather than held forever.
+        slow.settimeout(30)
+        try:
+            rest = slow.recv(4096)
+        except ConnectionResetError:
+            rest = b""
+        assert rest == b"" or rest.startswith(b"HTTP/1.1 408"), rest[:100]
+        # Every idle connection the server accepted was closed by it.
+        closed = 0
+        for s in idle[:MAX_ADMIN_CONNECTIONS - 1]:  # the slow one holds the 256th slot
+            s.settimeout(30)
+            try:
+                closed += s.recv(1) == b""
+            except ConnectionResetError:
+                closed += 1
+        assert closed == MAX_ADMIN_CONNECTIONS - 1
+        assert broker.rss_bytes() - rss_before < 64 << 20
+    finally:
+        for s in idle + [slow]:
+            s.close()

@@ -17,11 +17,15 @@
 //!   twice and nothing on the hot path takes a lock for the exporter.
 //! - Request bodies are capped at [`MAX_BODY_BYTES`]; every error is JSON
 //!   `{"error": KAFKA_ERROR_NAME, "message": ...}`.
+//! - At most [`MAX_CONNECTIONS`] connections are served at once (more wait in the kernel's
+//!   backlog), and a connection that does not send a request's headers within
+//!   [`HEADER_READ_TIMEOUT`] (idle keep-alive included) is closed: a flood or a slow client
+//!   costs bounded memory and cannot hold the API for long.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -38,6 +42,13 @@ mod openapi;
 
 /// The largest request body the JSON API reads (a topic with many configs fits easily).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Connections served at once; the next ones wait to be accepted.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Time a connection has to send a request's headers, counted from when the server starts
+/// waiting for them (so an idle keep-alive connection is closed after it too).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Addresses the broker info reports.
 #[derive(Debug, Clone)]
@@ -101,18 +112,57 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serve the admin API on `listener` until `shutdown` turns true.
+/// Serve the admin API on `listener` until `shutdown` turns true; connections then finish
+/// the request in progress and close.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let app = router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        })
-        .await
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = stopped(&mut shutdown) => return Ok(()),
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "admin listener accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut shutdown) => return Ok(()),
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = stopped(&mut shutdown) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
+
+/// Resolves once `shutdown` turns true (or its sender is gone). The watch guard is dropped
+/// inside, so it never lives across an await of the caller's.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
 }
 
 fn router(state: Shared) -> Router {
