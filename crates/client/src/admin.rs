@@ -65,6 +65,16 @@ pub struct TopicInfo {
     pub partitions: Vec<PartitionInfo>,
 }
 
+impl TopicInfo {
+    /// Each partition's leader (-1 while it has none): where produce and fetch go.
+    pub fn leaders(&self) -> std::collections::BTreeMap<i32, i32> {
+        self.partitions
+            .iter()
+            .map(|p| (p.partition, p.leader))
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TopicSummary {
     pub name: String,

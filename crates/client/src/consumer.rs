@@ -197,11 +197,7 @@ impl<'a> Consumer<'a> {
     async fn start(&mut self, parts: &[i32], committed: &BTreeMap<i32, i64>) -> Result<()> {
         let topic = self.config.topic.clone();
         let info = self.client.topic_info(&topic).await?;
-        self.leaders = info
-            .partitions
-            .iter()
-            .map(|p| (p.partition, p.leader))
-            .collect();
+        self.leaders = info.leaders();
         self.positions.clear();
         self.acked.clear();
         self.ends.clear();
@@ -433,13 +429,7 @@ impl<'a> Consumer<'a> {
             // Best effort: the records in hand are returned either way, and the next poll
             // looks again.
             match self.client.topic_info(&self.config.topic).await {
-                Ok(info) => {
-                    self.leaders = info
-                        .partitions
-                        .iter()
-                        .map(|p| (p.partition, p.leader))
-                        .collect()
-                }
+                Ok(info) => self.leaders = info.leaders(),
                 Err(e) => tracing::debug!("metadata refresh failed: {e}"),
             }
         }

@@ -144,11 +144,7 @@ impl<'a> Producer<'a> {
             config,
             topic: topic.to_string(),
             partition_count,
-            leaders: info
-                .partitions
-                .iter()
-                .map(|p| (p.partition, p.leader))
-                .collect(),
+            leaders: info.leaders(),
             buffers: BTreeMap::new(),
             sticky: 0,
             summary: ProduceSummary {
@@ -282,13 +278,7 @@ impl<'a> Producer<'a> {
                 let backoff = Duration::from_millis((100 * attempt as u64).min(1_000));
                 tokio::time::sleep(backoff).await;
                 match self.client.topic_info(&self.topic).await {
-                    Ok(info) => {
-                        self.leaders = info
-                            .partitions
-                            .iter()
-                            .map(|p| (p.partition, p.leader))
-                            .collect()
-                    }
+                    Ok(info) => self.leaders = info.leaders(),
                     // The broker may still be coming back: the next attempt tells.
                     Err(e) if idempotent && e.is_transient() => {
                         tracing::debug!("metadata refresh before retry {attempt}: {e}")

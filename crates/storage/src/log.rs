@@ -141,7 +141,7 @@ pub struct SegmentsDeleted {
     pub log_start_offset: i64,
     /// The deleted segments' files: drop after releasing the partition lock.
     pub retired: RetiredFiles,
-    fs: Option<Arc<dyn Fs>>,
+    fs: Arc<dyn Fs>,
     to_unlink: Vec<Segment>,
 }
 
@@ -161,17 +161,13 @@ impl SegmentsDeleted {
     /// next open (they are below the checkpointed start); the caller should take the log
     /// offline, as for any failed write.
     pub fn unlink(&mut self) -> Result<(), StorageError> {
-        let Some(fs) = self.fs.clone() else {
-            return Ok(());
-        };
-        while !self.to_unlink.is_empty() {
-            let seg = self.to_unlink.remove(0);
+        // Taken, so a failure (which drops the rest) or a second call unlinks nothing twice.
+        for seg in std::mem::take(&mut self.to_unlink) {
             let path = seg.log_path.clone();
-            match seg.delete_files(&*fs) {
+            match seg.delete_files(&*self.fs) {
                 // Already gone: the whole partition was deleted meanwhile.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(source) => {
-                    self.to_unlink.clear();
                     let context = format!("deleting {}", path.display());
                     return Err(StorageError::Io { context, source });
                 }
@@ -1320,7 +1316,7 @@ impl Log {
             bytes: 0,
             log_start_offset: self.log_start_offset,
             retired: RetiredFiles::default(),
-            fs: Some(Arc::clone(&self.fs)),
+            fs: Arc::clone(&self.fs),
             to_unlink: Vec::new(),
         };
         if count == 0 {
