@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -106,13 +105,6 @@ pub struct Broker {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serializes catalog changes (create, delete, add partitions) and their file writes.
     catalog_lock: tokio::sync::Mutex<()>,
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Broker {
@@ -561,8 +553,9 @@ async fn open_partition(
             // What survived recovery becomes durable before anyone can read it.
             log.flush()
                 .map_err(|e| format!("flush {}: {e}", dir.display()))?;
-            let producers = rebuild_producer_state(&dir, &log, now_ms(), expiration_ms)
-                .map_err(|e| format!("producer state of {}: {e}", dir.display()))?;
+            let producers =
+                rebuild_producer_state(&dir, &log, crate::clock::now_ms(), expiration_ms)
+                    .map_err(|e| format!("producer state of {}: {e}", dir.display()))?;
             Ok((log, producers))
         })
         .await

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod broker;
+pub mod clock;
 pub mod config;
 pub mod error_codes;
 pub mod group;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
+pub mod reply;
 pub mod txn;
 pub mod txn_index;
 

@@ -10,7 +10,8 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
+use crate::clock::now_ms;
 
 pub fn spawn(broker: &Arc<Broker>) {
     let m = broker.config.log_manager.clone();

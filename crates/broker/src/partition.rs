@@ -584,7 +584,7 @@ impl Partition {
             .sync()?;
         let bytes = {
             let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
-            producers.expire(crate::broker::now_ms(), self.producer_expiration_ms);
+            producers.expire(crate::clock::now_ms(), self.producer_expiration_ms);
             producers.encode_snapshot(log.log_end_offset())
         };
         crate::broker::write_atomically(&self.dir, PRODUCER_SNAPSHOT_FILE, &bytes)

@@ -7,7 +7,8 @@ use kafka_protocol::messages::{
 };
 
 use super::str_bytes;
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
+use crate::clock::now_ms;
 use crate::error_codes as ec;
 use crate::txn::TxnState;
 

@@ -6,8 +6,6 @@
 //! (after the fsync, or when data arrives): they return `Reply::Later` and the connection
 //! keeps reading requests meanwhile, writing responses in request order.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -53,17 +51,7 @@ pub mod response_errors;
 pub mod sync_group;
 pub mod txn_offset_commit;
 
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
-/// A handler's answer.
-pub enum Reply<T> {
-    /// Ready now.
-    Now(T),
-    /// Ready when the future completes (after an fsync, or a long poll).
-    Later(BoxFuture<T>),
-    /// No response at all (Produce with acks=0).
-    Nothing,
-}
+pub use crate::reply::{BoxFuture, Reply};
 
 /// An encoded response frame, now or later.
 pub enum Response {

@@ -15,7 +15,8 @@ use weir_storage::batch::validate_record_set;
 use weir_storage::{BatchError, BatchHeader, StorageError};
 
 use super::{some_str, Reply};
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
+use crate::clock::now_ms;
 use crate::error_codes as ec;
 use crate::partition::{Appended, Partition, PartitionError};
 use crate::producer_state::{increment_sequence, ProducerBatch};

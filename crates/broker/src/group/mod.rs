@@ -22,10 +22,11 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use crate::api::BoxFuture;
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
+use crate::clock::now_ms;
 use crate::error_codes as ec;
 use crate::partition::Partition;
+use crate::reply::BoxFuture;
 use records::{GroupValue, Key, MemberValue, OffsetValue};
 pub use state::{
     CommittedOffset, Group, GroupConfig, GroupState, JoinAction, JoinOutcome, JoinRequest,

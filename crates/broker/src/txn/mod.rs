@@ -33,7 +33,8 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
+use crate::clock::now_ms;
 use crate::error_codes as ec;
 use crate::group::OFFSETS_TOPIC;
 use crate::partition::Partition;
