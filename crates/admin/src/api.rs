@@ -462,7 +462,7 @@ async fn describe_group(
     let b = ready_broker(&s)?;
     let Path(group_id) = group_id?;
     let summary = b.groups.describe(&group_id);
-    let lag = b.groups.lag(b, &group_id);
+    let lag = b.groups.lag(&group_id);
     let Some(g) = summary else {
         return Err(ApiError::from(TopicError::new(
             ec::GROUP_ID_NOT_FOUND,

@@ -357,7 +357,7 @@ pub(crate) fn render(state: &AdminState) -> String {
     }
     let lags: Vec<_> = groups
         .iter()
-        .map(|g| (g.group_id.clone(), broker.groups.lag(broker, &g.group_id)))
+        .map(|g| (g.group_id.clone(), broker.groups.lag(&g.group_id)))
         .collect();
     o.family(
         "weir_consumer_group_committed_offset",

@@ -28,18 +28,96 @@ pub struct BrokerConfig {
     /// Broker-wide defaults of the topic settings.
     pub topic_defaults: TopicDefaults,
     /// The group coordinator's timings (`group.*`).
-    pub group: crate::group::GroupConfig,
+    pub group: GroupConfig,
     /// Committed offsets (`offsets.*`).
-    pub offsets: crate::group::OffsetsConfig,
+    pub offsets: OffsetsConfig,
     /// `producer.id.expiration.ms`: an idempotent producer idle this long is forgotten.
     pub producer_id_expiration_ms: i64,
     /// The transaction coordinator's settings (`transaction.*`).
-    pub txn: crate::txn::TxnConfig,
+    pub txn: TxnConfig,
     /// Retention and the log cleaner (`log.retention.check.interval.ms`, `log.cleaner.*`).
     pub log_manager: LogManagerConfig,
     /// Broker settings given explicitly (flag, environment or file), by Kafka name: their
     /// DescribeConfigs source is STATIC_BROKER_CONFIG rather than DEFAULT_CONFIG.
     pub explicit: std::collections::BTreeSet<String>,
+}
+
+/// Timing settings of the group coordinator (Kafka's broker settings).
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group
+    /// waits for more members (extended by each join, up to the rebalance timeout).
+    pub initial_rebalance_delay_ms: i64,
+    /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// `group.max.size`: members per group.
+    pub max_size: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            initial_rebalance_delay_ms: 3000,
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            max_size: 10_000,
+        }
+    }
+}
+
+/// Settings of committed offsets (Kafka's names).
+#[derive(Debug, Clone)]
+pub struct OffsetsConfig {
+    /// `offsets.retention.minutes`, in ms: offsets of a group that has been empty this long
+    /// (or, for commits made outside any group, committed this long ago) are deleted.
+    pub retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`.
+    pub retention_check_interval_ms: i64,
+    /// `offsets.topic.num.partitions`, used when `__consumer_offsets` is created.
+    pub topic_num_partitions: i32,
+    /// `offset.metadata.max.bytes`.
+    pub metadata_max_bytes: usize,
+}
+
+impl Default for OffsetsConfig {
+    fn default() -> Self {
+        OffsetsConfig {
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_check_interval_ms: 600_000,
+            topic_num_partitions: 50,
+            metadata_max_bytes: 4096,
+        }
+    }
+}
+
+/// Settings of the transaction coordinator (Kafka's names).
+#[derive(Debug, Clone)]
+pub struct TxnConfig {
+    /// `transaction.max.timeout.ms`: the largest transaction.timeout.ms a producer may ask.
+    pub max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    pub abort_check_interval_ms: i64,
+    /// `transaction.state.log.num.partitions`, used when `__transaction_state` is created.
+    pub topic_num_partitions: i32,
+    /// `transactional.id.expiration.ms`: a transactional id with no transaction open and no
+    /// update for this long is forgotten (a tombstone in `__transaction_state`), so ids used
+    /// once (one per task, per test run) do not pile up in memory forever.
+    pub id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often to look.
+    pub remove_expired_interval_ms: i64,
+}
+
+impl Default for TxnConfig {
+    fn default() -> Self {
+        TxnConfig {
+            max_timeout_ms: 900_000,
+            abort_check_interval_ms: 10_000,
+            topic_num_partitions: 50,
+            id_expiration_ms: 604_800_000,
+            remove_expired_interval_ms: 3_600_000,
+        }
+    }
 }
 
 /// The background work on logs: retention checks and the cleaner (Kafka's names).

@@ -10,10 +10,13 @@
 
 pub mod api;
 pub mod broker;
+pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod error;
 pub mod error_codes;
 pub mod group;
+pub mod internal_topic;
 pub mod log_manager;
 pub mod metrics;
 pub mod partition;

@@ -10,46 +10,45 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::broker::Broker;
-use crate::clock::now_ms;
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+use crate::config::LogManagerConfig;
+use crate::partition::Partition;
 
-pub fn spawn(broker: &Arc<Broker>) {
-    let m = broker.config.log_manager.clone();
-    let weak = Arc::downgrade(broker);
+/// Start the retention loop and (if enabled) the cleaner loop over `catalog`'s partitions.
+/// They end once the catalog is dropped.
+pub fn spawn(catalog: &Arc<Catalog>, m: LogManagerConfig, clock: Arc<dyn Clock>) {
+    let weak = Arc::downgrade(catalog);
     tokio::spawn(retention_loop(
         weak.clone(),
+        Arc::clone(&clock),
         Duration::from_millis(m.retention_check_interval_ms.max(1) as u64),
     ));
     if m.cleaner_enable {
         tokio::spawn(cleaner_loop(
             weak,
+            clock,
             Duration::from_millis(m.cleaner_backoff_ms.max(1) as u64),
             m.cleaner_dedupe_buffer_size,
         ));
     }
 }
 
-/// Every partition of every topic, without keeping the broker alive; None once it is gone.
-fn every_partition(broker: &Weak<Broker>) -> Option<Vec<Arc<crate::partition::Partition>>> {
-    let b = broker.upgrade()?;
-    let partitions = b
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions.clone())
-        .collect();
-    Some(partitions)
+/// Every partition of every topic, without keeping the catalog alive; None once it is gone.
+fn every_partition(catalog: &Weak<Catalog>) -> Option<Vec<Arc<Partition>>> {
+    Some(catalog.upgrade()?.partitions())
 }
 
-async fn retention_loop(broker: Weak<Broker>, interval: Duration) {
+async fn retention_loop(catalog: Weak<Catalog>, clock: Arc<dyn Clock>, interval: Duration) {
     loop {
         // The first check comes one interval after start (Kafka waits too).
         tokio::time::sleep(interval).await;
-        let Some(partitions) = every_partition(&broker) else {
+        let Some(partitions) = every_partition(&catalog) else {
             return;
         };
         // File deletions: off the async threads.
+        let now = clock.now_ms();
         let _ = tokio::task::spawn_blocking(move || {
-            let now = now_ms();
             for p in partitions {
                 match p.apply_retention(now) {
                     Ok(Some((segments, bytes, start))) => tracing::info!(
@@ -68,14 +67,19 @@ async fn retention_loop(broker: Weak<Broker>, interval: Duration) {
     }
 }
 
-async fn cleaner_loop(broker: Weak<Broker>, backoff: Duration, dedupe_buffer_bytes: usize) {
+async fn cleaner_loop(
+    catalog: Weak<Catalog>,
+    clock: Arc<dyn Clock>,
+    backoff: Duration,
+    dedupe_buffer_bytes: usize,
+) {
     loop {
-        let Some(partitions) = every_partition(&broker) else {
+        let Some(partitions) = every_partition(&catalog) else {
             return;
         };
         let mut cleaned = false;
         for p in partitions {
-            let now = now_ms();
+            let now = clock.now_ms();
             match p.needs_cleaning(now) {
                 Ok(true) => {}
                 Ok(false) | Err(crate::partition::PartitionError::Closed(_)) => continue,

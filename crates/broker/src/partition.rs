@@ -14,15 +14,19 @@
 //! the aborted ones (txn_index), and publishes the last stable offset next to the high
 //! watermark; read_committed reads stop there.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{watch, Notify};
-use weir_storage::{AppendInfo, BatchHeader, Log, StorageError};
+use weir_storage::control::{encode_marker, marker_type, MARKER_COMMIT};
+use weir_storage::{
+    read_optional, write_atomic, AppendInfo, BatchHeader, Fs, Log, StorageError, StorageFile,
+};
 
+use crate::clock::Clock;
 use crate::config::TopicSettings;
 use crate::producer_state::{
     increment_sequence, BatchMeta, ProducerBatch, ProducerStateMap, SequenceCheck,
@@ -34,6 +38,25 @@ pub const PRODUCER_SNAPSHOT_FILE: &str = "producer-state.snapshot";
 /// A snapshot is taken at most this often while appends come in (and at clean shutdown),
 /// bounding how much log a crash recovery must scan to rebuild producer state.
 const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(30);
+/// A snapshot larger than this is not read (the log is scanned instead).
+const SNAPSHOT_MAX_BYTES: u64 = 1 << 30;
+
+/// KIP-890's check, run under the log lock just before a transactional batch is appended:
+/// the transaction coordinator's answer to "is this partition in the producer's open
+/// transaction?", as (error code, reason) when it is not.
+pub type TxnCheck<'a> = dyn Fn() -> Result<(), (i16, &'static str)> + Sync + 'a;
+
+/// What a partition needs from the broker besides its log: the file system its snapshot
+/// and index go through, the clock, and how long idle producers are remembered.
+#[derive(Debug, Clone)]
+pub struct PartitionDeps {
+    /// The storage file system (the partition's own files go through it too).
+    pub fs: Arc<dyn Fs>,
+    /// Wall-clock time for producer expiry.
+    pub clock: Arc<dyn Clock>,
+    /// `producer.id.expiration.ms`.
+    pub producer_expiration_ms: i64,
+}
 
 /// Process-wide storage counters (a metrics endpoint will export them; until then the
 /// broker logs them at shutdown and benchmarks read that line).
@@ -79,9 +102,21 @@ pub enum PartitionError {
     #[error("partition {0} was deleted")]
     Closed(String),
     /// An idempotent batch out of sequence, from a fenced epoch or an unknown producer; or
-    /// a transactional batch the coordinator does not expect.
-    #[error("{1}")]
-    Sequence(i16, &'static str),
+    /// a transactional batch the coordinator does not expect (KIP-890), or a marker from an
+    /// older epoch. Nothing was appended.
+    #[error("{reason}")]
+    Rejected {
+        /// The Kafka error code for the producer.
+        code: i16,
+        /// Why, for the response's error message.
+        reason: &'static str,
+    },
+}
+
+impl PartitionError {
+    fn rejected((code, reason): (i16, &'static str)) -> Self {
+        PartitionError::Rejected { code, reason }
+    }
 }
 
 /// What an append did.
@@ -92,7 +127,9 @@ pub enum Appended {
     Duplicate(BatchMeta),
 }
 
+/// One partition of a topic: its log, high watermark and group-commit flusher.
 pub struct Partition {
+    /// The topic's name.
     pub topic: String,
     pub index: i32,
     /// Bumped when leadership changes (cluster mode); constant on a single node.
@@ -112,7 +149,12 @@ pub struct Partition {
     /// so no cleaned file is written into a directory being removed.
     cleaning: Mutex<()>,
     dir: PathBuf,
+    fs: Arc<dyn Fs>,
+    clock: Arc<dyn Clock>,
     last_snapshot: Mutex<Instant>,
+    /// The log offset of the newest snapshot written, held while one is written: writes
+    /// are serialized, and one older than what is on disk is skipped.
+    snapshot_written: Mutex<i64>,
     /// `producer.id.expiration.ms`.
     producer_expiration_ms: i64,
     /// Record-set bytes appended by Produce requests (the admin endpoint sums them per
@@ -120,6 +162,16 @@ pub struct Partition {
     pub bytes_in: AtomicU64,
     /// Record-set bytes sent in Fetch responses.
     pub bytes_out: AtomicU64,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partition")
+            .field("topic", &self.topic)
+            .field("index", &self.index)
+            .field("state", &self.state())
+            .finish()
+    }
 }
 
 impl Partition {
@@ -132,7 +184,7 @@ impl Partition {
         log: Log,
         producers: ProducerStateMap,
         txn_index: TxnIndex,
-        producer_expiration_ms: i64,
+        deps: PartitionDeps,
         settings: TopicSettings,
     ) -> Arc<Partition> {
         let state = PartitionState {
@@ -156,8 +208,11 @@ impl Partition {
             txn_index: Mutex::new(txn_index),
             cleaning: Mutex::new(()),
             dir,
+            fs: deps.fs,
+            clock: deps.clock,
             last_snapshot: Mutex::new(Instant::now()),
-            producer_expiration_ms,
+            snapshot_written: Mutex::new(-1),
+            producer_expiration_ms: deps.producer_expiration_ms,
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
         });
@@ -205,11 +260,6 @@ impl Partition {
     /// `wait_durable(last_offset + 1)` before acknowledging. An idempotent batch
     /// (`producer` given) is checked against the producer's sequence under the same lock as
     /// the append, so a retry is recognised however requests interleave.
-    ///
-    /// `txn_check` runs under the log lock just before a transactional batch is appended:
-    /// the transaction coordinator's answer to "is this partition in the producer's open
-    /// transaction?" (KIP-890's verification). Markers are appended under the same lock, so
-    /// a batch either lands before its transaction's marker or is refused.
     pub fn append(
         &self,
         records: &mut [u8],
@@ -219,12 +269,15 @@ impl Partition {
         self.append_checked(records, now_ms, producer, None)
     }
 
+    /// [`Partition::append`] with KIP-890's verification: `txn_check` runs under the log
+    /// lock just before a transactional batch is appended. Markers are appended under the
+    /// same lock, so a batch either lands before its transaction's marker or is refused.
     pub fn append_checked(
         &self,
         records: &mut [u8],
         now_ms: i64,
         producer: Option<ProducerBatch>,
-        txn_check: Option<&(dyn Fn() -> Result<(), (i16, &'static str)> + Sync)>,
+        txn_check: Option<&TxnCheck<'_>>,
     ) -> Result<Appended, PartitionError> {
         let state = self.state();
         if state.offline {
@@ -242,13 +295,13 @@ impl Partition {
                 SequenceCheck::Append => {}
                 SequenceCheck::Duplicate(meta) => return Ok(Appended::Duplicate(meta)),
                 SequenceCheck::Reject(code, why) => {
-                    return Err(PartitionError::Sequence(code, why))
+                    return Err(PartitionError::rejected((code, why)))
                 }
             }
         }
         if let (Some(check), Some(b)) = (txn_check, &producer) {
             if b.transactional {
-                check().map_err(|(code, why)| PartitionError::Sequence(code, why))?;
+                check().map_err(PartitionError::rejected)?;
             }
         }
         let info = log.get().append(records, self.leader_epoch, now_ms)?;
@@ -271,7 +324,7 @@ impl Partition {
         now_ms: i64,
         producer_id: i64,
         epoch: i16,
-        txn_check: &(dyn Fn() -> Result<(), (i16, &'static str)> + Sync),
+        txn_check: &TxnCheck<'_>,
     ) -> Result<AppendInfo, PartitionError> {
         if self.state().offline {
             return Err(PartitionError::Offline(self.name()));
@@ -280,12 +333,12 @@ impl Partition {
         let mut log = self.lock_log()?;
         let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
         if producers.get(producer_id).is_some_and(|e| e.epoch > epoch) {
-            return Err(PartitionError::Sequence(
+            return Err(PartitionError::rejected((
                 crate::error_codes::PRODUCER_FENCED,
                 "the producer epoch is older than the current one",
-            ));
+            )));
         }
-        txn_check().map_err(|(code, why)| PartitionError::Sequence(code, why))?;
+        txn_check().map_err(PartitionError::rejected)?;
         let info = log.get().append(records, self.leader_epoch, now_ms)?;
         counters::APPENDS.fetch_add(1, Ordering::Relaxed);
         producers.record(
@@ -324,10 +377,10 @@ impl Partition {
         let mut log = self.lock_log()?;
         let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
         if producers.get(producer_id).is_some_and(|e| e.epoch > epoch) {
-            return Err(PartitionError::Sequence(
+            return Err(PartitionError::rejected((
                 crate::error_codes::INVALID_PRODUCER_EPOCH,
                 "a marker from an older producer epoch",
-            ));
+            )));
         }
         let info = log.get().append(&mut batch, self.leader_epoch, now_ms)?;
         counters::APPENDS.fetch_add(1, Ordering::Relaxed);
@@ -538,29 +591,39 @@ impl Partition {
             Err(StorageError::CleanAborted(_)) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        // A snapshot older than a removed marker could hold its transaction open, and the
+        // scan after it would never find the marker that closes it: the LSO would stick
+        // there after a restart. So one from now (past every removed marker, which all lie
+        // below the plan's bound, the transactions closed) is made durable before the swap.
+        // The removed aborts also leave the aborted-transaction index first: no record of
+        // theirs is left to filter, and a reader told of an abort whose marker never comes
+        // would drop the producer's next transaction as aborted. Done before the swap, so a
+        // crash in between leaves a marker without an entry: harmless. Both off the runtime
+        // and outside the log lock: appends go on meanwhile.
+        if !output.removed_markers().is_empty() {
+            let job = {
+                let log = self.lock_log()?;
+                self.prepare_snapshot(log.get_ref())
+            };
+            let this = self.clone();
+            let removed = output.removed_markers().to_vec();
+            let prepared = tokio::task::spawn_blocking(move || {
+                this.write_snapshot(job)?;
+                this.txn_index
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove_markers(&removed)
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            if let Err(e) = prepared {
+                tracing::warn!(partition = %self.name(), error = %e,
+                    "removing transaction markers failed; the clean is not installed");
+                return Ok(None);
+            }
+        }
         let installed = {
             let mut log = self.lock_log()?;
-            // A snapshot older than a removed marker could hold its transaction open, and
-            // the scan after it would never find the marker that closes it: the LSO would
-            // stick there after a restart. So one from now (past every removed marker, the
-            // transactions closed) is made durable before the swap.
-            // The removed aborts also leave the aborted-transaction index first: no record
-            // of theirs is left to filter, and a reader told of an abort whose marker never
-            // comes would drop the producer's next transaction as aborted. Done before the
-            // swap, so a crash in between leaves a marker without an entry: harmless.
-            if !output.removed_markers().is_empty() {
-                let prepared = self.write_snapshot(log.get_ref()).and_then(|()| {
-                    self.txn_index
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove_markers(output.removed_markers())
-                });
-                if let Err(e) = prepared {
-                    tracing::warn!(partition = %self.name(), error = %e,
-                        "removing transaction markers failed; the clean is not installed");
-                    return Ok(None);
-                }
-            }
             log.get().install_clean(output)
         };
         match installed {
@@ -573,22 +636,56 @@ impl Partition {
         }
     }
 
-    /// Write the producer-state snapshot (atomically) for the log as it is now, forgetting
-    /// producers idle past `producer.id.expiration.ms` first.
-    fn write_snapshot(&self, log: &Log) -> std::io::Result<()> {
-        // Every abort below the snapshot's offset must be on disk before the snapshot is,
-        // or a crash could leave an aborted transaction readable (see txn_index).
-        self.txn_index
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .sync()?;
+    /// The producer-state snapshot of the log as it is now (the caller holds the log lock,
+    /// so no append slips in between), forgetting producers idle past
+    /// `producer.id.expiration.ms` first. Only memory is touched: [`SnapshotJob::write`]
+    /// does the I/O, outside the lock.
+    fn prepare_snapshot(&self, log: &Log) -> SnapshotJob {
+        let offset = log.log_end_offset();
         let bytes = {
             let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
-            producers.expire(crate::clock::now_ms(), self.producer_expiration_ms);
-            producers.encode_snapshot(log.log_end_offset())
+            producers.expire(self.clock.now_ms(), self.producer_expiration_ms);
+            producers.encode_snapshot(offset)
         };
-        crate::broker::write_atomically(&self.dir, PRODUCER_SNAPSHOT_FILE, &bytes)
-            .map_err(std::io::Error::other)
+        let txn_index = self
+            .txn_index
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sync_handle();
+        SnapshotJob {
+            offset,
+            bytes,
+            txn_index,
+        }
+    }
+
+    /// Write a prepared snapshot: the aborted-transaction index first (every abort below
+    /// the snapshot's offset must be on disk before the snapshot is, or a crash could leave
+    /// an aborted transaction readable), then the snapshot atomically. Writes are
+    /// serialized; one older than the snapshot already written is skipped, so the snapshot
+    /// on disk only moves forward. Blocking: call it off the async runtime.
+    fn write_snapshot(&self, job: SnapshotJob) -> std::io::Result<()> {
+        let mut written = self
+            .snapshot_written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if job.offset < *written {
+            return Ok(());
+        }
+        if let Some(f) = &job.txn_index {
+            f.sync_data()?;
+        }
+        write_atomic(&*self.fs, &self.dir, PRODUCER_SNAPSHOT_FILE, &job.bytes)?;
+        *written = job.offset;
+        Ok(())
+    }
+
+    /// [`Partition::write_snapshot`] on a blocking thread.
+    async fn snapshot_off_runtime(self: &Arc<Self>, job: SnapshotJob) -> std::io::Result<()> {
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || this.write_snapshot(job))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 
     fn advance_high_watermark(&self, offset: i64) {
@@ -653,45 +750,15 @@ impl Partition {
         Ok(log.get_ref().read(fetch_offset, max_bytes, upto)?)
     }
 
-    /// Every record from the log start to the high watermark, decoded, in order: how the
-    /// coordinators replay their internal topics at start. Returns how many were read.
-    pub fn for_each_record(
-        &self,
-        mut f: impl FnMut(kafka_protocol::records::Record),
-    ) -> Result<u64, String> {
-        let state = self.state();
-        let mut offset = state.log_start_offset;
-        let mut read = 0u64;
-        while offset < state.high_watermark {
-            let mut chunk = self
-                .read(offset, 1024 * 1024)
-                .map_err(|e| format!("reading {}: {e}", self.name()))?;
-            if chunk.is_empty() {
-                break;
-            }
-            while !chunk.is_empty() {
-                let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut chunk)
-                    .map_err(|e| format!("decoding {} at {offset}: {e}", self.name()))?;
-                for r in set.records {
-                    offset = offset.max(r.offset + 1);
-                    if r.offset >= state.log_start_offset {
-                        read += 1;
-                        f(r);
-                    }
-                }
-            }
-        }
-        Ok(read)
-    }
-
     /// Run `f` on the log (for offsets by timestamp, sizes...).
     pub fn with_log<T>(&self, f: impl FnOnce(&Log) -> T) -> Result<T, PartitionError> {
         let log = self.lock_log()?;
         Ok(f(log.get_ref()))
     }
 
-    /// fsync once, outside the log mutex. Returns the new durable end.
-    async fn fsync_once(&self) -> Result<(), PartitionError> {
+    /// fsync once, outside the log mutex, then publish the new durable end; every 30 s also
+    /// write a producer-state snapshot (after publishing, off the runtime, without the lock).
+    async fn fsync_once(self: &Arc<Self>) -> Result<(), PartitionError> {
         let target = {
             let log = self.lock_log()?;
             if log.get_ref().recovery_point() >= log.get_ref().log_end_offset() {
@@ -713,47 +780,46 @@ impl Partition {
         })
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        let mut log = self.lock_log()?;
-        match result {
-            Ok(()) => {
-                log.get().mark_synced(end_offset);
-                let due = {
-                    let mut last = self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner());
-                    let due = last.elapsed() >= SNAPSHOT_INTERVAL;
-                    if due {
-                        *last = Instant::now();
-                    }
-                    due
-                };
+        if let Err(e) = result {
+            // Fail-stop: after a failed fsync the page cache may have dropped the dirty
+            // pages, so a retry could "succeed" over lost data. Never retry.
+            self.lock_log()?.get().mark_failed();
+            tracing::error!(partition = %self.name(), error = %e, "fsync failed; partition is offline until restart");
+            self.state.send_modify(|s| s.offline = true);
+            return Err(PartitionError::Offline(self.name()));
+        }
+        let (durable, offline, snapshot) = {
+            let mut log = self.lock_log()?;
+            log.get().mark_synced(end_offset);
+            let due = {
+                let mut last = self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner());
+                let due = last.elapsed() >= SNAPSHOT_INTERVAL;
                 if due {
-                    if let Err(e) = self.write_snapshot(log.get_ref()) {
-                        tracing::warn!(partition = %self.name(), error = %e, "producer-state snapshot failed");
-                    }
+                    *last = Instant::now();
                 }
-                // The log's own view of what is durable: after a failure elsewhere (a roll's
-                // fsync) it ignores this success, and nothing past its recovery point may be
-                // acknowledged.
-                let durable = log.get_ref().recovery_point();
-                let offline = log.get_ref().is_offline();
-                drop(log);
-                self.advance_high_watermark(durable);
-                if offline {
-                    tracing::error!(partition = %self.name(), "log went offline after a storage failure");
-                    self.state.send_modify(|s| s.offline = true);
-                    return Err(PartitionError::Offline(self.name()));
-                }
-                Ok(())
-            }
-            Err(e) => {
-                // Fail-stop: after a failed fsync the page cache may have dropped the dirty
-                // pages, so a retry could "succeed" over lost data. Never retry.
-                log.get().mark_failed();
-                drop(log);
-                tracing::error!(partition = %self.name(), error = %e, "fsync failed; partition is offline until restart");
-                self.state.send_modify(|s| s.offline = true);
-                Err(PartitionError::Offline(self.name()))
+                due
+            };
+            // The log's own view of what is durable: after a failure elsewhere (a roll's
+            // fsync) it ignores this success, and nothing past its recovery point may be
+            // acknowledged.
+            (
+                log.get_ref().recovery_point(),
+                log.get_ref().is_offline(),
+                due.then(|| self.prepare_snapshot(log.get_ref())),
+            )
+        };
+        self.advance_high_watermark(durable);
+        if offline {
+            tracing::error!(partition = %self.name(), "log went offline after a storage failure");
+            self.state.send_modify(|s| s.offline = true);
+            return Err(PartitionError::Offline(self.name()));
+        }
+        if let Some(job) = snapshot {
+            if let Err(e) = self.snapshot_off_runtime(job).await {
+                tracing::warn!(partition = %self.name(), error = %e, "producer-state snapshot failed");
             }
         }
+        Ok(())
     }
 
     /// Stop the flusher, fsync, and close the log (clean shutdown). Idempotent.
@@ -762,12 +828,8 @@ impl Partition {
         self.state.send_modify(|s| s.closed = true);
         self.flush_wakeup.notify_one();
         if let Some(log) = log {
-            let _ = self
-                .txn_index
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .sync();
-            if let Err(e) = self.write_snapshot(&log) {
+            let job = self.prepare_snapshot(&log);
+            if let Err(e) = self.write_snapshot(job) {
                 tracing::warn!(partition = %self.name(), error = %e, "producer-state snapshot failed");
             }
             log.close()?;
@@ -786,6 +848,15 @@ impl Partition {
         }
         Ok(())
     }
+}
+
+/// A producer-state snapshot prepared under the log lock, to be written outside it.
+struct SnapshotJob {
+    /// The log end offset it describes.
+    offset: i64,
+    bytes: Vec<u8>,
+    /// The aborted-transaction index's file, fsync'd before the snapshot is written.
+    txn_index: Option<Arc<dyn StorageFile>>,
 }
 
 /// Log access under the mutex; the Option is Some while the partition is open.
@@ -841,20 +912,26 @@ async fn flusher(p: Arc<Partition>) {
 /// recovery) or damaged is ignored and the whole log is scanned. Producers idle longer than
 /// `expiration_ms` (by the snapshot's record of when they were last seen) are dropped.
 pub fn rebuild_producer_state(
-    dir: &std::path::Path,
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
     log: &Log,
     now_ms: i64,
     expiration_ms: i64,
 ) -> Result<(ProducerStateMap, TxnIndex), StorageError> {
-    let mut index =
-        TxnIndex::open(dir, log.log_start_offset(), log.log_end_offset()).map_err(|source| {
-            StorageError::Io {
-                context: format!("aborted-transaction index in {}", dir.display()),
-                source,
-            }
-        })?;
-    let snapshot = std::fs::read(dir.join(PRODUCER_SNAPSHOT_FILE))
+    let mut index = TxnIndex::open(
+        Arc::clone(fs),
+        dir,
+        log.log_start_offset(),
+        log.log_end_offset(),
+    )
+    .map_err(|source| StorageError::Io {
+        context: format!("aborted-transaction index in {}", dir.display()),
+        source,
+    })?;
+    // An unreadable or damaged snapshot is no loss: the whole log is scanned instead.
+    let snapshot = read_optional(&**fs, &dir.join(PRODUCER_SNAPSHOT_FILE), SNAPSHOT_MAX_BYTES)
         .ok()
+        .flatten()
         .and_then(|b| ProducerStateMap::decode_snapshot(&b));
     let (mut state, mut offset) = match snapshot {
         Some((offset, state))
@@ -879,9 +956,7 @@ pub fn rebuild_producer_state(
             };
             let last_offset = end - 1;
             if last_offset >= offset && h.producer_id >= 0 && h.is_control() {
-                let kind = chunk
-                    .get(pos..pos + h.total_len())
-                    .and_then(control_marker_type);
+                let kind = chunk.get(pos..pos + h.total_len()).and_then(marker_type);
                 if let Some(kind) = kind {
                     let aborted = state.complete_txn(
                         h.producer_id,
@@ -928,86 +1003,4 @@ pub fn rebuild_producer_state(
         source,
     })?;
     Ok((state, index))
-}
-
-/// Control record key types (Kafka's ControlRecordType).
-pub const MARKER_ABORT: i16 = 0;
-pub const MARKER_COMMIT: i16 = 1;
-
-/// A commit or abort control batch: one record, key (i16 version 0, i16 type), value
-/// (i16 version 0, i32 coordinator epoch), transactional and control attributes set.
-pub fn encode_marker(
-    producer_id: i64,
-    epoch: i16,
-    commit: bool,
-    coordinator_epoch: i32,
-    now_ms: i64,
-) -> Vec<u8> {
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-    let kind = if commit { MARKER_COMMIT } else { MARKER_ABORT };
-    let mut key = Vec::with_capacity(4);
-    key.extend_from_slice(&0i16.to_be_bytes());
-    key.extend_from_slice(&kind.to_be_bytes());
-    let mut value = Vec::with_capacity(6);
-    value.extend_from_slice(&0i16.to_be_bytes());
-    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
-    let record = Record {
-        transactional: true,
-        control: true,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id,
-        producer_epoch: epoch,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: now_ms,
-        key: Some(Bytes::from(key)),
-        value: Some(Bytes::from(value)),
-        headers: Default::default(),
-    };
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [&record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("a marker batch always encodes");
-    buf.to_vec()
-}
-
-/// The type of the marker in a whole control batch (None if it is not a readable marker).
-pub fn control_marker_type(batch: &[u8]) -> Option<i16> {
-    const RECORDS_START: usize = 61;
-    let mut r = batch.get(RECORDS_START..)?;
-    let _len = read_varint(&mut r)?;
-    let _attributes = *r.first()?;
-    r = &r[1..];
-    let _ts_delta = read_varint(&mut r)?;
-    let _offset_delta = read_varint(&mut r)?;
-    let key_len = read_varint(&mut r)?;
-    if key_len < 4 {
-        return None;
-    }
-    let key = r.get(..4)?;
-    Some(i16::from_be_bytes([key[2], key[3]]))
-}
-
-/// A zigzag varint (Kafka's varint and varlong), at most 10 bytes.
-fn read_varint(r: &mut &[u8]) -> Option<i64> {
-    let mut value: u64 = 0;
-    for i in 0..10 {
-        let b = *r.get(i)?;
-        value |= ((b & 0x7f) as u64) << (7 * i);
-        if b & 0x80 == 0 {
-            *r = &r[i + 1..];
-            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    None
 }

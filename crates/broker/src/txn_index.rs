@@ -8,11 +8,14 @@
 //! appended; fsync'd before every producer-state snapshot, so every abort below a snapshot's
 //! offset is on disk. At open, entries whose marker is past the log end (cut by recovery)
 //! are dropped, and the scan from the snapshot adds the aborts after it, so the index always
-//! matches the log.
+//! matches the log. Every byte goes through the storage [`Fs`], so crash tests on `SimFs`
+//! cover it.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use weir_storage::{read_optional, write_atomic, Fs, StorageFile};
 
 use crate::producer_state::AbortedTxn;
 
@@ -20,9 +23,18 @@ use crate::producer_state::AbortedTxn;
 pub const TXN_INDEX_FILE: &str = "aborted.txnindex";
 const ENTRY_LEN: usize = 34;
 
+/// The index holds one entry per aborted transaction still in the log: a million is 34 MB.
+const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// The aborted transactions of one partition, in memory and in `aborted.txnindex`.
 pub struct TxnIndex {
-    path: PathBuf,
-    file: Option<File>,
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    /// Open for appends once the first entry is added after open or a rewrite.
+    file: Option<Arc<dyn StorageFile>>,
+    /// Bytes of whole entries in the file: where the next entry goes (a torn append is
+    /// overwritten by the next one).
+    file_len: u64,
     /// Sorted by last offset (markers are appended in offset order).
     entries: Vec<AbortedTxn>,
 }
@@ -31,13 +43,14 @@ impl TxnIndex {
     /// Read the index in `dir`, keeping only entries whose marker is below `log_end_offset`
     /// and at or past `log_start_offset` (rewriting the file if any were dropped). A torn
     /// last entry is dropped too.
-    pub fn open(dir: &Path, log_start_offset: i64, log_end_offset: i64) -> std::io::Result<Self> {
-        let path = dir.join(TXN_INDEX_FILE);
-        let data = match std::fs::read(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e),
-        };
+    pub fn open(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    ) -> io::Result<Self> {
+        let data =
+            read_optional(&*fs, &dir.join(TXN_INDEX_FILE), MAX_FILE_BYTES)?.unwrap_or_default();
         let mut entries = Vec::with_capacity(data.len() / ENTRY_LEN);
         let mut valid = true;
         for c in data.chunks(ENTRY_LEN) {
@@ -59,8 +72,10 @@ impl TxnIndex {
             entries.push(e);
         }
         let mut idx = TxnIndex {
-            path,
+            fs,
+            dir: dir.to_path_buf(),
             file: None,
+            file_len: data.len() as u64,
             entries,
         };
         if !valid {
@@ -69,21 +84,21 @@ impl TxnIndex {
         Ok(idx)
     }
 
-    fn rewrite(&mut self) -> std::io::Result<()> {
+    fn rewrite(&mut self) -> io::Result<()> {
         let mut bytes = Vec::with_capacity(self.entries.len() * ENTRY_LEN);
         for e in &self.entries {
             bytes.extend_from_slice(&encode(e));
         }
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        crate::broker::write_atomically(dir, TXN_INDEX_FILE, &bytes)
-            .map_err(std::io::Error::other)?;
+        // The old handle points at the replaced file: appends reopen the new one.
         self.file = None;
+        write_atomic(&*self.fs, &self.dir, TXN_INDEX_FILE, &bytes)?;
+        self.file_len = bytes.len() as u64;
         Ok(())
     }
 
     /// Add an abort (its marker must be past every entry's). Entries already present (a
     /// marker replayed by the scan at open) are ignored.
-    pub fn append(&mut self, e: AbortedTxn) -> std::io::Result<()> {
+    pub fn append(&mut self, e: AbortedTxn) -> io::Result<()> {
         if self
             .entries
             .last()
@@ -91,24 +106,33 @@ impl TxnIndex {
         {
             return Ok(());
         }
-        if self.file.is_none() {
-            self.file = Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?,
-            );
-        }
-        self.file
-            .as_mut()
-            .expect("opened above")
-            .write_all(&encode(&e))?;
+        let file = match &self.file {
+            Some(f) => Arc::clone(f),
+            None => {
+                let path = self.dir.join(TXN_INDEX_FILE);
+                let f = match self.fs.open(&path) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => self.fs.create_new(&path)?,
+                    other => other?,
+                };
+                self.file = Some(Arc::clone(&f));
+                f
+            }
+        };
+        file.write_all_at(&encode(&e), self.file_len)?;
+        self.file_len += ENTRY_LEN as u64;
         self.entries.push(e);
         Ok(())
     }
 
-    /// fsync what was appended.
-    pub fn sync(&self) -> std::io::Result<()> {
+    /// The file to fsync to make every entry appended so far durable (None: nothing was
+    /// appended since the open or the last rewrite, which were durable). Fsync'd by the
+    /// caller, outside the partition's locks.
+    pub fn sync_handle(&self) -> Option<Arc<dyn StorageFile>> {
+        self.file.clone()
+    }
+
+    /// fsync what was appended (here, under whatever lock the caller holds).
+    pub fn sync(&self) -> io::Result<()> {
         match &self.file {
             Some(f) => f.sync_data(),
             None => Ok(()),
@@ -144,7 +168,7 @@ impl TxnIndex {
 
     /// Forget the aborts whose markers are at `marker_offsets` (the cleaner removes them
     /// once no record of their transaction is left), rewriting the file atomically.
-    pub fn remove_markers(&mut self, marker_offsets: &[i64]) -> std::io::Result<()> {
+    pub fn remove_markers(&mut self, marker_offsets: &[i64]) -> io::Result<()> {
         let before = self.entries.len();
         self.entries
             .retain(|e| !marker_offsets.contains(&e.last_offset));
@@ -189,6 +213,11 @@ fn decode(c: &[u8]) -> Option<AbortedTxn> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir_storage::StdFs;
+
+    fn open(dir: &Path, start: i64, end: i64) -> TxnIndex {
+        TxnIndex::open(Arc::new(StdFs), dir, start, end).unwrap()
+    }
 
     fn abort(pid: i64, first: i64, last: i64) -> AbortedTxn {
         AbortedTxn {
@@ -202,7 +231,7 @@ mod tests {
     #[test]
     fn entries_survive_reopen_and_recovery_cuts_drop_later_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let mut idx = TxnIndex::open(dir.path(), 0, 0).unwrap();
+        let mut idx = open(dir.path(), 0, 0);
         idx.append(abort(1, 0, 5)).unwrap();
         idx.append(abort(2, 3, 9)).unwrap();
         idx.append(abort(1, 10, 20)).unwrap();
@@ -214,30 +243,30 @@ mod tests {
         assert_eq!(idx.overlapping(21, 100), vec![]);
         drop(idx);
         // The log was cut at 15: the abort at 20 is gone with its marker.
-        let idx = TxnIndex::open(dir.path(), 0, 15).unwrap();
+        let idx = open(dir.path(), 0, 15);
         assert_eq!(idx.len(), 2);
-        let idx = TxnIndex::open(dir.path(), 0, 15).unwrap();
+        let idx = open(dir.path(), 0, 15);
         assert_eq!(idx.len(), 2, "the cut was written back");
     }
 
     #[test]
     fn a_torn_entry_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let mut idx = TxnIndex::open(dir.path(), 0, 0).unwrap();
+        let mut idx = open(dir.path(), 0, 0);
         idx.append(abort(1, 0, 5)).unwrap();
         idx.append(abort(1, 6, 8)).unwrap();
         drop(idx);
         let path = dir.path().join(TXN_INDEX_FILE);
         let data = std::fs::read(&path).unwrap();
         std::fs::write(&path, &data[..ENTRY_LEN + 10]).unwrap();
-        let idx = TxnIndex::open(dir.path(), 0, 100).unwrap();
+        let idx = open(dir.path(), 0, 100);
         assert_eq!(idx.overlapping(0, 100), vec![(1, 0)]);
     }
 
     #[test]
     fn removed_markers_leave_the_index_for_good_and_appends_go_on() {
         let dir = tempfile::tempdir().unwrap();
-        let mut idx = TxnIndex::open(dir.path(), 0, 0).unwrap();
+        let mut idx = open(dir.path(), 0, 0);
         idx.append(abort(1, 0, 5)).unwrap();
         idx.append(abort(2, 3, 9)).unwrap();
         idx.remove_markers(&[5, 7]).unwrap();
@@ -245,7 +274,7 @@ mod tests {
         idx.append(abort(1, 10, 20)).unwrap();
         idx.sync().unwrap();
         drop(idx);
-        let idx = TxnIndex::open(dir.path(), 0, 100).unwrap();
+        let idx = open(dir.path(), 0, 100);
         assert_eq!(idx.overlapping(0, 100), vec![(2, 3), (1, 10)]);
     }
 }

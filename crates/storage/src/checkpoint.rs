@@ -4,7 +4,7 @@
 use std::io;
 use std::path::Path;
 
-use crate::fs::Fs;
+use crate::fs::{write_atomic, Fs};
 
 /// `recovery_point` and `log_start_offset`.
 pub(crate) const LOG_CHECKPOINT_FILE: &str = "log-checkpoint";
@@ -14,7 +14,7 @@ pub(crate) const LEADER_EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
 /// open everything from there on is discarded (see `write_offline_checkpoint`).
 pub(crate) const OFFLINE_CHECKPOINT_FILE: &str = "offline-checkpoint";
 /// Suffix of files being written; leftovers are deleted at open.
-pub(crate) const TMP_SUFFIX: &str = ".tmp";
+pub(crate) use crate::fs::TMP_SUFFIX;
 /// The cleaner's progress: offsets below `clean_offset` have been compacted.
 pub(crate) const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
 /// Present only while a clean is being swapped in: its commit record (see
@@ -53,17 +53,6 @@ pub(crate) struct CleanerCheckpoint {
 pub(crate) struct CleanSwap {
     pub checkpoint: CleanerCheckpoint,
     pub groups: Vec<(i64, i64)>,
-}
-
-/// Replace `dir/name` atomically and durably.
-pub(crate) fn write_atomic(fs: &dyn Fs, dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
-    let f = fs.create_truncate(&tmp)?;
-    f.write_all_at(contents, 0)?;
-    f.sync_all()?;
-    drop(f);
-    fs.rename(&tmp, &dir.join(name))?;
-    fs.sync_dir(dir)
 }
 
 pub(crate) fn write_log_checkpoint(fs: &dyn Fs, dir: &Path, ck: LogCheckpoint) -> io::Result<()> {

@@ -65,6 +65,45 @@ pub trait Fs: Send + Sync + fmt::Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 }
 
+/// Suffix of a file being replaced by [`write_atomic`]; a leftover is the remains of a
+/// write that a crash interrupted, and is never read.
+pub const TMP_SUFFIX: &str = ".tmp";
+
+/// Replace `dir/name` atomically and durably: write `dir/name.tmp`, fsync it, rename it over
+/// `dir/name`, fsync `dir`. A crash at any point leaves either the old or the new contents
+/// under `name` (and maybe a `.tmp` leftover), never a mix.
+pub fn write_atomic(fs: &dyn Fs, dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
+    let f = fs.create_truncate(&tmp)?;
+    f.write_all_at(contents, 0)?;
+    f.sync_all()?;
+    drop(f);
+    fs.rename(&tmp, &dir.join(name))?;
+    fs.sync_dir(dir)
+}
+
+/// The whole file at `path`, None if there is none. A file larger than `max_bytes` is an
+/// error (`InvalidData`): these are small metadata files, never read into memory unbounded.
+pub fn read_optional(fs: &dyn Fs, path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
+    let Some(len) = fs.file_len(path)? else {
+        return Ok(None);
+    };
+    if len > max_bytes {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is {len} bytes, more than the {max_bytes} expected at most",
+                path.display()
+            ),
+        ));
+    }
+    match fs.read_file(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The real file system.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StdFs;

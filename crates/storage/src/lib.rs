@@ -13,6 +13,7 @@
 pub mod batch;
 mod checkpoint;
 pub mod cleaner;
+pub mod control;
 pub mod fs;
 pub mod log;
 pub mod metrics;
@@ -24,7 +25,7 @@ pub mod testkit;
 
 pub use batch::{BatchError, BatchHeader, BATCH_HEADER_LEN};
 pub use cleaner::{AbortedTxn, CleanOutput, CleanPlan, CleanRequest, CleanStats, CleanerStatus};
-pub use fs::{Fs, StdFs, StorageFile};
+pub use fs::{read_optional, write_atomic, Fs, StdFs, StorageFile};
 pub use log::{
     AppendInfo, Log, LogConfig, RecoveryReport, RetentionPolicy, RetiredFiles, SegmentsDeleted,
     StorageError, SyncTarget,

@@ -18,20 +18,15 @@ pub fn handle(
 ) -> BoxFuture<AddOffsetsToTxnResponse> {
     let broker = broker.clone();
     Box::pin(async move {
-        let code = match broker
-            .groups
-            .offsets_partition(&broker, req.group_id.as_str())
-            .await
-        {
+        let code = match broker.groups.offsets_partition(req.group_id.as_str()).await {
             Err(code) => code,
             Ok(p) => match broker
                 .txns
                 .add_partitions(
-                    &broker,
                     req.transactional_id.as_str(),
                     req.producer_id.0,
                     req.producer_epoch,
-                    &[(OFFSETS_TOPIC.to_string(), p.index)],
+                    &[(OFFSETS_TOPIC.to_string(), p)],
                     version >= 2,
                 )
                 .await

@@ -45,7 +45,6 @@ pub fn handle(
             let code = match broker
                 .txns
                 .add_partitions(
-                    &broker,
                     req.v3_and_below_transactional_id.as_str(),
                     req.v3_and_below_producer_id.0,
                     req.v3_and_below_producer_epoch,

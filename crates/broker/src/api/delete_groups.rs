@@ -21,7 +21,7 @@ pub fn handle(
             let code = if id.is_empty() {
                 ec::INVALID_GROUP_ID
             } else {
-                broker.groups.delete_group(&broker, id.as_str()).await
+                broker.groups.delete_group(id.as_str()).await
             };
             results.push(
                 DeletableGroupResult::default()

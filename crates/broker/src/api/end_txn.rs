@@ -16,7 +16,6 @@ pub fn handle(broker: &Arc<Broker>, version: i16, req: EndTxnRequest) -> BoxFutu
         let code = match broker
             .txns
             .end_txn(
-                &broker,
                 req.transactional_id.as_str(),
                 req.producer_id.0,
                 req.producer_epoch,

@@ -38,7 +38,6 @@ pub fn handle(
             return match broker
                 .txns
                 .init_producer_id(
-                    &broker,
                     txn_id.as_str(),
                     req.transaction_timeout_ms,
                     expected,

@@ -46,7 +46,6 @@ pub async fn handle(
             broker
                 .groups
                 .offset_commit(
-                    broker,
                     req.group_id.as_str(),
                     req.generation_id_or_member_epoch,
                     req.member_id.as_str(),

@@ -33,7 +33,7 @@ pub fn handle(
             .collect();
         let codes = match broker
             .groups
-            .offset_delete(&broker, req.group_id.as_str(), &partitions)
+            .offset_delete(req.group_id.as_str(), &partitions)
             .await
         {
             Ok(codes) => codes,

@@ -18,7 +18,7 @@ use super::{some_str, Reply};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error_codes as ec;
-use crate::partition::{Appended, Partition, PartitionError};
+use crate::partition::{Appended, Partition, PartitionError, TxnCheck};
 use crate::producer_state::{increment_sequence, ProducerBatch};
 
 /// A partition's outcome: an error now, or appended and waiting for durability.
@@ -194,9 +194,7 @@ fn append_one(
     let mut buf = records
         .try_into_mut()
         .unwrap_or_else(|b| BytesMut::from(&b[..]));
-    let check = verify
-        .as_ref()
-        .map(|f| f as &(dyn Fn() -> Result<(), (i16, &'static str)> + Sync));
+    let check = verify.as_ref().map(|f| f as &TxnCheck<'_>);
     let len = buf.len() as u64;
     match partition.append_checked(&mut buf, now_ms(), producer, check) {
         Ok(Appended::New(info)) => {
@@ -217,7 +215,7 @@ fn append_one(
             end_offset: meta.last_offset + 1,
             log_append_time_ms: -1,
         },
-        Err(PartitionError::Sequence(code, why)) => Outcome::Failed(code, why.to_string()),
+        Err(PartitionError::Rejected { code, reason }) => Outcome::Failed(code, reason.to_string()),
         Err(PartitionError::Storage(StorageError::Batch(e))) => {
             Outcome::Failed(batch_error_code(&e), e.to_string())
         }

@@ -32,7 +32,7 @@ pub fn handle(
                 .map(|a| (a.member_id.to_string(), a.assignment))
                 .collect(),
         };
-        let out = broker.groups.sync(&broker, &group_id, sync).await;
+        let out = broker.groups.sync(&group_id, sync).await;
         response(version, out)
     }))
 }

@@ -49,11 +49,17 @@ pub fn handle(
         } else {
             (-1, String::new(), None)
         };
+        let transactional_id = req.transactional_id.as_str();
+        let (producer_id, epoch) = (req.producer_id.0, req.producer_epoch);
+        let in_txn = |offsets_partition: i32| {
+            broker
+                .txns
+                .verify_offsets(transactional_id, producer_id, epoch, offsets_partition)
+        };
         let codes = broker
             .groups
             .txn_offset_commit(
-                &broker,
-                req.transactional_id.as_str(),
+                &in_txn,
                 req.group_id.as_str(),
                 req.producer_id.0,
                 req.producer_epoch,

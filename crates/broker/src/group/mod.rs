@@ -16,49 +16,29 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use weir_storage::control::{marker_type_of_key, MARKER_COMMIT};
 
-use crate::broker::Broker;
-use crate::clock::now_ms;
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+pub use crate::config::{GroupConfig, OffsetsConfig};
+use crate::error::MetadataError;
 use crate::error_codes as ec;
-use crate::partition::Partition;
+use crate::internal_topic::{
+    DurableTicket, InternalRecord, InternalTopic, InternalTopicError, ReplayedRecord,
+};
+use crate::partition::TxnCheck;
 use crate::reply::BoxFuture;
 use records::{GroupValue, Key, MemberValue, OffsetValue};
 pub use state::{
-    CommittedOffset, Group, GroupConfig, GroupState, JoinAction, JoinOutcome, JoinRequest,
-    SyncAction, SyncOutcome, SyncRequest,
+    CommittedOffset, Group, GroupState, JoinAction, JoinOutcome, JoinRequest, SyncAction,
+    SyncOutcome, SyncRequest,
 };
 
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-/// Settings of committed offsets (Kafka's names).
-#[derive(Debug, Clone)]
-pub struct OffsetsConfig {
-    /// `offsets.retention.minutes`, in ms: offsets of a group that has been empty this long
-    /// (or, for commits made outside any group, committed this long ago) are deleted.
-    pub retention_ms: i64,
-    /// `offsets.retention.check.interval.ms`.
-    pub retention_check_interval_ms: i64,
-    /// `offsets.topic.num.partitions`, used when `__consumer_offsets` is created.
-    pub topic_num_partitions: i32,
-    /// `offset.metadata.max.bytes`.
-    pub metadata_max_bytes: usize,
-}
-
-impl Default for OffsetsConfig {
-    fn default() -> Self {
-        OffsetsConfig {
-            retention_ms: 7 * 24 * 60 * 60 * 1000,
-            retention_check_interval_ms: 600_000,
-            topic_num_partitions: 50,
-            metadata_max_bytes: 4096,
-        }
-    }
-}
+pub use crate::catalog::OFFSETS_TOPIC;
+/// Kafka places a group on partition `abs(java_hash(group_id)) % partitions` of
+/// `__consumer_offsets`; doing the same keeps the layout Kafka's.
+pub use crate::internal_topic::partition_for_key as offsets_partition_for;
 
 /// One partition of an OffsetCommit.
 #[derive(Debug, Clone)]
@@ -100,9 +80,17 @@ pub struct PartitionLag {
     pub lag: i64,
 }
 
+/// Consumer groups and their committed offsets.
 pub struct GroupCoordinator {
+    /// Group membership timings.
     pub config: GroupConfig,
+    /// Committed-offset settings.
     pub offsets_config: OffsetsConfig,
+    /// Where groups and offsets are persisted: `__consumer_offsets`.
+    offsets_topic: InternalTopic,
+    /// To check that committed partitions exist, and for lag.
+    catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
     groups: Mutex<HashMap<String, Group>>,
     /// Transactional offset commits (TxnOffsetCommit) by producer id, durable in
     /// `__consumer_offsets` but applied only when their transaction commits.
@@ -121,26 +109,25 @@ struct PendingTxnOffset {
     offsets_partition: i32,
 }
 
-/// Kafka places a group on partition `abs(java_hash(group_id)) % partitions` of
-/// `__consumer_offsets`; doing the same keeps the layout Kafka's.
-pub fn offsets_partition_for(group_id: &str, partitions: i32) -> i32 {
-    let mut h: i32 = 0;
-    for unit in group_id.encode_utf16() {
-        h = h.wrapping_mul(31).wrapping_add(unit as i32);
-    }
-    let abs = if h == i32::MIN { 0 } else { h.abs() };
-    abs % partitions.max(1)
-}
-
 fn new_member_id(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4())
 }
 
 impl GroupCoordinator {
-    pub fn new(config: GroupConfig, offsets_config: OffsetsConfig) -> Self {
+    /// A coordinator with no groups yet (see [`GroupCoordinator::load`]).
+    pub fn new(
+        config: GroupConfig,
+        offsets_config: OffsetsConfig,
+        offsets_topic: InternalTopic,
+        catalog: Arc<Catalog>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         GroupCoordinator {
             config,
             offsets_config,
+            offsets_topic,
+            catalog,
+            clock,
             groups: Mutex::new(HashMap::new()),
             pending_txn: Mutex::new(HashMap::new()),
         }
@@ -150,13 +137,28 @@ impl GroupCoordinator {
         self.pending_txn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The `__consumer_offsets` partition that holds `group_id` (AddOffsetsToTxn adds it
+    /// to the producer's transaction).
+    pub async fn offsets_partition(&self, group_id: &str) -> Result<i32, i16> {
+        self.offsets_topic
+            .partition_for(group_id)
+            .await
+            .map_err(|e| e.code())
+    }
+
     /// TxnOffsetCommit: offsets written into the producer's transaction. Durable when
-    /// answered, visible to OffsetFetch only once the transaction commits.
+    /// answered, visible to OffsetFetch only once the transaction commits. `in_txn` is the
+    /// transaction coordinator's check that the group's offsets partition is in the
+    /// producer's open transaction (an error code when it is not); it runs before and,
+    /// KIP-890 style, under the partition's log lock just before the append.
     #[allow(clippy::too_many_arguments)]
     pub async fn txn_offset_commit(
         self: &Arc<Self>,
-        broker: &Arc<Broker>,
-        transactional_id: &str,
+        in_txn: &(dyn Fn(i32) -> Result<(), i16> + Sync),
         group_id: &str,
         producer_id: i64,
         epoch: i16,
@@ -165,7 +167,7 @@ impl GroupCoordinator {
         instance: Option<&str>,
         entries: Vec<OffsetCommitEntry>,
     ) -> Vec<i16> {
-        let now = now_ms();
+        let now = self.now_ms();
         // Producers older than KIP-447 know no generation: their commits are not checked
         // against the group's membership.
         if generation >= 0 || !member_id.is_empty() {
@@ -180,21 +182,17 @@ impl GroupCoordinator {
                 return vec![group_error; entries.len()];
             }
         }
-        let partition = match self.offsets_partition(broker, group_id).await {
+        let offsets_partition = match self.offsets_partition(group_id).await {
             Ok(p) => p,
             Err(code) => return vec![code; entries.len()],
         };
-        if let Err(code) =
-            broker
-                .txns
-                .verify_offsets(transactional_id, producer_id, epoch, partition.index)
-        {
+        if let Err(code) = in_txn(offsets_partition) {
             return vec![code; entries.len()];
         }
         let mut codes = vec![ec::NONE; entries.len()];
         let mut batch = Vec::new();
         for (i, e) in entries.iter().enumerate() {
-            if broker.partition(&e.topic, e.partition).is_none() {
+            if self.catalog.partition(&e.topic, e.partition).is_none() {
                 codes[i] = ec::UNKNOWN_TOPIC_OR_PARTITION;
             } else if e.metadata.len() > self.offsets_config.metadata_max_bytes {
                 codes[i] = ec::OFFSET_METADATA_TOO_LARGE;
@@ -211,66 +209,31 @@ impl GroupCoordinator {
         if batch.is_empty() {
             return codes;
         }
-        let records: Vec<Record> = batch
+        let records: Vec<InternalRecord> = batch
             .iter()
-            .enumerate()
-            .map(|(n, (_, topic, p, value))| Record {
-                transactional: true,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id,
-                producer_epoch: epoch,
-                timestamp_type: TimestampType::Creation,
-                offset: n as i64,
-                sequence: -1,
-                timestamp: now,
-                key: Some(records::encode_key(&Key::Offset {
+            .map(|(_, topic, p, value)| InternalRecord {
+                key: records::encode_key(&Key::Offset {
                     group: group_id.to_string(),
                     topic: topic.clone(),
                     partition: *p,
-                })),
+                }),
                 value: Some(records::encode_offset_value(value)),
-                headers: IndexMap::new(),
             })
             .collect();
-        let mut buf = BytesMut::new();
-        if let Err(e) = RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        ) {
-            tracing::error!(error = %e, "encoding a transactional {OFFSETS_TOPIC} batch");
-            return vec![ec::UNKNOWN_SERVER_ERROR; entries.len()];
-        }
-        let mut bytes = buf.to_vec();
-        let verify = || {
-            broker
-                .txns
-                .verify_offsets(transactional_id, producer_id, epoch, partition.index)
+        let check: &TxnCheck<'_> = &|| {
+            in_txn(offsets_partition)
                 .map_err(|code| (code, "the group's offsets are not part of the transaction"))
         };
-        let info = match partition.append_for_coordinator(
-            &mut bytes,
-            now,
-            producer_id,
-            epoch,
-            &verify,
-        ) {
-            Ok(info) => info,
-            Err(crate::partition::PartitionError::Sequence(code, _)) => {
-                return vec![code; entries.len()]
-            }
-            Err(e) => {
-                tracing::error!(partition = %partition.name(), error = %e, "{OFFSETS_TOPIC} append failed");
-                return vec![ec::COORDINATOR_NOT_AVAILABLE; entries.len()];
-            }
+        let ticket = match self
+            .offsets_topic
+            .append_transactional(group_id, &records, producer_id, epoch, check)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => return vec![e.code(); entries.len()],
         };
-        if partition.wait_durable(info.last_offset + 1).await.is_err() {
-            return vec![ec::COORDINATOR_NOT_AVAILABLE; entries.len()];
+        if let Err(e) = ticket.wait().await {
+            return vec![e.code(); entries.len()];
         }
         let mut pending = self.lock_pending();
         let list = pending.entry(producer_id).or_default();
@@ -280,8 +243,8 @@ impl GroupCoordinator {
                 topic,
                 partition: p,
                 value,
-                record_offset: info.base_offset + n as i64,
-                offsets_partition: partition.index,
+                record_offset: ticket.base_offset + n as i64,
+                offsets_partition: ticket.partition_index,
             });
         }
         codes
@@ -307,7 +270,7 @@ impl GroupCoordinator {
         if !commit || done.is_empty() {
             return;
         }
-        let now = now_ms();
+        let now = self.now_ms();
         let mut groups = self.lock();
         for p in done {
             let group = groups
@@ -333,7 +296,7 @@ impl GroupCoordinator {
     // ---- membership ----------------------------------------------------------------------
 
     pub fn join(&self, group_id: &str, req: JoinRequest) -> JoinAction {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut groups = self.lock();
         if !req.member_id.is_empty() && !groups.contains_key(group_id) {
             return JoinAction::Now(JoinOutcome::error(ec::UNKNOWN_MEMBER_ID, &req.member_id));
@@ -351,20 +314,16 @@ impl GroupCoordinator {
     }
 
     /// SyncGroup; resolves when the member has its assignment (or an error).
-    pub async fn sync(
-        self: &Arc<Self>,
-        broker: &Arc<Broker>,
-        group_id: &str,
-        req: SyncRequest,
-    ) -> SyncOutcome {
-        let now = now_ms();
+    pub async fn sync(self: &Arc<Self>, group_id: &str, req: SyncRequest) -> SyncOutcome {
+        let now = self.now_ms();
         let (action, snapshot) = {
             let mut groups = self.lock();
             let Some(group) = groups.get_mut(group_id) else {
                 return SyncOutcome::error(ec::UNKNOWN_MEMBER_ID);
             };
             let action = group.sync(req, now);
-            let snapshot = matches!(action, SyncAction::Persist(..)).then(|| group_value(group));
+            let snapshot =
+                matches!(action, SyncAction::Persist(..)).then(|| group_value(group, now));
             (action, snapshot)
         };
         let rx = match action {
@@ -377,7 +336,6 @@ impl GroupCoordinator {
                 };
                 let written = self
                     .write(
-                        broker,
                         group_id,
                         vec![(key, Some(records::encode_group_value(&value)))],
                     )
@@ -388,7 +346,7 @@ impl GroupCoordinator {
                 };
                 let mut groups = self.lock();
                 if let Some(group) = groups.get_mut(group_id) {
-                    group.assignment_persisted(generation, error, &self.config, now_ms());
+                    group.assignment_persisted(generation, error, &self.config, self.now_ms());
                 }
                 rx
             }
@@ -406,14 +364,14 @@ impl GroupCoordinator {
     ) -> i16 {
         let mut groups = self.lock();
         match groups.get_mut(group_id) {
-            Some(g) => g.heartbeat(member_id, instance, generation, now_ms()),
+            Some(g) => g.heartbeat(member_id, instance, generation, self.now_ms()),
             None => ec::UNKNOWN_MEMBER_ID,
         }
     }
 
     /// LeaveGroup for several members; one error per member.
     pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
             return vec![ec::UNKNOWN_MEMBER_ID; members.len()];
@@ -439,7 +397,6 @@ impl GroupCoordinator {
     /// durable, makes them visible, and yields one error code per entry.
     pub async fn offset_commit(
         self: &Arc<Self>,
-        broker: &Arc<Broker>,
         group_id: &str,
         generation: i32,
         member_id: &str,
@@ -448,7 +405,7 @@ impl GroupCoordinator {
     ) -> BoxFuture<Vec<i16>> {
         let ready =
             |codes: Vec<i16>| -> BoxFuture<Vec<i16>> { Box::pin(std::future::ready(codes)) };
-        let now = now_ms();
+        let now = self.now_ms();
         let group_error = {
             let mut groups = self.lock();
             let group = groups
@@ -462,7 +419,7 @@ impl GroupCoordinator {
         let mut codes = vec![ec::NONE; entries.len()];
         let mut batch = Vec::new();
         for (i, e) in entries.iter().enumerate() {
-            if broker.partition(&e.topic, e.partition).is_none() {
+            if self.catalog.partition(&e.topic, e.partition).is_none() {
                 codes[i] = ec::UNKNOWN_TOPIC_OR_PARTITION;
             } else if e.metadata.len() > self.offsets_config.metadata_max_bytes {
                 codes[i] = ec::OFFSET_METADATA_TOO_LARGE;
@@ -488,16 +445,16 @@ impl GroupCoordinator {
             .iter()
             .map(|(_, k, v)| (k.clone(), Some(records::encode_offset_value(v))))
             .collect();
-        let appended = self.append(broker, group_id, recs).await;
+        let appended = self.append(group_id, recs).await;
         let this = self.clone();
         let group_id = group_id.to_string();
         Box::pin(async move {
             let durable = match appended {
-                Ok((partition, info)) => partition
-                    .wait_durable(info.last_offset + 1)
+                Ok(ticket) => ticket
+                    .wait()
                     .await
-                    .map(|()| info.base_offset)
-                    .map_err(|_| ec::COORDINATOR_NOT_AVAILABLE),
+                    .map(|()| ticket.base_offset)
+                    .map_err(|e| e.code()),
                 Err(code) => Err(code),
             };
             match durable {
@@ -558,7 +515,6 @@ impl GroupCoordinator {
     /// Err is a group-level error; Ok has one code per partition.
     pub async fn offset_delete(
         self: &Arc<Self>,
-        broker: &Arc<Broker>,
         group_id: &str,
         partitions: &[(String, i32)],
     ) -> Result<Vec<i16>, i16> {
@@ -591,7 +547,7 @@ impl GroupCoordinator {
         };
         if !tombstones.is_empty() {
             let keys: Vec<Key> = tombstones.iter().map(|(k, _)| k.clone()).collect();
-            self.write(broker, group_id, tombstones).await?;
+            self.write(group_id, tombstones).await?;
             let mut groups = self.lock();
             if let Some(group) = groups.get_mut(group_id) {
                 for k in keys {
@@ -608,12 +564,16 @@ impl GroupCoordinator {
     }
 
     /// Lag per committed partition of a group (log end = high watermark).
-    pub fn lag(&self, broker: &Broker, group_id: &str) -> Vec<PartitionLag> {
+    pub fn lag(&self, group_id: &str) -> Vec<PartitionLag> {
         self.offset_fetch(group_id, None)
             .into_iter()
             .filter_map(|(topic, partition, c)| {
                 let c = c?;
-                let log_end_offset = broker.partition(&topic, partition)?.state().high_watermark;
+                let log_end_offset = self
+                    .catalog
+                    .partition(&topic, partition)?
+                    .state()
+                    .high_watermark;
                 Some(PartitionLag {
                     lag: (log_end_offset - c.offset).max(0),
                     topic,
@@ -639,7 +599,7 @@ impl GroupCoordinator {
     }
 
     /// DeleteGroups for one group: only an empty group can go; its offsets go with it.
-    pub async fn delete_group(self: &Arc<Self>, broker: &Arc<Broker>, group_id: &str) -> i16 {
+    pub async fn delete_group(self: &Arc<Self>, group_id: &str) -> i16 {
         let tombstones = {
             let mut groups = self.lock();
             let Some(group) = groups.get_mut(group_id) else {
@@ -671,7 +631,7 @@ impl GroupCoordinator {
             ));
             t
         };
-        let result = self.write(broker, group_id, tombstones).await;
+        let result = self.write(group_id, tombstones).await;
         let mut groups = self.lock();
         match result {
             Ok(_) => {
@@ -697,109 +657,49 @@ impl GroupCoordinator {
 
     /// Append records for `group_id` to its `__consumer_offsets` partition and wait until
     /// they are durable. Returns the offset of the first record.
-    async fn write(
-        &self,
-        broker: &Arc<Broker>,
-        group_id: &str,
-        recs: Vec<(Key, Option<Bytes>)>,
-    ) -> Result<i64, i16> {
-        let (partition, info) = self.append(broker, group_id, recs).await?;
-        partition
-            .wait_durable(info.last_offset + 1)
-            .await
-            .map_err(|_| ec::COORDINATOR_NOT_AVAILABLE)?;
-        Ok(info.base_offset)
+    async fn write(&self, group_id: &str, recs: Vec<(Key, Option<Bytes>)>) -> Result<i64, i16> {
+        let ticket = self.append(group_id, recs).await?;
+        ticket.wait().await.map_err(|e| e.code())?;
+        Ok(ticket.base_offset)
     }
 
     /// Append records for `group_id` to its `__consumer_offsets` partition, without waiting
     /// for the fsync (awaits only the creation of the topic, the first time).
     async fn append(
         &self,
-        broker: &Arc<Broker>,
         group_id: &str,
         recs: Vec<(Key, Option<Bytes>)>,
-    ) -> Result<(Arc<Partition>, weir_storage::AppendInfo), i16> {
-        let partition = self.offsets_partition(broker, group_id).await?;
-        let now = now_ms();
-        let records: Vec<Record> = recs
+    ) -> Result<DurableTicket, i16> {
+        let records: Vec<InternalRecord> = recs
             .into_iter()
-            .enumerate()
-            .map(|(i, (key, value))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1,
-                timestamp: now,
-                key: Some(records::encode_key(&key)),
+            .map(|(key, value)| InternalRecord {
+                key: records::encode_key(&key),
                 value,
-                headers: IndexMap::new(),
             })
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| {
-            tracing::error!(error = %e, "encoding a __consumer_offsets batch");
-            ec::UNKNOWN_SERVER_ERROR
-        })?;
-        let mut bytes = buf.to_vec();
-        match partition.append(&mut bytes, now, None) {
-            Ok(crate::partition::Appended::New(info)) => Ok((partition, info)),
-            Ok(crate::partition::Appended::Duplicate(_)) => unreachable!("not idempotent"),
-            Err(e) => {
-                tracing::error!(partition = %partition.name(), error = %e, "__consumer_offsets append failed");
-                Err(ec::COORDINATOR_NOT_AVAILABLE)
-            }
-        }
-    }
-
-    pub async fn offsets_partition(
-        &self,
-        broker: &Arc<Broker>,
-        group_id: &str,
-    ) -> Result<Arc<Partition>, i16> {
-        broker
-            .internal_partition(
-                OFFSETS_TOPIC,
-                self.offsets_config.topic_num_partitions,
-                group_id,
-            )
+        self.offsets_topic
+            .append(group_id, &records)
             .await
+            .map_err(|e: InternalTopicError| e.code())
     }
 
     /// Rebuild groups and offsets from `__consumer_offsets` (at start, before serving).
-    pub fn load(&self, broker: &Broker) -> Result<(), String> {
-        let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
-            return Ok(());
-        };
-        let now = now_ms();
-        let mut records_read = 0u64;
-        for p in &topic.partitions {
-            records_read += p.for_each_record(|r| {
-                if r.control {
-                    let commit = r.key.as_deref().is_some_and(|k| {
-                        k.len() >= 4
-                            && i16::from_be_bytes([k[2], k[3]]) == crate::partition::MARKER_COMMIT
-                    });
-                    self.complete_txn_offsets(r.producer_id, p.index, commit);
-                } else if r.transactional {
-                    self.replay_txn_offset(&r, p.index);
-                } else {
-                    replay(&mut self.lock(), &r, now, &self.config);
-                }
-            })?;
-        }
+    pub fn load(&self) -> Result<(), MetadataError> {
+        let now = self.now_ms();
+        let records_read = self.offsets_topic.replay(|offsets_partition, r| {
+            if r.control {
+                let commit = r
+                    .key
+                    .as_deref()
+                    .and_then(marker_type_of_key)
+                    .is_some_and(|kind| kind == MARKER_COMMIT);
+                self.complete_txn_offsets(r.producer_id, offsets_partition, commit);
+            } else if r.transactional {
+                self.replay_txn_offset(&r, offsets_partition);
+            } else {
+                replay(&mut self.lock(), &r, now, &self.config);
+            }
+        })?;
         let mut groups = self.lock();
         groups.retain(|_, g| !(g.is_empty() && g.offsets.is_empty() && g.protocol_type.is_none()));
         tracing::info!(
@@ -811,7 +711,7 @@ impl GroupCoordinator {
     }
 
     /// A transactional offset commit read back at start: pending until its marker.
-    fn replay_txn_offset(&self, r: &Record, offsets_partition: i32) {
+    fn replay_txn_offset(&self, r: &ReplayedRecord, offsets_partition: i32) {
         let (Some(k), Some(v)) = (&r.key, &r.value) else {
             return;
         };
@@ -854,7 +754,7 @@ impl GroupCoordinator {
             debug_assert_eq!(g.validate(), Ok(()));
             if g.persist_pending {
                 g.persist_pending = false;
-                to_persist.push((g.id.clone(), group_value(g)));
+                to_persist.push((g.id.clone(), group_value(g, now)));
             }
         }
         to_persist
@@ -908,24 +808,28 @@ impl GroupCoordinator {
     }
 
     /// The coordinator's timer: a cheap scan every 50 ms (sessions, rebalance deadlines) and
-    /// the offsets retention check at its interval. Stops when the broker is dropped.
-    pub fn spawn_timer(broker: &Arc<Broker>) {
-        let weak: Weak<Broker> = Arc::downgrade(broker);
+    /// the offsets retention check at its interval. Stops when the coordinator is dropped.
+    pub fn spawn_timer(self: &Arc<Self>) {
+        let weak: Weak<GroupCoordinator> = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(Duration::from_millis(50));
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut next_expiry = now_ms();
+            let mut next_expiry = i64::MIN;
             loop {
                 interval.tick().await;
-                let Some(broker) = weak.upgrade() else { return };
-                let coordinator = broker.groups.clone();
-                let now = now_ms();
+                let Some(coordinator) = weak.upgrade() else {
+                    return;
+                };
+                let now = coordinator.now_ms();
+                if next_expiry == i64::MIN {
+                    next_expiry = now;
+                }
                 for (group, value) in coordinator.tick(now) {
                     let key = Key::Group {
                         group: group.clone(),
                     };
                     let recs = vec![(key, Some(records::encode_group_value(&value)))];
-                    if let Err(code) = coordinator.write(&broker, &group, recs).await {
+                    if let Err(code) = coordinator.write(&group, recs).await {
                         tracing::warn!(group = %group, code, "writing the group's metadata failed");
                     }
                 }
@@ -934,7 +838,7 @@ impl GroupCoordinator {
                     for (group, keys) in coordinator.expire_offsets(now) {
                         let n = keys.len();
                         let recs = keys.into_iter().map(|k| (k, None)).collect();
-                        match coordinator.write(&broker, &group, recs).await {
+                        match coordinator.write(&group, recs).await {
                             Ok(_) => {
                                 tracing::info!(group = %group, records = n, "expired committed offsets")
                             }
@@ -1006,7 +910,7 @@ fn apply_offset(
     );
 }
 
-fn replay(groups: &mut HashMap<String, Group>, r: &Record, now: i64, cfg: &GroupConfig) {
+fn replay(groups: &mut HashMap<String, Group>, r: &ReplayedRecord, now: i64, cfg: &GroupConfig) {
     let Some(key_bytes) = &r.key else { return };
     let key = match records::decode_key(key_bytes) {
         Ok(k) => k,
@@ -1104,14 +1008,15 @@ fn restore_group(group: &mut Group, v: GroupValue, now: i64, _cfg: &GroupConfig)
     group.state = GroupState::Stable;
 }
 
-fn group_value(g: &Group) -> GroupValue {
+/// The metadata record of a group, stamped `now_ms`.
+fn group_value(g: &Group, now_ms: i64) -> GroupValue {
     let protocol = g.protocol.clone().unwrap_or_default();
     GroupValue {
         protocol_type: g.protocol_type.clone().unwrap_or_default(),
         generation: g.generation,
         protocol: g.protocol.clone(),
         leader: g.leader.clone(),
-        current_state_timestamp: now_ms(),
+        current_state_timestamp: now_ms,
         members: g
             .members
             .values()
@@ -1207,16 +1112,46 @@ mod tests {
         assert_eq!(offsets_partition_for("", 50), 0);
     }
 
-    #[test]
-    fn offsets_expire_by_emptiness_for_groups_and_by_age_for_standalone_commits() {
-        let retention = 1_000;
-        let c = GroupCoordinator::new(
-            GroupConfig::default(),
-            OffsetsConfig {
-                retention_ms: retention,
-                ..Default::default()
-            },
+    /// A coordinator over an empty catalog on a simulated disk.
+    async fn coordinator(offsets_config: OffsetsConfig) -> GroupCoordinator {
+        use crate::catalog::CatalogConfig;
+        use crate::clock::SystemClock;
+        let fs: Arc<dyn weir_storage::Fs> = Arc::new(weir_storage::SimFs::new(1));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let config = CatalogConfig {
+            data_dir: "/data".into(),
+            topic_defaults: Default::default(),
+            num_partitions: 1,
+            producer_id_expiration_ms: 1,
+        };
+        let catalog = Arc::new(
+            Catalog::open(config, fs, Arc::clone(&clock), true)
+                .await
+                .unwrap(),
         );
+        let offsets = InternalTopic::new(
+            Arc::clone(&catalog),
+            OFFSETS_TOPIC,
+            offsets_config.topic_num_partitions,
+            Arc::clone(&clock),
+        );
+        GroupCoordinator::new(
+            GroupConfig::default(),
+            offsets_config,
+            offsets,
+            catalog,
+            clock,
+        )
+    }
+
+    #[tokio::test]
+    async fn offsets_expire_by_emptiness_for_groups_and_by_age_for_standalone_commits() {
+        let retention = 1_000;
+        let c = coordinator(OffsetsConfig {
+            retention_ms: retention,
+            ..Default::default()
+        })
+        .await;
         {
             let mut groups = c.lock();
             // A consumer group that became empty at t=100.

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use crate::config::GroupConfig;
 use crate::error_codes as ec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,30 +39,6 @@ impl GroupState {
             GroupState::CompletingRebalance => "CompletingRebalance",
             GroupState::Stable => "Stable",
             GroupState::Dead => "Dead",
-        }
-    }
-}
-
-/// Timing settings of the coordinator (Kafka's broker settings).
-#[derive(Debug, Clone)]
-pub struct GroupConfig {
-    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group
-    /// waits for more members (extended by each join, up to the rebalance timeout).
-    pub initial_rebalance_delay_ms: i64,
-    /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
-    pub min_session_timeout_ms: i32,
-    pub max_session_timeout_ms: i32,
-    /// `group.max.size`: members per group.
-    pub max_size: usize,
-}
-
-impl Default for GroupConfig {
-    fn default() -> Self {
-        GroupConfig {
-            initial_rebalance_delay_ms: 3000,
-            min_session_timeout_ms: 6000,
-            max_session_timeout_ms: 1_800_000,
-            max_size: 10_000,
         }
     }
 }

@@ -27,20 +27,20 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
 
-use crate::broker::Broker;
-use crate::clock::now_ms;
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+use crate::error::MetadataError;
 use crate::error_codes as ec;
-use crate::group::OFFSETS_TOPIC;
+use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
+use crate::internal_topic::{DurableTicket, InternalRecord, InternalTopic};
 use crate::partition::Partition;
+use crate::producer_ids::ProducerIdManager;
 use records::TxnValue;
 
-pub const TXN_TOPIC: &str = "__transaction_state";
+pub use crate::catalog::TXN_TOPIC;
+pub use crate::config::TxnConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxnState {
@@ -93,35 +93,6 @@ impl TxnState {
     }
 }
 
-/// Settings (Kafka's names).
-#[derive(Debug, Clone)]
-pub struct TxnConfig {
-    /// `transaction.max.timeout.ms`: the largest transaction.timeout.ms a producer may ask.
-    pub max_timeout_ms: i32,
-    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
-    pub abort_check_interval_ms: i64,
-    /// `transaction.state.log.num.partitions`, used when `__transaction_state` is created.
-    pub topic_num_partitions: i32,
-    /// `transactional.id.expiration.ms`: a transactional id with no transaction open and no
-    /// update for this long is forgotten (a tombstone in `__transaction_state`), so ids used
-    /// once (one per task, per test run) do not pile up in memory forever.
-    pub id_expiration_ms: i64,
-    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often to look.
-    pub remove_expired_interval_ms: i64,
-}
-
-impl Default for TxnConfig {
-    fn default() -> Self {
-        TxnConfig {
-            max_timeout_ms: 900_000,
-            abort_check_interval_ms: 10_000,
-            topic_num_partitions: 50,
-            id_expiration_ms: 604_800_000,
-            remove_expired_interval_ms: 3_600_000,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct TxnMeta {
     pub transactional_id: String,
@@ -171,8 +142,18 @@ impl Txns {
     }
 }
 
+/// Transactional ids, their producer ids and epochs, and their transactions.
 pub struct TxnCoordinator {
+    /// The coordinator's settings.
     pub config: TxnConfig,
+    /// Where transaction state is persisted: `__transaction_state`.
+    state_topic: InternalTopic,
+    /// The data partitions markers are written to.
+    catalog: Arc<Catalog>,
+    producer_ids: Arc<ProducerIdManager>,
+    /// Told when a transaction that committed offsets ends.
+    groups: Arc<GroupCoordinator>,
+    clock: Arc<dyn Clock>,
     txns: Mutex<Txns>,
 }
 
@@ -186,11 +167,28 @@ fn epoch_error(fenced_code: bool) -> i16 {
 }
 
 impl TxnCoordinator {
-    pub fn new(config: TxnConfig) -> Self {
+    /// A coordinator with no transactional ids yet (see [`TxnCoordinator::load`]).
+    pub fn new(
+        config: TxnConfig,
+        state_topic: InternalTopic,
+        catalog: Arc<Catalog>,
+        producer_ids: Arc<ProducerIdManager>,
+        groups: Arc<GroupCoordinator>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         TxnCoordinator {
             config,
+            state_topic,
+            catalog,
+            producer_ids,
+            groups,
+            clock,
             txns: Mutex::new(Txns::default()),
         }
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Txns> {
@@ -201,7 +199,6 @@ impl TxnCoordinator {
     /// KIP-360 client names when it asks for a bump. Returns (producer id, epoch).
     pub async fn init_producer_id(
         self: &Arc<Self>,
-        broker: &Arc<Broker>,
         transactional_id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
@@ -210,7 +207,7 @@ impl TxnCoordinator {
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
             return Err(ec::INVALID_TRANSACTION_TIMEOUT);
         }
-        let now = now_ms();
+        let now = self.now_ms();
         let fenced_code = version >= 4;
         enum Next {
             Persist(TxnMeta),
@@ -222,7 +219,7 @@ impl TxnCoordinator {
                 if expected.is_some_and(|(pid, _)| pid >= 0) {
                     return Err(epoch_error(fenced_code));
                 }
-                let pid = broker.producer_ids.next_id().map_err(|e| {
+                let pid = self.producer_ids.next_id().map_err(|e| {
                     tracing::error!(error = %e, "allocating a producer id block failed");
                     ec::COORDINATOR_NOT_AVAILABLE
                 })?;
@@ -259,7 +256,7 @@ impl TxnCoordinator {
                     m.last_update_ms = now;
                     Next::AbortFirst
                 } else {
-                    bump_epoch(broker, m, now)?;
+                    bump_epoch(&self.producer_ids, m, now)?;
                     m.timeout_ms = timeout_ms;
                     m.state = TxnState::Empty;
                     m.partitions.clear();
@@ -272,7 +269,7 @@ impl TxnCoordinator {
         };
         match next {
             Next::Persist(m) => {
-                self.persist(broker, &m).await?;
+                self.persist(&m).await?;
                 Ok((m.producer_id, m.epoch))
             }
             Next::AbortFirst => {
@@ -280,7 +277,7 @@ impl TxnCoordinator {
                     transactional_id,
                     "aborting the open transaction of a fenced producer"
                 );
-                self.complete(broker, transactional_id, false).await?;
+                self.complete(transactional_id, false).await?;
                 let m = {
                     let mut txns = self.lock();
                     let m = txns
@@ -288,13 +285,13 @@ impl TxnCoordinator {
                         .get_mut(transactional_id)
                         .ok_or(ec::COORDINATOR_NOT_AVAILABLE)?;
                     if m.epoch >= i16::MAX - 1 {
-                        bump_epoch(broker, m, now_ms())?;
+                        bump_epoch(&self.producer_ids, m, self.now_ms())?;
                     }
                     let snap = m.clone();
                     txns.insert(snap.clone());
                     snap
                 };
-                self.persist(broker, &m).await?;
+                self.persist(&m).await?;
                 Ok((m.producer_id, m.epoch))
             }
         }
@@ -320,14 +317,13 @@ impl TxnCoordinator {
     /// code for all the given partitions. Unknown partitions are the caller's to refuse.
     pub async fn add_partitions(
         &self,
-        broker: &Arc<Broker>,
         transactional_id: &str,
         producer_id: i64,
         epoch: i16,
         partitions: &[(String, i32)],
         fenced_code: bool,
     ) -> Result<(), i16> {
-        let now = now_ms();
+        let now = self.now_ms();
         let m = {
             let mut txns = self.lock();
             let m = txns
@@ -353,14 +349,13 @@ impl TxnCoordinator {
             m.last_update_ms = now;
             m.clone()
         };
-        self.persist(broker, &m).await
+        self.persist(&m).await
     }
 
     /// EndTxn: commit or abort the producer's transaction; answered once the markers are
     /// durable in every partition of it.
     pub async fn end_txn(
         &self,
-        broker: &Arc<Broker>,
         transactional_id: &str,
         producer_id: i64,
         epoch: i16,
@@ -382,7 +377,7 @@ impl TxnCoordinator {
                         TxnState::PrepareAbort
                     };
                     m.completing = true;
-                    m.last_update_ms = now_ms();
+                    m.last_update_ms = self.now_ms();
                 }
                 // A retry of an EndTxn that completed.
                 (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
@@ -394,18 +389,13 @@ impl TxnCoordinator {
                 _ => return Err(ec::INVALID_TXN_STATE),
             }
         }
-        self.complete(broker, transactional_id, commit).await
+        self.complete(transactional_id, commit).await
     }
 
     /// Second phase of a transaction already in PrepareCommit / PrepareAbort in memory,
     /// claimed by the caller (`completing` set): persist that, write and fsync the markers,
     /// then persist the Complete state.
-    async fn complete(
-        &self,
-        broker: &Arc<Broker>,
-        transactional_id: &str,
-        commit: bool,
-    ) -> Result<(), i16> {
+    async fn complete(&self, transactional_id: &str, commit: bool) -> Result<(), i16> {
         let m = {
             let txns = self.lock();
             txns.by_id
@@ -413,7 +403,7 @@ impl TxnCoordinator {
                 .cloned()
                 .ok_or(ec::COORDINATOR_NOT_AVAILABLE)?
         };
-        let result = self.write_markers(broker, &m, commit).await;
+        let result = self.write_markers(&m, commit).await;
         let done = {
             let mut txns = self.lock();
             let Some(cur) = txns.by_id.get_mut(transactional_id) else {
@@ -430,7 +420,7 @@ impl TxnCoordinator {
                 };
                 cur.partitions.clear();
                 cur.start_ms = -1;
-                cur.last_update_ms = now_ms();
+                cur.last_update_ms = self.now_ms();
                 Some(cur.clone())
             }
         };
@@ -439,20 +429,15 @@ impl TxnCoordinator {
         // Not waited for: if this record is lost in a crash, the Prepare record makes the
         // restart write the markers again, which changes nothing in partitions that have
         // them. (Saves an fsync round per commit.)
-        self.append_state(broker, &done).await.map(|_| ())
+        self.append_state(&done).await.map(|_| ())
     }
 
-    async fn write_markers(
-        &self,
-        broker: &Arc<Broker>,
-        m: &TxnMeta,
-        commit: bool,
-    ) -> Result<(), i16> {
-        self.persist(broker, m).await?;
-        let now = now_ms();
+    async fn write_markers(&self, m: &TxnMeta, commit: bool) -> Result<(), i16> {
+        self.persist(m).await?;
+        let now = self.now_ms();
         let mut written: Vec<(Arc<Partition>, i64)> = Vec::new();
         for (topic, index) in &m.partitions {
-            let Some(p) = broker.partition(topic, *index) else {
+            let Some(p) = self.catalog.partition(topic, *index) else {
                 continue; // deleted since: nothing to mark
             };
             match p.append_marker(m.producer_id, m.epoch, commit, 0, now) {
@@ -475,8 +460,7 @@ impl TxnCoordinator {
         }
         for (p, _) in &written {
             if p.topic == OFFSETS_TOPIC {
-                broker
-                    .groups
+                self.groups
                     .complete_txn_offsets(m.producer_id, p.index, commit);
             }
         }
@@ -566,131 +550,70 @@ impl TxnCoordinator {
 
     /// Append the transactional id's state to its `__transaction_state` partition and wait
     /// until it is durable.
-    async fn persist(&self, broker: &Arc<Broker>, m: &TxnMeta) -> Result<(), i16> {
-        let (partition, end) = self.append_state(broker, m).await?;
-        partition
-            .wait_durable(end)
-            .await
-            .map_err(|_| ec::COORDINATOR_NOT_AVAILABLE)
+    async fn persist(&self, m: &TxnMeta) -> Result<(), i16> {
+        let ticket = self.append_state(m).await?;
+        ticket.wait().await.map_err(|e| e.code())
     }
 
-    /// Append the state record without waiting for its fsync: (partition, end offset).
-    async fn append_state(
-        &self,
-        broker: &Arc<Broker>,
-        m: &TxnMeta,
-    ) -> Result<(Arc<Partition>, i64), i16> {
+    /// Append the state record without waiting for its fsync.
+    async fn append_state(&self, m: &TxnMeta) -> Result<DurableTicket, i16> {
         let value = records::encode_value(&m.value());
-        self.append_record(broker, &m.transactional_id, Some(value))
-            .await
+        self.append_record(&m.transactional_id, Some(value)).await
     }
 
     /// Append a `__transaction_state` record for `transactional_id` (a tombstone if `value`
-    /// is None) without waiting for its fsync: (partition, end offset).
+    /// is None) without waiting for its fsync.
     async fn append_record(
         &self,
-        broker: &Arc<Broker>,
         transactional_id: &str,
         value: Option<Vec<u8>>,
-    ) -> Result<(Arc<Partition>, i64), i16> {
-        let partition = self.state_partition(broker, transactional_id).await?;
-        let now = now_ms();
-        let record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: now,
-            key: Some(records::encode_key(transactional_id).into()),
-            value: value.map(Into::into),
-            headers: IndexMap::new(),
+    ) -> Result<DurableTicket, i16> {
+        let record = InternalRecord {
+            key: Bytes::from(records::encode_key(transactional_id)),
+            value: value.map(Bytes::from),
         };
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            [&record],
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| {
-            tracing::error!(error = %e, "encoding a {TXN_TOPIC} batch");
-            ec::UNKNOWN_SERVER_ERROR
-        })?;
-        let mut bytes = buf.to_vec();
-        let info = match partition.append(&mut bytes, now, None) {
-            Ok(crate::partition::Appended::New(info)) => info,
-            Ok(crate::partition::Appended::Duplicate(_)) => unreachable!("not idempotent"),
-            Err(e) => {
-                tracing::error!(partition = %partition.name(), error = %e, "{TXN_TOPIC} append failed");
-                return Err(ec::COORDINATOR_NOT_AVAILABLE);
-            }
-        };
-        Ok((partition, info.last_offset + 1))
-    }
-
-    async fn state_partition(
-        &self,
-        broker: &Arc<Broker>,
-        transactional_id: &str,
-    ) -> Result<Arc<Partition>, i16> {
-        broker
-            .internal_partition(
-                TXN_TOPIC,
-                self.config.topic_num_partitions,
-                transactional_id,
-            )
+        self.state_topic
+            .append(transactional_id, &[record])
             .await
+            .map_err(|e| e.code())
     }
 
     /// Rebuild every transactional id from `__transaction_state` (at start, before serving).
-    pub fn load(&self, broker: &Broker) -> Result<(), String> {
-        let Some(topic) = broker.topic(TXN_TOPIC) else {
-            return Ok(());
-        };
+    pub fn load(&self) -> Result<(), MetadataError> {
         let mut txns = self.lock();
-        let mut records_read = 0u64;
-        for p in &topic.partitions {
-            records_read += p.for_each_record(|r| {
-                let Some(key) = r.key.as_deref().filter(|_| !r.control) else {
+        let records_read = self.state_topic.replay(|_, r| {
+            let Some(key) = r.key.as_deref().filter(|_| !r.control) else {
+                return;
+            };
+            let id = match records::decode_key(key) {
+                Ok(id) => id,
+                Err(e) => {
+                    tracing::warn!(offset = r.offset, error = %e, "skipping a {TXN_TOPIC} record");
                     return;
-                };
-                let id = match records::decode_key(key) {
-                    Ok(id) => id,
-                    Err(e) => {
-                        tracing::warn!(offset = r.offset, error = %e, "skipping a {TXN_TOPIC} record");
-                        return;
-                    }
-                };
-                match r.value.as_deref().map(records::decode_value) {
-                    None => {
-                        if let Some(old) = txns.by_id.remove(&id) {
-                            txns.by_pid.remove(&old.producer_id);
-                        }
-                    }
-                    Some(Ok(v)) => txns.insert(TxnMeta {
-                        transactional_id: id,
-                        producer_id: v.producer_id,
-                        epoch: v.epoch,
-                        timeout_ms: v.timeout_ms,
-                        state: v.state,
-                        partitions: v.partitions,
-                        start_ms: v.start_ms,
-                        last_update_ms: v.last_update_ms,
-                        completing: false,
-                    }),
-                    Some(Err(e)) => {
-                        tracing::warn!(offset = r.offset, error = %e, "skipping a {TXN_TOPIC} record")
+                }
+            };
+            match r.value.as_deref().map(records::decode_value) {
+                None => {
+                    if let Some(old) = txns.by_id.remove(&id) {
+                        txns.by_pid.remove(&old.producer_id);
                     }
                 }
-            })?;
-        }
+                Some(Ok(v)) => txns.insert(TxnMeta {
+                    transactional_id: id,
+                    producer_id: v.producer_id,
+                    epoch: v.epoch,
+                    timeout_ms: v.timeout_ms,
+                    state: v.state,
+                    partitions: v.partitions,
+                    start_ms: v.start_ms,
+                    last_update_ms: v.last_update_ms,
+                    completing: false,
+                }),
+                Some(Err(e)) => {
+                    tracing::warn!(offset = r.offset, error = %e, "skipping a {TXN_TOPIC} record")
+                }
+            }
+        })?;
         let unfinished = txns.by_id.values().filter(|m| m.state.preparing()).count();
         tracing::info!(
             transactional_ids = txns.by_id.len(),
@@ -703,8 +626,8 @@ impl TxnCoordinator {
 
     /// Finish transactions left in a Prepare state (after a restart or a failed marker
     /// write), and abort those open past their timeout. Runs at start and on a timer.
-    async fn tick(self: &Arc<Self>, broker: &Arc<Broker>) {
-        let now = now_ms();
+    async fn tick(self: &Arc<Self>) {
+        let now = self.now_ms();
         let mut todo = Vec::new();
         {
             let mut txns = self.lock();
@@ -739,9 +662,8 @@ impl TxnCoordinator {
         }
         for (id, commit) in todo {
             let this = self.clone();
-            let broker = broker.clone();
             tokio::spawn(async move {
-                if let Err(code) = this.complete(&broker, &id, commit).await {
+                if let Err(code) = this.complete(&id, commit).await {
                     tracing::warn!(transactional_id = %id, code, "completing a transaction failed; will retry");
                 }
             });
@@ -753,8 +675,8 @@ impl TxnCoordinator {
     /// (`completing`, so InitProducerId gets CONCURRENT_TRANSACTIONS meanwhile), its
     /// tombstone is made durable, then it leaves memory. A producer that comes back later
     /// gets a new producer id; its old epoch cannot fence anything any more.
-    async fn expire_ids(&self, broker: &Arc<Broker>) -> usize {
-        let now = now_ms();
+    async fn expire_ids(&self) -> usize {
+        let now = self.now_ms();
         let claimed: Vec<(String, i64, i16)> = {
             let mut txns = self.lock();
             txns.by_id
@@ -775,8 +697,8 @@ impl TxnCoordinator {
         };
         let mut expired = 0;
         for (id, producer_id, epoch) in claimed {
-            let written = match self.append_record(broker, &id, None).await {
-                Ok((partition, end)) => partition.wait_durable(end).await.is_ok(),
+            let written = match self.append_record(&id, None).await {
+                Ok(ticket) => ticket.wait().await.is_ok(),
                 Err(_) => false,
             };
             let mut txns = self.lock();
@@ -795,33 +717,27 @@ impl TxnCoordinator {
     }
 
     /// The coordinator's timers: finishing and timing out transactions (its first tick at
-    /// once, to finish what a restart left in a Prepare state) and expiring idle ids.
-    pub fn spawn_timer(broker: &Arc<Broker>) {
-        let c = &broker.txns.config;
-        spawn_every(broker, c.abort_check_interval_ms, true, |b| async move {
-            let coordinator = b.txns.clone();
-            coordinator.tick(&b).await;
+    /// once, to finish what a restart left in a Prepare state) and expiring idle ids. They
+    /// stop when the coordinator is dropped.
+    pub fn spawn_timer(self: &Arc<Self>) {
+        let c = &self.config;
+        spawn_every(self, c.abort_check_interval_ms, true, |t| async move {
+            t.tick().await;
         });
-        spawn_every(
-            broker,
-            c.remove_expired_interval_ms,
-            false,
-            |b| async move {
-                let coordinator = b.txns.clone();
-                coordinator.expire_ids(&b).await;
-            },
-        );
+        spawn_every(self, c.remove_expired_interval_ms, false, |t| async move {
+            t.expire_ids().await;
+        });
     }
 }
 
-/// Run `job` every `interval_ms` (at least 10 ms) while the broker lives; the first run at
-/// once if `at_once`, else after one interval.
-fn spawn_every<F, Fut>(broker: &Arc<Broker>, interval_ms: i64, at_once: bool, job: F)
+/// Run `job` every `interval_ms` (at least 10 ms) while the coordinator lives; the first
+/// run at once if `at_once`, else after one interval.
+fn spawn_every<F, Fut>(coordinator: &Arc<TxnCoordinator>, interval_ms: i64, at_once: bool, job: F)
 where
-    F: Fn(Arc<Broker>) -> Fut + Send + 'static,
+    F: Fn(Arc<TxnCoordinator>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    let weak: Weak<Broker> = Arc::downgrade(broker);
+    let weak: Weak<TxnCoordinator> = Arc::downgrade(coordinator);
     let period = Duration::from_millis(interval_ms.max(10) as u64);
     tokio::spawn(async move {
         let now = tokio::time::Instant::now();
@@ -830,16 +746,22 @@ where
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
-            let Some(broker) = weak.upgrade() else { return };
-            job(broker).await;
+            let Some(coordinator) = weak.upgrade() else {
+                return;
+            };
+            job(coordinator).await;
         }
     });
 }
 
 /// The next epoch of a transactional id, or a new producer id when the epoch is used up.
-fn bump_epoch<'a>(broker: &Broker, m: &'a mut TxnMeta, now: i64) -> Result<&'a mut TxnMeta, i16> {
+fn bump_epoch<'a>(
+    producer_ids: &ProducerIdManager,
+    m: &'a mut TxnMeta,
+    now: i64,
+) -> Result<&'a mut TxnMeta, i16> {
     if m.epoch >= i16::MAX - 1 {
-        let pid = broker.producer_ids.next_id().map_err(|e| {
+        let pid = producer_ids.next_id().map_err(|e| {
             tracing::error!(error = %e, "allocating a producer id block failed");
             ec::COORDINATOR_NOT_AVAILABLE
         })?;
