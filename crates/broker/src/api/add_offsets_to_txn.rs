@@ -19,7 +19,7 @@ pub fn handle(
     let broker = broker.clone();
     Box::pin(async move {
         let code = match broker.groups.offsets_partition(req.group_id.as_str()).await {
-            Err(code) => code,
+            Err(e) => e.code(),
             Ok(p) => match broker
                 .txns
                 .add_partitions(

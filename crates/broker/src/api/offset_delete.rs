@@ -37,7 +37,7 @@ pub fn handle(
             .await
         {
             Ok(codes) => codes,
-            Err(code) => return OffsetDeleteResponse::default().with_error_code(code),
+            Err(e) => return OffsetDeleteResponse::default().with_error_code(e.code()),
         };
         let mut codes = codes.into_iter();
         let topics = req

@@ -40,6 +40,27 @@ pub use crate::catalog::OFFSETS_TOPIC;
 /// `__consumer_offsets`; doing the same keeps the layout Kafka's.
 pub use crate::internal_topic::partition_for_key as offsets_partition_for;
 
+/// Why a group-level request failed: answered as the response's top-level error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    /// No such group (OffsetDelete).
+    #[error("group {0} does not exist")]
+    NotFound(String),
+    /// `__consumer_offsets` could not take or keep the write.
+    #[error(transparent)]
+    Store(#[from] InternalTopicError),
+}
+
+impl GroupError {
+    /// The Kafka error code of the response.
+    pub fn code(&self) -> i16 {
+        match self {
+            GroupError::NotFound(_) => ec::GROUP_ID_NOT_FOUND,
+            GroupError::Store(e) => e.code(),
+        }
+    }
+}
+
 /// One partition of an OffsetCommit.
 #[derive(Debug, Clone)]
 pub struct OffsetCommitEntry {
@@ -143,11 +164,8 @@ impl GroupCoordinator {
 
     /// The `__consumer_offsets` partition that holds `group_id` (AddOffsetsToTxn adds it
     /// to the producer's transaction).
-    pub async fn offsets_partition(&self, group_id: &str) -> Result<i32, i16> {
-        self.offsets_topic
-            .partition_for(group_id)
-            .await
-            .map_err(|e| e.code())
+    pub async fn offsets_partition(&self, group_id: &str) -> Result<i32, GroupError> {
+        Ok(self.offsets_topic.partition_for(group_id).await?)
     }
 
     /// TxnOffsetCommit: offsets written into the producer's transaction. Durable when
@@ -184,7 +202,7 @@ impl GroupCoordinator {
         }
         let offsets_partition = match self.offsets_partition(group_id).await {
             Ok(p) => p,
-            Err(code) => return vec![code; entries.len()],
+            Err(e) => return vec![e.code(); entries.len()],
         };
         if let Err(code) = in_txn(offsets_partition) {
             return vec![code; entries.len()];
@@ -342,7 +360,7 @@ impl GroupCoordinator {
                     .await;
                 let error = match written {
                     Ok(_) => ec::NONE,
-                    Err(code) => code,
+                    Err(e) => e.code(),
                 };
                 let mut groups = self.lock();
                 if let Some(group) = groups.get_mut(group_id) {
@@ -455,7 +473,7 @@ impl GroupCoordinator {
                     .await
                     .map(|()| ticket.base_offset)
                     .map_err(|e| e.code()),
-                Err(code) => Err(code),
+                Err(e) => Err(e.code()),
             };
             match durable {
                 Ok(base_offset) => {
@@ -517,11 +535,11 @@ impl GroupCoordinator {
         self: &Arc<Self>,
         group_id: &str,
         partitions: &[(String, i32)],
-    ) -> Result<Vec<i16>, i16> {
+    ) -> Result<Vec<i16>, GroupError> {
         let (codes, tombstones) = {
             let groups = self.lock();
             let Some(group) = groups.get(group_id) else {
-                return Err(ec::GROUP_ID_NOT_FOUND);
+                return Err(GroupError::NotFound(group_id.to_string()));
             };
             let subscribed = subscribed_topics(group);
             let mut codes = Vec::new();
@@ -644,11 +662,11 @@ impl GroupCoordinator {
                 tracing::info!(group = group_id, "group deleted");
                 ec::NONE
             }
-            Err(code) => {
+            Err(e) => {
                 if let Some(g) = groups.get_mut(group_id) {
                     g.state = GroupState::Empty;
                 }
-                code
+                e.code()
             }
         }
     }
@@ -657,9 +675,13 @@ impl GroupCoordinator {
 
     /// Append records for `group_id` to its `__consumer_offsets` partition and wait until
     /// they are durable. Returns the offset of the first record.
-    async fn write(&self, group_id: &str, recs: Vec<(Key, Option<Bytes>)>) -> Result<i64, i16> {
+    async fn write(
+        &self,
+        group_id: &str,
+        recs: Vec<(Key, Option<Bytes>)>,
+    ) -> Result<i64, GroupError> {
         let ticket = self.append(group_id, recs).await?;
-        ticket.wait().await.map_err(|e| e.code())?;
+        ticket.wait().await?;
         Ok(ticket.base_offset)
     }
 
@@ -669,7 +691,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         recs: Vec<(Key, Option<Bytes>)>,
-    ) -> Result<DurableTicket, i16> {
+    ) -> Result<DurableTicket, GroupError> {
         let records: Vec<InternalRecord> = recs
             .into_iter()
             .map(|(key, value)| InternalRecord {
@@ -677,10 +699,7 @@ impl GroupCoordinator {
                 value,
             })
             .collect();
-        self.offsets_topic
-            .append(group_id, &records)
-            .await
-            .map_err(|e: InternalTopicError| e.code())
+        Ok(self.offsets_topic.append(group_id, &records).await?)
     }
 
     /// Rebuild groups and offsets from `__consumer_offsets` (at start, before serving).
@@ -829,8 +848,8 @@ impl GroupCoordinator {
                         group: group.clone(),
                     };
                     let recs = vec![(key, Some(records::encode_group_value(&value)))];
-                    if let Err(code) = coordinator.write(&group, recs).await {
-                        tracing::warn!(group = %group, code, "writing the group's metadata failed");
+                    if let Err(e) = coordinator.write(&group, recs).await {
+                        tracing::warn!(group = %group, error = %e, "writing the group's metadata failed");
                     }
                 }
                 if now >= next_expiry {
@@ -842,8 +861,8 @@ impl GroupCoordinator {
                             Ok(_) => {
                                 tracing::info!(group = %group, records = n, "expired committed offsets")
                             }
-                            Err(code) => {
-                                tracing::warn!(group = %group, code, "writing offset expiry failed")
+                            Err(e) => {
+                                tracing::warn!(group = %group, error = %e, "writing offset expiry failed")
                             }
                         }
                     }
