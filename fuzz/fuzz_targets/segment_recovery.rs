@@ -145,10 +145,16 @@ fuzz_target!(|data: &[u8]| {
         "epoch past the log end: {epochs:?}"
     );
     read_everything(&log);
-    // The broker rebuilds idempotent producers' state from the recovered batch headers (the
-    // snapshot it would also read is on the real file system, absent here).
-    let _ =
-        weir_broker::partition::rebuild_producer_state(&dir, &log, 1_700_000_000_000, 86_400_000);
+    // The broker rebuilds idempotent producers' state from the recovered batch headers (and
+    // its snapshot and aborted-transaction index, absent here) through the same file system.
+    let broker_fs: Arc<dyn weir_storage::Fs> = Arc::new(fs.clone());
+    let _ = weir_broker::partition::rebuild_producer_state(
+        &broker_fs,
+        &dir,
+        &log,
+        1_700_000_000_000,
+        86_400_000,
+    );
 
     // The recovered log takes an append, and survives a clean close and reopen intact.
     let mut batch = valid_batch(2, 10, 1_700_000_000_000);
