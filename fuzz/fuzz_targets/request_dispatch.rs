@@ -23,7 +23,7 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use weir_broker::api::{dispatch, Response};
 use weir_broker::{Broker, BrokerConfig, TopicDefaults};
-use weir_protocol::parse_request_header;
+use weir_protocol::{parse_request_header, SUPPORTED_APIS};
 
 const GENERATION_EXECS: u64 = 2_000;
 const MAX_PARTITIONS: usize = 200;
@@ -196,7 +196,7 @@ fn check_frame(frame: &Bytes, correlation_id: i32) {
 
 fuzz_target!(|data: &[u8]| {
     let mut frame = Bytes::copy_from_slice(data);
-    let Ok(mut meta) = parse_request_header(&mut frame) else {
+    let Ok(mut meta) = parse_request_header(&mut frame, SUPPORTED_APIS) else {
         return;
     };
     meta.client_host = "/127.0.0.1".to_string();

@@ -14,6 +14,6 @@ pub mod versions;
 
 pub use frame::{read_frame, read_frame_chunk, read_frame_size, FrameError, FRAME_CHUNK_BYTES};
 pub use header::{encode_response, parse_request_header, EncodeError, HeaderError, RequestMeta};
-pub use versions::{supported_range, SUPPORTED_APIS};
+pub use versions::{accepted_range, supported_range, ApiVersionRange, SUPPORTED_APIS};
 
 pub use kafka_protocol;

@@ -1,12 +1,16 @@
-//! The APIs weir implements and the versions it advertises. ApiVersions answers from this
-//! table and the request dispatcher refuses anything outside it, so what is advertised is
-//! exactly what is handled.
+//! Checking a request's API and version against the table of what weir advertises.
+//!
+//! The table is passed in, so the check does not depend on where the table is kept.
+//! ApiVersions answers from the same table, so what is advertised is exactly what is handled.
 
 use kafka_protocol::messages::ApiKey;
 
+/// One advertised API: (api, min version, max version).
+pub type ApiVersionRange = (ApiKey, i16, i16);
+
 /// (api, min version, max version). Produce advertises min 0 although v0-2 are refused by
 /// the codec (KIP-896): librdkafka before 2.11.1 only compresses when Produce v0 is listed.
-pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+pub const SUPPORTED_APIS: &[ApiVersionRange] = &[
     (ApiKey::Produce, 0, 10),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 7),
@@ -42,18 +46,20 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListTransactions, 0, 1),
 ];
 
-/// The advertised range of `api`, or None if weir does not implement it.
-pub fn supported_range(api: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED_APIS
+/// The range `table` advertises for `api`, or None if it is not there.
+pub fn supported_range(table: &[ApiVersionRange], api: ApiKey) -> Option<(i16, i16)> {
+    table
         .iter()
         .find(|(key, _, _)| *key == api)
         .map(|&(_, min, max)| (min, max))
 }
 
 /// The range the dispatcher actually accepts: the advertised one narrowed to what the codec
-/// can decode (Produce v0-2 is advertised for old librdkafka but never decodable).
-pub fn accepted_range(api: ApiKey) -> Option<(i16, i16)> {
-    let (min, max) = supported_range(api)?;
+/// can decode. The two differ where a client needs a version listed that the codec refuses:
+/// Produce advertises min 0 although v0-2 cannot be decoded (KIP-896), because librdkafka
+/// before 2.11.1 only compresses when Produce v0 is listed.
+pub fn accepted_range(table: &[ApiVersionRange], api: ApiKey) -> Option<(i16, i16)> {
+    let (min, max) = supported_range(table, api)?;
     let codec = api.valid_versions();
     Some((min.max(codec.min), max.min(codec.max)))
 }
@@ -61,6 +67,21 @@ pub fn accepted_range(api: ApiKey) -> Option<(i16, i16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TEST_TABLE: &[ApiVersionRange] = &[(ApiKey::Produce, 0, 10), (ApiKey::Metadata, 0, 12)];
+
+    #[test]
+    fn accepted_range_is_the_advertised_one_narrowed_to_the_codec() {
+        assert_eq!(supported_range(TEST_TABLE, ApiKey::Produce), Some((0, 10)));
+        assert_eq!(accepted_range(TEST_TABLE, ApiKey::Produce), Some((3, 10)));
+        assert_eq!(accepted_range(TEST_TABLE, ApiKey::Metadata), Some((0, 12)));
+    }
+
+    #[test]
+    fn an_api_missing_from_the_table_is_not_accepted() {
+        assert_eq!(supported_range(TEST_TABLE, ApiKey::Fetch), None);
+        assert_eq!(accepted_range(TEST_TABLE, ApiKey::Fetch), None);
+    }
 
     #[test]
     fn table_is_sorted_by_api_key() {

@@ -27,7 +27,8 @@ fn api_keys() -> Vec<ApiVersion> {
 /// The answer to an ApiVersions request at a version weir does not know (KIP-511): v0
 /// format, UNSUPPORTED_VERSION, and ApiVersions' own range so the client retries lower.
 pub fn unsupported_version_response(correlation_id: i32) -> bytes::Bytes {
-    let (min, max) = weir_protocol::supported_range(ApiKey::ApiVersions).unwrap_or((0, 0));
+    let (min, max) =
+        weir_protocol::supported_range(SUPPORTED_APIS, ApiKey::ApiVersions).unwrap_or((0, 0));
     let body = ApiVersionsResponse::default()
         .with_error_code(ec::UNSUPPORTED_VERSION)
         .with_api_keys(vec![ApiVersion::default()

@@ -108,7 +108,7 @@ pub async fn call<Req: Encodable, Resp: Decodable>(
     req.encode(&mut buf, version)
         .unwrap_or_else(|e| panic!("{key:?} v{version}: {e}"));
     let mut frame = buf.freeze();
-    let meta = parse_request_header(&mut frame).unwrap();
+    let meta = parse_request_header(&mut frame, SUPPORTED_APIS).unwrap();
     let resp = dispatch(broker, &meta, frame)
         .await
         .unwrap_or_else(|e| panic!("{key:?} v{version}: {e}"));
