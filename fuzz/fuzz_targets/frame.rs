@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncRead, ReadBuf};
-use weir_protocol::{parse_request_header, read_frame, FrameError, SUPPORTED_APIS};
+use weir_protocol::{parse_request_header, read_frame, FrameError};
 
 /// Hands out at most `step` bytes per read, like a slow socket.
 struct Trickle<'a> {
@@ -84,7 +84,7 @@ fuzz_target!(|data: &[u8]| {
                     );
                     consumed += 4 + frame.len();
                     let mut body: Bytes = frame.freeze();
-                    let _ = parse_request_header(&mut body, SUPPORTED_APIS);
+                    let _ = parse_request_header(&mut body, weir_broker::api::SUPPORTED_APIS);
                 }
                 Ok(None) => {
                     assert_eq!(

@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use weir_broker::api::{dispatch, Response};
+use weir_broker::api::{dispatch, Response, SUPPORTED_APIS};
 use weir_broker::{Broker, BrokerConfig, TopicDefaults};
-use weir_protocol::{parse_request_header, SUPPORTED_APIS};
+use weir_protocol::parse_request_header;
 
 const GENERATION_EXECS: u64 = 2_000;
 const MAX_PARTITIONS: usize = 200;
