@@ -84,7 +84,7 @@ fuzz_target!(|data: &[u8]| {
                     );
                     consumed += 4 + frame.len();
                     let mut body: Bytes = frame.freeze();
-                    let _ = parse_request_header(&mut body);
+                    let _ = parse_request_header(&mut body, weir_broker::api::SUPPORTED_APIS);
                 }
                 Ok(None) => {
                     assert_eq!(

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use weir_broker::api::{dispatch, Response};
+use weir_broker::api::{dispatch, Response, SUPPORTED_APIS};
 use weir_broker::{Broker, BrokerConfig, TopicDefaults};
 use weir_protocol::parse_request_header;
 
@@ -196,7 +196,7 @@ fn check_frame(frame: &Bytes, correlation_id: i32) {
 
 fuzz_target!(|data: &[u8]| {
     let mut frame = Bytes::copy_from_slice(data);
-    let Ok(mut meta) = parse_request_header(&mut frame) else {
+    let Ok(mut meta) = parse_request_header(&mut frame, SUPPORTED_APIS) else {
         return;
     };
     meta.client_host = "/127.0.0.1".to_string();

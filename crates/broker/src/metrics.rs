@@ -54,7 +54,7 @@ impl Default for ErrorCodeCounts {
 pub const API_KEYS: usize = 96;
 
 /// Error codes in responses, by API key: every API's through
-/// `api::response_errors::ResponseErrors`, Produce's by its handler (acks=0 too).
+/// `api::KafkaApi::each_error`, Produce's by its handler (acks=0 too).
 static RESPONSE_ERRORS: [ErrorCodeCounts; API_KEYS] = [const { ErrorCodeCounts::new() }; API_KEYS];
 
 /// The counts of one API (keys past the table share its last row).

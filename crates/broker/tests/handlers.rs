@@ -9,8 +9,8 @@ use bytes::Bytes;
 use common::*;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use weir_broker::api::SUPPORTED_APIS;
 use weir_broker::Broker;
-use weir_protocol::SUPPORTED_APIS;
 
 #[tokio::test]
 async fn every_api_answers_at_every_advertised_version() {

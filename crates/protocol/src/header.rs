@@ -4,7 +4,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-use crate::versions::accepted_range;
+use crate::versions::{accepted_range, ApiVersionRange};
 
 /// The parts of a request header the broker acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,8 +33,13 @@ pub enum HeaderError {
     Malformed(String),
 }
 
-/// Parse the request header at the front of `frame`, leaving `frame` at the body.
-pub fn parse_request_header(frame: &mut Bytes) -> Result<RequestMeta, HeaderError> {
+/// Parse the request header at the front of `frame`, leaving `frame` at the body. An API
+/// missing from `supported` (the broker's advertised table), or a version outside its
+/// accepted range, is refused before the header's own version-dependent fields are read.
+pub fn parse_request_header(
+    frame: &mut Bytes,
+    supported: &[ApiVersionRange],
+) -> Result<RequestMeta, HeaderError> {
     if frame.len() < 8 {
         return Err(HeaderError::TooShort(frame.len()));
     }
@@ -49,7 +54,7 @@ pub fn parse_request_header(frame: &mut Bytes) -> Result<RequestMeta, HeaderErro
     let Ok(api_key) = ApiKey::try_from(api_key_raw) else {
         return Err(unsupported);
     };
-    let Some(range) = accepted_range(api_key) else {
+    let Some(range) = accepted_range(supported, api_key) else {
         return Err(unsupported);
     };
     if api_version < range.0 || api_version > range.1 {

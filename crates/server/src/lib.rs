@@ -339,7 +339,7 @@ async fn handle_connection(
         };
         let read_at = Instant::now();
         let mut frame = frame.freeze();
-        let meta = match parse_request_header(&mut frame) {
+        let meta = match parse_request_header(&mut frame, api::SUPPORTED_APIS) {
             Ok(mut m) => {
                 m.client_host = client_host.clone();
                 m

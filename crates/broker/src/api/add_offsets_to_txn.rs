@@ -38,3 +38,27 @@ pub fn handle(
         AddOffsetsToTxnResponse::default().with_error_code(code)
     })
 }
+
+use super::prelude::*;
+
+/// AddOffsetsToTxn in the API registry (`super::registry!`).
+pub struct AddOffsetsToTxn;
+
+impl KafkaApi for AddOffsetsToTxn {
+    const KEY: ApiKey = ApiKey::AddOffsetsToTxn;
+    const VERSIONS: RangeInclusive<i16> = 0..=3;
+    type Request = AddOffsetsToTxnRequest;
+    type Response = AddOffsetsToTxnResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Later(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        f(resp.error_code);
+    }
+}

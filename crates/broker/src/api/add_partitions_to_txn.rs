@@ -79,3 +79,32 @@ pub fn handle(
         AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
     })
 }
+
+use super::prelude::*;
+
+/// AddPartitionsToTxn in the API registry (`super::registry!`).
+pub struct AddPartitionsToTxn;
+
+impl KafkaApi for AddPartitionsToTxn {
+    const KEY: ApiKey = ApiKey::AddPartitionsToTxn;
+    const VERSIONS: RangeInclusive<i16> = 0..=3;
+    type Request = AddPartitionsToTxnRequest;
+    type Response = AddPartitionsToTxnResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Later(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        f(resp.error_code);
+        for t in &resp.results_by_topic_v3_and_below {
+            t.results_by_partition
+                .iter()
+                .for_each(|p| f(p.partition_error_code));
+        }
+    }
+}

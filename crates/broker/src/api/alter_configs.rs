@@ -86,3 +86,27 @@ pub fn handle(
         AlterConfigsResponse::default().with_responses(responses)
     })
 }
+
+use super::prelude::*;
+
+/// AlterConfigs in the API registry (`super::registry!`).
+pub struct AlterConfigs;
+
+impl KafkaApi for AlterConfigs {
+    const KEY: ApiKey = ApiKey::AlterConfigs;
+    const VERSIONS: RangeInclusive<i16> = 0..=2;
+    type Request = AlterConfigsRequest;
+    type Response = AlterConfigsResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Later(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        resp.responses.iter().for_each(|r| f(r.error_code));
+    }
+}

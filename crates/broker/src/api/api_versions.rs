@@ -1,9 +1,11 @@
-//! ApiVersions (key 18): the table in weir-protocol, nothing more and nothing less.
+//! ApiVersions (key 18): the registry's table (`super::SUPPORTED_APIS`), nothing more and
+//! nothing less.
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
-use weir_protocol::{encode_response, SUPPORTED_APIS};
+use weir_protocol::encode_response;
 
+use super::SUPPORTED_APIS;
 use crate::error_codes as ec;
 
 pub fn handle(_version: i16, _req: ApiVersionsRequest) -> ApiVersionsResponse {
@@ -27,7 +29,8 @@ fn api_keys() -> Vec<ApiVersion> {
 /// The answer to an ApiVersions request at a version weir does not know (KIP-511): v0
 /// format, UNSUPPORTED_VERSION, and ApiVersions' own range so the client retries lower.
 pub fn unsupported_version_response(correlation_id: i32) -> bytes::Bytes {
-    let (min, max) = weir_protocol::supported_range(ApiKey::ApiVersions).unwrap_or((0, 0));
+    let versions = <ApiVersions as KafkaApi>::VERSIONS;
+    let (min, max) = (*versions.start(), *versions.end());
     let body = ApiVersionsResponse::default()
         .with_error_code(ec::UNSUPPORTED_VERSION)
         .with_api_keys(vec![ApiVersion::default()
@@ -36,4 +39,28 @@ pub fn unsupported_version_response(correlation_id: i32) -> bytes::Bytes {
             .with_max_version(max)]);
     encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)
         .expect("a v0 ApiVersions response always encodes")
+}
+
+use super::prelude::*;
+
+/// ApiVersions in the API registry (`super::registry!`).
+pub struct ApiVersions;
+
+impl KafkaApi for ApiVersions {
+    const KEY: ApiKey = ApiKey::ApiVersions;
+    const VERSIONS: RangeInclusive<i16> = 0..=4;
+    type Request = ApiVersionsRequest;
+    type Response = ApiVersionsResponse;
+
+    async fn handle(
+        _broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        f(resp.error_code);
+    }
 }

@@ -42,3 +42,27 @@ pub async fn handle(
     }
     CreatePartitionsResponse::default().with_results(results)
 }
+
+use super::prelude::*;
+
+/// CreatePartitions in the API registry (`super::registry!`).
+pub struct CreatePartitions;
+
+impl KafkaApi for CreatePartitions {
+    const KEY: ApiKey = ApiKey::CreatePartitions;
+    const VERSIONS: RangeInclusive<i16> = 0..=3;
+    type Request = CreatePartitionsRequest;
+    type Response = CreatePartitionsResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req).await)
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        resp.results.iter().for_each(|t| f(t.error_code));
+    }
+}

@@ -134,3 +134,27 @@ fn configs_of(
         })
         .collect()
 }
+
+use super::prelude::*;
+
+/// CreateTopics in the API registry (`super::registry!`).
+pub struct CreateTopics;
+
+impl KafkaApi for CreateTopics {
+    const KEY: ApiKey = ApiKey::CreateTopics;
+    const VERSIONS: RangeInclusive<i16> = 2..=7;
+    type Request = CreateTopicsRequest;
+    type Response = CreateTopicsResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req).await)
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        resp.topics.iter().for_each(|t| f(t.error_code));
+    }
+}

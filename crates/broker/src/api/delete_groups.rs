@@ -32,3 +32,27 @@ pub fn handle(
         DeleteGroupsResponse::default().with_results(results)
     }))
 }
+
+use super::prelude::*;
+
+/// DeleteGroups in the API registry (`super::registry!`).
+pub struct DeleteGroups;
+
+impl KafkaApi for DeleteGroups {
+    const KEY: ApiKey = ApiKey::DeleteGroups;
+    const VERSIONS: RangeInclusive<i16> = 0..=2;
+    type Request = DeleteGroupsRequest;
+    type Response = DeleteGroupsResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        handle(broker, meta.api_version, req)
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        resp.results.iter().for_each(|g| f(g.error_code));
+    }
+}

@@ -79,3 +79,29 @@ pub fn handle(
         DeleteRecordsResponse::default().with_topics(topics)
     })
 }
+
+use super::prelude::*;
+
+/// DeleteRecords in the API registry (`super::registry!`).
+pub struct DeleteRecords;
+
+impl KafkaApi for DeleteRecords {
+    const KEY: ApiKey = ApiKey::DeleteRecords;
+    const VERSIONS: RangeInclusive<i16> = 0..=2;
+    type Request = DeleteRecordsRequest;
+    type Response = DeleteRecordsResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Later(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        for t in &resp.topics {
+            t.partitions.iter().for_each(|p| f(p.error_code));
+        }
+    }
+}

@@ -69,3 +69,27 @@ fn with_message(r: DeletableTopicResult, version: i16, message: &str) -> Deletab
         r
     }
 }
+
+use super::prelude::*;
+
+/// DeleteTopics in the API registry (`super::registry!`).
+pub struct DeleteTopics;
+
+impl KafkaApi for DeleteTopics {
+    const KEY: ApiKey = ApiKey::DeleteTopics;
+    const VERSIONS: RangeInclusive<i16> = 1..=6;
+    type Request = DeleteTopicsRequest;
+    type Response = DeleteTopicsResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req).await)
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        resp.responses.iter().for_each(|t| f(t.error_code));
+    }
+}

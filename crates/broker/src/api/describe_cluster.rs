@@ -32,3 +32,27 @@ pub fn handle(
             .with_host(str_bytes(&broker.config.advertised_host))
             .with_port(broker.config.advertised_port as i32)])
 }
+
+use super::prelude::*;
+
+/// DescribeCluster in the API registry (`super::registry!`).
+pub struct DescribeCluster;
+
+impl KafkaApi for DescribeCluster {
+    const KEY: ApiKey = ApiKey::DescribeCluster;
+    const VERSIONS: RangeInclusive<i16> = 0..=1;
+    type Request = DescribeClusterRequest;
+    type Response = DescribeClusterResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        f(resp.error_code);
+    }
+}

@@ -106,6 +106,30 @@ pub fn handle(
     DescribeConfigsResponse::default().with_results(results)
 }
 
+use super::prelude::*;
+
+/// DescribeConfigs in the API registry (`super::registry!`).
+pub struct DescribeConfigs;
+
+impl KafkaApi for DescribeConfigs {
+    const KEY: ApiKey = ApiKey::DescribeConfigs;
+    const VERSIONS: RangeInclusive<i16> = 1..=4;
+    type Request = DescribeConfigsRequest;
+    type Response = DescribeConfigsResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        resp.results.iter().for_each(|r| f(r.error_code));
+    }
+}
+
 fn encode_entry(
     e: Entry,
     version: i16,

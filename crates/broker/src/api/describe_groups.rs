@@ -55,3 +55,27 @@ pub fn handle(broker: &Broker, version: i16, req: DescribeGroupsRequest) -> Desc
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)
 }
+
+use super::prelude::*;
+
+/// DescribeGroups in the API registry (`super::registry!`).
+pub struct DescribeGroups;
+
+impl KafkaApi for DescribeGroups {
+    const KEY: ApiKey = ApiKey::DescribeGroups;
+    const VERSIONS: RangeInclusive<i16> = 0..=5;
+    type Request = DescribeGroupsRequest;
+    type Response = DescribeGroupsResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        resp.groups.iter().for_each(|g| f(g.error_code));
+    }
+}

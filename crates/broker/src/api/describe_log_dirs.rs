@@ -81,3 +81,28 @@ fn fs_space(path: &std::path::Path) -> Option<(i64, i64)> {
     let frsize = st.f_frsize as i64;
     Some((st.f_blocks as i64 * frsize, st.f_bavail as i64 * frsize))
 }
+
+use super::prelude::*;
+
+/// DescribeLogDirs in the API registry (`super::registry!`).
+pub struct DescribeLogDirs;
+
+impl KafkaApi for DescribeLogDirs {
+    const KEY: ApiKey = ApiKey::DescribeLogDirs;
+    const VERSIONS: RangeInclusive<i16> = 1..=4;
+    type Request = DescribeLogDirsRequest;
+    type Response = DescribeLogDirsResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        f(resp.error_code);
+        resp.results.iter().for_each(|r| f(r.error_code));
+    }
+}

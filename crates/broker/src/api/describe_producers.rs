@@ -57,3 +57,29 @@ pub fn handle(
         .collect();
     DescribeProducersResponse::default().with_topics(topics)
 }
+
+use super::prelude::*;
+
+/// DescribeProducers in the API registry (`super::registry!`).
+pub struct DescribeProducers;
+
+impl KafkaApi for DescribeProducers {
+    const KEY: ApiKey = ApiKey::DescribeProducers;
+    const VERSIONS: RangeInclusive<i16> = 0..=0;
+    type Request = DescribeProducersRequest;
+    type Response = DescribeProducersResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        for t in &resp.topics {
+            t.partitions.iter().for_each(|p| f(p.error_code));
+        }
+    }
+}

@@ -56,3 +56,27 @@ pub fn handle(
         .collect();
     DescribeTransactionsResponse::default().with_transaction_states(states)
 }
+
+use super::prelude::*;
+
+/// DescribeTransactions in the API registry (`super::registry!`).
+pub struct DescribeTransactions;
+
+impl KafkaApi for DescribeTransactions {
+    const KEY: ApiKey = ApiKey::DescribeTransactions;
+    const VERSIONS: RangeInclusive<i16> = 0..=0;
+    type Request = DescribeTransactionsRequest;
+    type Response = DescribeTransactionsResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        resp.transaction_states.iter().for_each(|s| f(s.error_code));
+    }
+}

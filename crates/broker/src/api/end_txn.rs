@@ -30,3 +30,27 @@ pub fn handle(broker: &Arc<Broker>, version: i16, req: EndTxnRequest) -> BoxFutu
         EndTxnResponse::default().with_error_code(code)
     })
 }
+
+use super::prelude::*;
+
+/// EndTxn in the API registry (`super::registry!`).
+pub struct EndTxn;
+
+impl KafkaApi for EndTxn {
+    const KEY: ApiKey = ApiKey::EndTxn;
+    const VERSIONS: RangeInclusive<i16> = 0..=3;
+    type Request = EndTxnRequest;
+    type Response = EndTxnResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Later(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        f(resp.error_code);
+    }
+}

@@ -228,3 +228,30 @@ fn read_partition(
     };
     (pd, Some(p))
 }
+
+use super::prelude::*;
+
+/// Fetch in the API registry (`super::registry!`).
+pub struct Fetch;
+
+impl KafkaApi for Fetch {
+    const KEY: ApiKey = ApiKey::Fetch;
+    const VERSIONS: RangeInclusive<i16> = 4..=12;
+    type Request = FetchRequest;
+    type Response = FetchResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        handle(broker, meta.api_version, req)
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        f(resp.error_code);
+        for t in &resp.responses {
+            t.partitions.iter().for_each(|p| f(p.error_code));
+        }
+    }
+}

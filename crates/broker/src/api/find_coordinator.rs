@@ -83,3 +83,45 @@ pub fn handle(
         }
     }
 }
+
+use super::prelude::*;
+
+/// FindCoordinator in the API registry (`super::registry!`).
+pub struct FindCoordinator;
+
+impl KafkaApi for FindCoordinator {
+    const KEY: ApiKey = ApiKey::FindCoordinator;
+    const VERSIONS: RangeInclusive<i16> = 0..=4;
+    type Request = FindCoordinatorRequest;
+    type Response = FindCoordinatorResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        // v0-3 answer at the top level, v4 per key.
+        if resp.coordinators.is_empty() {
+            f(resp.error_code);
+        }
+        resp.coordinators.iter().for_each(|c| f(c.error_code));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_walk_skips_the_top_level_code_that_v4_does_not_send() {
+        let r = FindCoordinatorResponse::default()
+            .with_coordinators(vec![Coordinator::default().with_error_code(15)]);
+        let mut v = Vec::new();
+        FindCoordinator::each_error(&r, &mut |c| v.push(c));
+        assert_eq!(v, vec![15]);
+    }
+}

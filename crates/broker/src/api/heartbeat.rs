@@ -18,3 +18,27 @@ pub fn handle(broker: &Broker, _version: i16, req: HeartbeatRequest) -> Heartbea
     };
     HeartbeatResponse::default().with_error_code(code)
 }
+
+use super::prelude::*;
+
+/// Heartbeat in the API registry (`super::registry!`).
+pub struct Heartbeat;
+
+impl KafkaApi for Heartbeat {
+    const KEY: ApiKey = ApiKey::Heartbeat;
+    const VERSIONS: RangeInclusive<i16> = 0..=4;
+    type Request = HeartbeatRequest;
+    type Response = HeartbeatResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        f(resp.error_code);
+    }
+}

@@ -149,3 +149,27 @@ pub fn handle(
         IncrementalAlterConfigsResponse::default().with_responses(responses)
     })
 }
+
+use super::prelude::*;
+
+/// IncrementalAlterConfigs in the API registry (`super::registry!`).
+pub struct IncrementalAlterConfigs;
+
+impl KafkaApi for IncrementalAlterConfigs {
+    const KEY: ApiKey = ApiKey::IncrementalAlterConfigs;
+    const VERSIONS: RangeInclusive<i16> = 0..=1;
+    type Request = IncrementalAlterConfigsRequest;
+    type Response = IncrementalAlterConfigsResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Later(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        resp.responses.iter().for_each(|r| f(r.error_code));
+    }
+}

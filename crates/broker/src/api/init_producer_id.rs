@@ -58,3 +58,27 @@ pub fn handle(
         }
     })
 }
+
+use super::prelude::*;
+
+/// InitProducerId in the API registry (`super::registry!`).
+pub struct InitProducerId;
+
+impl KafkaApi for InitProducerId {
+    const KEY: ApiKey = ApiKey::InitProducerId;
+    const VERSIONS: RangeInclusive<i16> = 0..=5;
+    type Request = InitProducerIdRequest;
+    type Response = InitProducerIdResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Later(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        f(resp.error_code);
+    }
+}

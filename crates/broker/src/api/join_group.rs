@@ -88,3 +88,27 @@ fn response(version: i16, out: JoinOutcome) -> JoinGroupResponse {
     }
     r
 }
+
+use super::prelude::*;
+
+/// JoinGroup in the API registry (`super::registry!`).
+pub struct JoinGroup;
+
+impl KafkaApi for JoinGroup {
+    const KEY: ApiKey = ApiKey::JoinGroup;
+    const VERSIONS: RangeInclusive<i16> = 0..=9;
+    type Request = JoinGroupRequest;
+    type Response = JoinGroupResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        handle(broker, meta, req)
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        f(resp.error_code);
+    }
+}

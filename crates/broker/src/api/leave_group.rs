@@ -43,3 +43,28 @@ pub fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> LeaveGro
                 .collect(),
         )
 }
+
+use super::prelude::*;
+
+/// LeaveGroup in the API registry (`super::registry!`).
+pub struct LeaveGroup;
+
+impl KafkaApi for LeaveGroup {
+    const KEY: ApiKey = ApiKey::LeaveGroup;
+    const VERSIONS: RangeInclusive<i16> = 0..=5;
+    type Request = LeaveGroupRequest;
+    type Response = LeaveGroupResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        f(resp.error_code);
+        resp.members.iter().for_each(|m| f(m.error_code));
+    }
+}

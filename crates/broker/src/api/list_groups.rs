@@ -39,3 +39,27 @@ pub fn handle(broker: &Broker, version: i16, req: ListGroupsRequest) -> ListGrou
         .with_error_code(ec::NONE)
         .with_groups(groups)
 }
+
+use super::prelude::*;
+
+/// ListGroups in the API registry (`super::registry!`).
+pub struct ListGroups;
+
+impl KafkaApi for ListGroups {
+    const KEY: ApiKey = ApiKey::ListGroups;
+    const VERSIONS: RangeInclusive<i16> = 0..=5;
+    type Request = ListGroupsRequest;
+    type Response = ListGroupsResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        f(resp.error_code);
+    }
+}

@@ -108,3 +108,29 @@ fn timestamp_answer(
         Err(_) => (ec::UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1),
     }
 }
+
+use super::prelude::*;
+
+/// ListOffsets in the API registry (`super::registry!`).
+pub struct ListOffsets;
+
+impl KafkaApi for ListOffsets {
+    const KEY: ApiKey = ApiKey::ListOffsets;
+    const VERSIONS: RangeInclusive<i16> = 1..=7;
+    type Request = ListOffsetsRequest;
+    type Response = ListOffsetsResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        for t in &resp.topics {
+            t.partitions.iter().for_each(|p| f(p.error_code));
+        }
+    }
+}

@@ -68,3 +68,27 @@ pub fn handle(
         .with_unknown_state_filters(unknown)
         .with_transaction_states(states)
 }
+
+use super::prelude::*;
+
+/// ListTransactions in the API registry (`super::registry!`).
+pub struct ListTransactions;
+
+impl KafkaApi for ListTransactions {
+    const KEY: ApiKey = ApiKey::ListTransactions;
+    const VERSIONS: RangeInclusive<i16> = 0..=1;
+    type Request = ListTransactionsRequest;
+    type Response = ListTransactionsResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        f(resp.error_code);
+    }
+}

@@ -123,3 +123,30 @@ fn describe_topic(broker: &Broker, version: i16, t: &Topic) -> MetadataResponseT
     }
     topic
 }
+
+use super::prelude::*;
+
+/// Metadata in the API registry (`super::registry!`).
+pub struct Metadata;
+
+impl KafkaApi for Metadata {
+    const KEY: ApiKey = ApiKey::Metadata;
+    const VERSIONS: RangeInclusive<i16> = 0..=12;
+    type Request = MetadataRequest;
+    type Response = MetadataResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req).await)
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        for t in &resp.topics {
+            f(t.error_code);
+            t.partitions.iter().for_each(|p| f(p.error_code));
+        }
+    }
+}

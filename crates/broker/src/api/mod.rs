@@ -1,20 +1,40 @@
-//! One module per Kafka API: each decodes nothing itself (the codec does), applies the
-//! request to the broker, and builds the response for the client's version.
+//! One module per Kafka API, and the registry that ties them to the wire.
 //!
-//! `dispatch` is the only entry point: it decodes the body for the header's API and version,
-//! calls the handler, and encodes the response frame. Produce and Fetch may answer later
-//! (after the fsync, or when data arrives): they return `Reply::Later` and the connection
-//! keeps reading requests meanwhile, writing responses in request order.
+//! Each `api/<name>.rs` holds everything about its API: the handler, and an
+//! `impl KafkaApi` naming the key, the advertised versions, the request and response types,
+//! how a request is answered and where its response carries error codes. The codec
+//! (kafka-protocol) decodes and encodes the bodies; `dispatch` does it the same way for all.
+//!
+//! `registry!` below lists the implemented APIs, one line each, in key order. From that list
+//! come `dispatch`, the advertised version table `SUPPORTED_APIS` (ApiVersions' answer, and
+//! what `weir_protocol::parse_request_header` accepts) and the per-API counting of the
+//! error codes in responses. An API not in the registry is neither advertised nor handled.
+//!
+//! Adding an API:
+//! 1. write `api/<name>.rs`: the handler, `pub struct <Name>;` and `impl KafkaApi for <Name>`;
+//! 2. add `<name>::<Name>,` to `registry!` at its key's place, and `pub mod <name>;` to the
+//!    module list (rustfmt cannot see modules declared by a macro, so they stay listed).
+//!
+//! The build fails on a registry out of key order or listing a key twice, a `KEY` that is
+//! not the request type's, or an advertised max version the codec cannot decode; a test
+//! fails on a file in `api/` left out of the registry, and another pins the advertised table.
+//!
+//! Answers come now, later or never (`Reply`). `handle` is awaited before the connection
+//! reads its next request, so what it does before returning (create a topic, register a
+//! member) is seen by the requests after it. Work that waits on something (an fsync, a long
+//! poll, a rebalance) goes in `Reply::Later`: the connection keeps reading requests
+//! meanwhile, and writes responses in request order.
 
+use std::future::Future;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
-use kafka_protocol::protocol::{Decodable, Encodable};
-use weir_protocol::{encode_response, RequestMeta};
+use kafka_protocol::protocol::{Decodable, Encodable, Message, Request};
+use weir_protocol::{encode_response, ApiVersionRange, RequestMeta};
 
 use crate::broker::Broker;
-use response_errors::ResponseErrors;
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
@@ -47,13 +67,150 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
-pub mod response_errors;
 pub mod sync_group;
 pub mod txn_offset_commit;
 
 pub use crate::reply::{BoxFuture, Reply};
 
-/// An encoded response frame, now or later.
+/// One Kafka API, implemented: what `dispatch` needs to decode, answer, encode and count it.
+pub trait KafkaApi: 'static {
+    /// The API key; it must be the request type's own (checked at build time).
+    const KEY: ApiKey;
+    /// The versions advertised in ApiVersions. The header parser accepts them narrowed to
+    /// what the codec decodes; the max must be decodable (checked at build time).
+    const VERSIONS: RangeInclusive<i16>;
+    type Request: Request<Response = Self::Response>;
+    type Response: Encodable + Send + 'static;
+
+    /// Answer one request at `meta.api_version`. Awaited before the connection reads its
+    /// next request; anything that waits belongs in `Reply::Later`.
+    fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> impl Future<Output = Reply<Self::Response>> + Send;
+
+    /// Calls `f` with every error code in `resp`, top level and per topic, partition, group
+    /// or resource (zeros included; the counter skips them). They feed the admin exporter's
+    /// `weir_response_errors_total`: what a client was told, not whether the request failed.
+    /// Only the response sent is walked, so a long poll that read several times counts once.
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16));
+}
+
+/// What an API file's `impl KafkaApi` block needs, in one import, so the block can sit at
+/// the end of its file without touching the file's own imports.
+pub mod prelude {
+    pub use std::ops::RangeInclusive;
+    pub use std::sync::Arc;
+
+    pub use kafka_protocol::messages::ApiKey;
+    pub use weir_protocol::RequestMeta;
+
+    pub use super::KafkaApi;
+    pub use crate::broker::Broker;
+    pub use crate::reply::Reply;
+}
+
+/// Every implemented API, in key order, one line each: `module::Type`.
+macro_rules! registry {
+    ($($module:ident::$api:ident,)+) => {
+        /// The APIs weir implements and the versions it advertises, in key order: the answer
+        /// to ApiVersions, and the table the server checks request headers against.
+        pub const SUPPORTED_APIS: &[ApiVersionRange] = &[$(advertised::<$module::$api>(),)+];
+
+        $(const _: () = check::<$module::$api>();)+
+
+        /// The registered modules' names, to find a file in `api/` left out.
+        #[cfg(test)]
+        const REGISTERED_MODULES: &[&str] = &[$(stringify!($module),)+];
+
+        async fn route(
+            broker: &Arc<Broker>,
+            meta: &RequestMeta,
+            body: &mut Bytes,
+        ) -> Result<Response, DispatchError> {
+            match meta.api_key {
+                $(<$module::$api as KafkaApi>::KEY => run::<$module::$api>(broker, meta, body).await,)+
+                other => Err(DispatchError::Malformed {
+                    api: other,
+                    version: meta.api_version,
+                    reason: "not implemented".into(),
+                }),
+            }
+        }
+    };
+}
+
+registry! {
+    produce::Produce,
+    fetch::Fetch,
+    list_offsets::ListOffsets,
+    metadata::Metadata,
+    offset_commit::OffsetCommit,
+    offset_fetch::OffsetFetch,
+    find_coordinator::FindCoordinator,
+    join_group::JoinGroup,
+    heartbeat::Heartbeat,
+    leave_group::LeaveGroup,
+    sync_group::SyncGroup,
+    describe_groups::DescribeGroups,
+    list_groups::ListGroups,
+    api_versions::ApiVersions,
+    create_topics::CreateTopics,
+    delete_topics::DeleteTopics,
+    delete_records::DeleteRecords,
+    init_producer_id::InitProducerId,
+    add_partitions_to_txn::AddPartitionsToTxn,
+    add_offsets_to_txn::AddOffsetsToTxn,
+    end_txn::EndTxn,
+    txn_offset_commit::TxnOffsetCommit,
+    describe_configs::DescribeConfigs,
+    alter_configs::AlterConfigs,
+    describe_log_dirs::DescribeLogDirs,
+    create_partitions::CreatePartitions,
+    delete_groups::DeleteGroups,
+    incremental_alter_configs::IncrementalAlterConfigs,
+    offset_delete::OffsetDelete,
+    describe_cluster::DescribeCluster,
+    describe_producers::DescribeProducers,
+    describe_transactions::DescribeTransactions,
+    list_transactions::ListTransactions,
+}
+
+const fn advertised<A: KafkaApi>() -> ApiVersionRange {
+    (A::KEY, *A::VERSIONS.start(), *A::VERSIONS.end())
+}
+
+/// What each registered API must satisfy, checked when the crate builds.
+const fn check<A: KafkaApi>() {
+    assert!(
+        A::KEY as i16 == <A::Request as Request>::KEY,
+        "KafkaApi::KEY is not the key of its Request type"
+    );
+    let (min, max) = (*A::VERSIONS.start(), *A::VERSIONS.end());
+    assert!(
+        0 <= min && min <= max,
+        "KafkaApi::VERSIONS is empty or negative"
+    );
+    assert!(
+        max <= <A::Request as Message>::VERSIONS.max,
+        "KafkaApi::VERSIONS advertises a version the codec cannot decode"
+    );
+}
+
+const _: () = {
+    let mut i = 1;
+    while i < SUPPORTED_APIS.len() {
+        assert!(
+            (SUPPORTED_APIS[i - 1].0 as i16) < (SUPPORTED_APIS[i].0 as i16),
+            "registry! must list each API once, in key order"
+        );
+        i += 1;
+    }
+};
+
+/// An encoded response frame, now or later. Not a `Reply<Bytes>`: encoding a later answer
+/// can still fail (a broker bug), and the connection must see that error to close.
 pub enum Response {
     Now(Bytes),
     Later(BoxFuture<Result<Bytes, DispatchError>>),
@@ -74,6 +231,32 @@ pub enum DispatchError {
     Encode(#[from] weir_protocol::EncodeError),
 }
 
+/// Decode, handle and encode one request whose header has been parsed and checked against
+/// `SUPPORTED_APIS`.
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    meta: &RequestMeta,
+    mut body: Bytes,
+) -> Result<Response, DispatchError> {
+    route(broker, meta, &mut body).await
+}
+
+async fn run<A: KafkaApi>(
+    broker: &Arc<Broker>,
+    meta: &RequestMeta,
+    body: &mut Bytes,
+) -> Result<Response, DispatchError> {
+    let req: A::Request = decode(meta, body)?;
+    Ok(match A::handle(broker, meta, req).await {
+        Reply::Now(resp) => Response::Now(encode::<A>(meta, &resp)?),
+        Reply::Later(fut) => {
+            let meta = meta.clone();
+            Response::Later(Box::pin(async move { encode::<A>(&meta, &fut.await) }))
+        }
+        Reply::Nothing => Response::Nothing,
+    })
+}
+
 fn decode<T: Decodable>(meta: &RequestMeta, body: &mut Bytes) -> Result<T, DispatchError> {
     T::decode(body, meta.api_version).map_err(|e| DispatchError::Malformed {
         api: meta.api_key,
@@ -82,248 +265,15 @@ fn decode<T: Decodable>(meta: &RequestMeta, body: &mut Bytes) -> Result<T, Dispa
     })
 }
 
-fn encode<T: Encodable + ResponseErrors>(
-    meta: &RequestMeta,
-    body: &T,
-) -> Result<Bytes, DispatchError> {
+fn encode<A: KafkaApi>(meta: &RequestMeta, resp: &A::Response) -> Result<Bytes, DispatchError> {
     let counts = crate::metrics::response_errors(meta.api_key);
-    body.each_error(&mut |code| counts.record(code));
+    A::each_error(resp, &mut |code| counts.record(code));
     Ok(encode_response(
         meta.api_key,
         meta.api_version,
         meta.correlation_id,
-        body,
+        resp,
     )?)
-}
-
-fn encode_reply<T: Encodable + ResponseErrors + Send + 'static>(
-    meta: &RequestMeta,
-    reply: Reply<T>,
-) -> Result<Response, DispatchError> {
-    Ok(match reply {
-        Reply::Now(body) => Response::Now(encode(meta, &body)?),
-        Reply::Later(fut) => {
-            let meta = meta.clone();
-            Response::Later(Box::pin(async move {
-                let body = fut.await;
-                encode(&meta, &body)
-            }))
-        }
-        Reply::Nothing => Response::Nothing,
-    })
-}
-
-/// Decode, handle and encode one request whose header has been parsed and checked against
-/// the version table.
-pub async fn dispatch(
-    broker: &Arc<Broker>,
-    meta: &RequestMeta,
-    mut body: Bytes,
-) -> Result<Response, DispatchError> {
-    let v = meta.api_version;
-    let b = &mut body;
-    match meta.api_key {
-        ApiKey::ApiVersions => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(meta, &api_versions::handle(v, req))?))
-        }
-        ApiKey::Metadata => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &metadata::handle(broker, v, req).await,
-            )?))
-        }
-        ApiKey::Produce => {
-            let req = decode(meta, b)?;
-            encode_reply(meta, produce::handle(broker, v, req))
-        }
-        ApiKey::Fetch => {
-            let req = decode(meta, b)?;
-            encode_reply(meta, fetch::handle(broker, v, req))
-        }
-        ApiKey::ListOffsets => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &list_offsets::handle(broker, v, req),
-            )?))
-        }
-        ApiKey::CreateTopics => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &create_topics::handle(broker, v, req).await,
-            )?))
-        }
-        ApiKey::DeleteTopics => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &delete_topics::handle(broker, v, req).await,
-            )?))
-        }
-        ApiKey::CreatePartitions => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &create_partitions::handle(broker, v, req).await,
-            )?))
-        }
-        ApiKey::DescribeConfigs => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &describe_configs::handle(broker, v, req),
-            )?))
-        }
-        ApiKey::FindCoordinator => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &find_coordinator::handle(broker, v, req),
-            )?))
-        }
-        ApiKey::JoinGroup => {
-            let req = decode(meta, b)?;
-            encode_reply(meta, join_group::handle(broker, meta, req))
-        }
-        ApiKey::SyncGroup => {
-            let req = decode(meta, b)?;
-            encode_reply(meta, sync_group::handle(broker, v, req))
-        }
-        ApiKey::Heartbeat => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &heartbeat::handle(broker, v, req),
-            )?))
-        }
-        ApiKey::LeaveGroup => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &leave_group::handle(broker, v, req),
-            )?))
-        }
-        ApiKey::OffsetCommit => {
-            let req = decode(meta, b)?;
-            encode_reply(meta, offset_commit::handle(broker, v, req).await)
-        }
-        ApiKey::OffsetFetch => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &offset_fetch::handle(broker, v, req),
-            )?))
-        }
-        ApiKey::OffsetDelete => {
-            let req = decode(meta, b)?;
-            encode_reply(meta, offset_delete::handle(broker, v, req))
-        }
-        ApiKey::ListGroups => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &list_groups::handle(broker, v, req),
-            )?))
-        }
-        ApiKey::DescribeGroups => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &describe_groups::handle(broker, v, req),
-            )?))
-        }
-        ApiKey::DeleteGroups => {
-            let req = decode(meta, b)?;
-            encode_reply(meta, delete_groups::handle(broker, v, req))
-        }
-        ApiKey::InitProducerId => {
-            let req = decode(meta, b)?;
-            encode_reply(meta, Reply::Later(init_producer_id::handle(broker, v, req)))
-        }
-        ApiKey::AddPartitionsToTxn => {
-            let req = decode(meta, b)?;
-            encode_reply(
-                meta,
-                Reply::Later(add_partitions_to_txn::handle(broker, v, req)),
-            )
-        }
-        ApiKey::AddOffsetsToTxn => {
-            let req = decode(meta, b)?;
-            encode_reply(
-                meta,
-                Reply::Later(add_offsets_to_txn::handle(broker, v, req)),
-            )
-        }
-        ApiKey::EndTxn => {
-            let req = decode(meta, b)?;
-            encode_reply(meta, Reply::Later(end_txn::handle(broker, v, req)))
-        }
-        ApiKey::TxnOffsetCommit => {
-            let req = decode(meta, b)?;
-            encode_reply(
-                meta,
-                Reply::Later(txn_offset_commit::handle(broker, v, req)),
-            )
-        }
-        ApiKey::DeleteRecords => {
-            let req = decode(meta, b)?;
-            encode_reply(meta, Reply::Later(delete_records::handle(broker, v, req)))
-        }
-        ApiKey::AlterConfigs => {
-            let req = decode(meta, b)?;
-            encode_reply(meta, Reply::Later(alter_configs::handle(broker, v, req)))
-        }
-        ApiKey::IncrementalAlterConfigs => {
-            let req = decode(meta, b)?;
-            encode_reply(
-                meta,
-                Reply::Later(incremental_alter_configs::handle(broker, v, req)),
-            )
-        }
-        ApiKey::DescribeLogDirs => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &describe_log_dirs::handle(broker, v, req),
-            )?))
-        }
-        ApiKey::DescribeProducers => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &describe_producers::handle(broker, v, req),
-            )?))
-        }
-        ApiKey::DescribeTransactions => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &describe_transactions::handle(broker, v, req),
-            )?))
-        }
-        ApiKey::ListTransactions => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &list_transactions::handle(broker, v, req),
-            )?))
-        }
-        ApiKey::DescribeCluster => {
-            let req = decode(meta, b)?;
-            Ok(Response::Now(encode(
-                meta,
-                &describe_cluster::handle(broker, v, req),
-            )?))
-        }
-        other => Err(DispatchError::Malformed {
-            api: other,
-            version: v,
-            reason: "not implemented".into(),
-        }),
-    }
 }
 
 /// `Some(StrBytes)` from a `&str`, the shape of most optional strings in responses.
@@ -335,4 +285,80 @@ pub(crate) fn some_str(s: &str) -> Option<kafka_protocol::protocol::StrBytes> {
 
 pub(crate) fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What weir advertised when the registry replaced the hand-kept table. A registry edit
+    /// that changes it must change this copy too, on purpose.
+    const ADVERTISED: &[ApiVersionRange] = &[
+        (ApiKey::Produce, 0, 10),
+        (ApiKey::Fetch, 4, 12),
+        (ApiKey::ListOffsets, 1, 7),
+        (ApiKey::Metadata, 0, 12),
+        (ApiKey::OffsetCommit, 2, 8),
+        (ApiKey::OffsetFetch, 1, 8),
+        (ApiKey::FindCoordinator, 0, 4),
+        (ApiKey::JoinGroup, 0, 9),
+        (ApiKey::Heartbeat, 0, 4),
+        (ApiKey::LeaveGroup, 0, 5),
+        (ApiKey::SyncGroup, 0, 5),
+        (ApiKey::DescribeGroups, 0, 5),
+        (ApiKey::ListGroups, 0, 5),
+        (ApiKey::ApiVersions, 0, 4),
+        (ApiKey::CreateTopics, 2, 7),
+        (ApiKey::DeleteTopics, 1, 6),
+        (ApiKey::DeleteRecords, 0, 2),
+        (ApiKey::InitProducerId, 0, 5),
+        (ApiKey::AddPartitionsToTxn, 0, 3),
+        (ApiKey::AddOffsetsToTxn, 0, 3),
+        (ApiKey::EndTxn, 0, 3),
+        (ApiKey::TxnOffsetCommit, 0, 3),
+        (ApiKey::DescribeConfigs, 1, 4),
+        (ApiKey::AlterConfigs, 0, 2),
+        (ApiKey::DescribeLogDirs, 1, 4),
+        (ApiKey::CreatePartitions, 0, 3),
+        (ApiKey::DeleteGroups, 0, 2),
+        (ApiKey::IncrementalAlterConfigs, 0, 1),
+        (ApiKey::OffsetDelete, 0, 0),
+        (ApiKey::DescribeCluster, 0, 1),
+        (ApiKey::DescribeProducers, 0, 0),
+        (ApiKey::DescribeTransactions, 0, 0),
+        (ApiKey::ListTransactions, 0, 1),
+    ];
+
+    #[test]
+    fn advertised_table_is_unchanged() {
+        assert_eq!(SUPPORTED_APIS, ADVERTISED);
+    }
+
+    #[test]
+    fn produce_v0_is_advertised_but_only_decodable_versions_are_accepted() {
+        assert_eq!(
+            weir_protocol::supported_range(SUPPORTED_APIS, ApiKey::Produce),
+            Some((0, 10))
+        );
+        assert_eq!(
+            weir_protocol::accepted_range(SUPPORTED_APIS, ApiKey::Produce),
+            Some((3, 10))
+        );
+    }
+
+    #[test]
+    fn every_api_file_is_registered() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter_map(|n| n.strip_suffix(".rs").map(str::to_string))
+            .filter(|n| n != "mod")
+            .collect();
+        files.sort();
+        let mut registered: Vec<String> =
+            REGISTERED_MODULES.iter().map(|m| m.to_string()).collect();
+        registered.sort();
+        assert_eq!(files, registered, "api/<name>.rs without a registry! line");
+    }
 }

@@ -83,3 +83,29 @@ pub async fn handle(
         OffsetCommitResponse::default().with_topics(topics)
     }))
 }
+
+use super::prelude::*;
+
+/// OffsetCommit in the API registry (`super::registry!`).
+pub struct OffsetCommit;
+
+impl KafkaApi for OffsetCommit {
+    const KEY: ApiKey = ApiKey::OffsetCommit;
+    const VERSIONS: RangeInclusive<i16> = 2..=8;
+    type Request = OffsetCommitRequest;
+    type Response = OffsetCommitResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        handle(broker, meta.api_version, req).await
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        for t in &resp.topics {
+            t.partitions.iter().for_each(|p| f(p.error_code));
+        }
+    }
+}

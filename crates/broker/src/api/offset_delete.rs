@@ -70,3 +70,30 @@ pub fn handle(
             .with_topics(topics)
     }))
 }
+
+use super::prelude::*;
+
+/// OffsetDelete in the API registry (`super::registry!`).
+pub struct OffsetDelete;
+
+impl KafkaApi for OffsetDelete {
+    const KEY: ApiKey = ApiKey::OffsetDelete;
+    const VERSIONS: RangeInclusive<i16> = 0..=0;
+    type Request = OffsetDeleteRequest;
+    type Response = OffsetDeleteResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        handle(broker, meta.api_version, req)
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        f(resp.error_code);
+        for t in &resp.topics {
+            t.partitions.iter().for_each(|p| f(p.error_code));
+        }
+    }
+}

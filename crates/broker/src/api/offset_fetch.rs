@@ -128,3 +128,67 @@ const NO_OFFSET: CommittedOffset = CommittedOffset {
     commit_timestamp: -1,
     record_offset: -1,
 };
+
+use super::prelude::*;
+
+/// OffsetFetch in the API registry (`super::registry!`).
+pub struct OffsetFetch;
+
+impl KafkaApi for OffsetFetch {
+    const KEY: ApiKey = ApiKey::OffsetFetch;
+    const VERSIONS: RangeInclusive<i16> = 1..=8;
+    type Request = OffsetFetchRequest;
+    type Response = OffsetFetchResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Now(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        // v0-7 answer one group at the top level, v8 a list of groups.
+        if resp.groups.is_empty() {
+            f(resp.error_code);
+        }
+        for t in &resp.topics {
+            t.partitions.iter().for_each(|p| f(p.error_code));
+        }
+        for g in &resp.groups {
+            f(g.error_code);
+            for t in &g.topics {
+                t.partitions.iter().for_each(|p| f(p.error_code));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(r: &OffsetFetchResponse) -> Vec<i16> {
+        let mut v = Vec::new();
+        OffsetFetch::each_error(r, &mut |c| v.push(c));
+        v
+    }
+
+    #[test]
+    fn error_walk_finds_v8_group_and_partition_codes() {
+        let r =
+            OffsetFetchResponse::default().with_groups(vec![OffsetFetchResponseGroup::default()
+                .with_error_code(16)
+                .with_topics(vec![OffsetFetchResponseTopics::default().with_partitions(
+                    vec![OffsetFetchResponsePartitions::default().with_error_code(3)],
+                )])]);
+        assert_eq!(codes(&r), vec![16, 3]);
+    }
+
+    #[test]
+    fn error_walk_finds_the_top_level_code_before_v8() {
+        let r = OffsetFetchResponse::default().with_error_code(15);
+        assert_eq!(codes(&r), vec![15]);
+    }
+}

@@ -262,3 +262,30 @@ fn batch_error_code(e: &BatchError) -> i16 {
         BatchError::Invalid(_) => ec::INVALID_RECORD,
     }
 }
+
+use super::prelude::*;
+
+/// Produce in the API registry (`super::registry!`).
+pub struct Produce;
+
+impl KafkaApi for Produce {
+    const KEY: ApiKey = ApiKey::Produce;
+    /// Min 0 although the codec cannot decode v0-2 (KIP-896; the header parser accepts 3..=10):
+    /// librdkafka before 2.11.1 keys gzip/snappy/lz4 support off "Produce v0 supported" and
+    /// silently stops compressing when it is not listed.
+    const VERSIONS: RangeInclusive<i16> = 0..=10;
+    type Request = ProduceRequest;
+    type Response = ProduceResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        handle(broker, meta.api_version, req)
+    }
+
+    /// Nothing here: the handler counts Produce's errors, acks=0 requests (which get no
+    /// response) included.
+    fn each_error(_resp: &Self::Response, _f: &mut dyn FnMut(i16)) {}
+}

@@ -49,3 +49,27 @@ fn response(version: i16, out: SyncOutcome) -> SyncGroupResponse {
         r
     }
 }
+
+use super::prelude::*;
+
+/// SyncGroup in the API registry (`super::registry!`).
+pub struct SyncGroup;
+
+impl KafkaApi for SyncGroup {
+    const KEY: ApiKey = ApiKey::SyncGroup;
+    const VERSIONS: RangeInclusive<i16> = 0..=5;
+    type Request = SyncGroupRequest;
+    type Response = SyncGroupResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        handle(broker, meta.api_version, req)
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        f(resp.error_code);
+    }
+}

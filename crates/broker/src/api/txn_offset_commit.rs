@@ -91,3 +91,29 @@ pub fn handle(
         TxnOffsetCommitResponse::default().with_topics(topics)
     })
 }
+
+use super::prelude::*;
+
+/// TxnOffsetCommit in the API registry (`super::registry!`).
+pub struct TxnOffsetCommit;
+
+impl KafkaApi for TxnOffsetCommit {
+    const KEY: ApiKey = ApiKey::TxnOffsetCommit;
+    const VERSIONS: RangeInclusive<i16> = 0..=3;
+    type Request = TxnOffsetCommitRequest;
+    type Response = TxnOffsetCommitResponse;
+
+    async fn handle(
+        broker: &Arc<Broker>,
+        meta: &RequestMeta,
+        req: Self::Request,
+    ) -> Reply<Self::Response> {
+        Reply::Later(handle(broker, meta.api_version, req))
+    }
+
+    fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        for t in &resp.topics {
+            t.partitions.iter().for_each(|p| f(p.error_code));
+        }
+    }
+}

@@ -12,9 +12,9 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use weir_broker::api::{dispatch, Response};
+use weir_broker::api::{dispatch, Response, SUPPORTED_APIS};
 use weir_broker::{Broker, BrokerConfig, TopicDefaults};
-use weir_protocol::{parse_request_header, SUPPORTED_APIS};
+use weir_protocol::parse_request_header;
 
 pub fn config(dir: &std::path::Path) -> BrokerConfig {
     BrokerConfig {
@@ -108,7 +108,7 @@ pub async fn call<Req: Encodable, Resp: Decodable>(
     req.encode(&mut buf, version)
         .unwrap_or_else(|e| panic!("{key:?} v{version}: {e}"));
     let mut frame = buf.freeze();
-    let meta = parse_request_header(&mut frame).unwrap();
+    let meta = parse_request_header(&mut frame, SUPPORTED_APIS).unwrap();
     let resp = dispatch(broker, &meta, frame)
         .await
         .unwrap_or_else(|e| panic!("{key:?} v{version}: {e}"));
