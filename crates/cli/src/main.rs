@@ -707,3 +707,92 @@ async fn wait_for_signal() {
         _ = int.recv() => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(flag, env var, value name)` of every `serve` option.
+    fn serve_options() -> Vec<(String, String, String)> {
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").unwrap();
+        serve
+            .get_arguments()
+            .filter_map(|a| {
+                Some((
+                    a.get_long()?.to_string(),
+                    a.get_env()?.to_string_lossy().into_owned(),
+                    a.get_value_names()?
+                        .iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ))
+            })
+            .collect()
+    }
+
+    /// Every flag `weir serve` has ever had keeps its name, its `WEIR_` variable and its value
+    /// name: scripts, unit files and container specs use them.
+    #[test]
+    fn serve_keeps_every_flag_and_env_var() {
+        let expected = [
+            "config",
+            "listen",
+            "admin-listen",
+            "log-format",
+            "data-dir",
+            "advertised-listener",
+            "node-id",
+            "num-partitions",
+            "auto-create-topics-enable",
+            "log-segment-bytes",
+            "log-roll-ms",
+            "message-max-bytes",
+            "log-flush-interval-messages",
+            "log-flush-interval-ms",
+            "log-message-timestamp-type",
+            "socket-request-max-bytes",
+            "max-connections",
+            "group-initial-rebalance-delay-ms",
+            "group-min-session-timeout-ms",
+            "group-max-session-timeout-ms",
+            "group-max-size",
+            "offsets-retention-minutes",
+            "offsets-retention-check-interval-ms",
+            "offsets-topic-num-partitions",
+            "max-connections-per-ip",
+            "connections-max-idle-ms",
+            "queued-max-requests",
+            "queued-max-request-bytes",
+            "producer-id-expiration-ms",
+            "transaction-max-timeout-ms",
+            "transaction-abort-timed-out-transaction-cleanup-interval-ms",
+            "transaction-state-log-num-partitions",
+            "transactional-id-expiration-ms",
+            "transaction-remove-expired-transaction-cleanup-interval-ms",
+            "log-retention-ms",
+            "log-retention-bytes",
+            "log-cleanup-policy",
+            "log-cleaner-delete-retention-ms",
+            "log-cleaner-min-compaction-lag-ms",
+            "log-cleaner-max-compaction-lag-ms",
+            "log-cleaner-min-cleanable-ratio",
+            "log-retention-check-interval-ms",
+            "log-cleaner-enable",
+            "log-cleaner-backoff-ms",
+            "log-cleaner-dedupe-buffer-size",
+        ];
+        let mut got = serve_options();
+        got.sort();
+        let mut want: Vec<(String, String, String)> = expected
+            .iter()
+            .map(|f| {
+                let upper = f.to_uppercase().replace('-', "_");
+                (f.to_string(), format!("WEIR_{upper}"), upper)
+            })
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+    }
+}
