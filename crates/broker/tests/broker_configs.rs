@@ -122,3 +122,54 @@ async fn topic_defaults_given_explicitly_are_static_broker_config() {
         ("1073741824".to_string(), DEFAULT_CONFIG)
     );
 }
+
+/// DescribeConfigs answers exactly the settings the table marks as described, each once.
+#[tokio::test]
+async fn each_described_setting_is_answered_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = describe_broker(config(dir.path())).await;
+    let mut answered: Vec<&str> = configs.iter().map(|c| c.name.as_str()).collect();
+    let mut described: Vec<&str> = weir_broker::settings::BROKER_SETTINGS
+        .iter()
+        .filter(|s| s.described)
+        .filter_map(|s| s.name)
+        .collect();
+    answered.sort();
+    described.sort();
+    assert_eq!(answered, described);
+    answered.dedup();
+    assert_eq!(answered.len(), configs.len(), "a name answered twice");
+}
+
+/// A setting given at start-up is STATIC_BROKER_CONFIG, with the built-in default as its
+/// synonym; one not given is DEFAULT_CONFIG. None can be altered while the broker runs.
+#[tokio::test]
+async fn given_settings_are_static_with_the_default_as_synonym() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.group.max_size = 77;
+    c.explicit.insert("group.max.size".to_string());
+    let configs = describe_broker(c).await;
+    let entry = |name: &str| configs.iter().find(|c| c.name.as_str() == name).unwrap();
+    let synonyms = |name: &str| {
+        entry(name)
+            .synonyms
+            .iter()
+            .map(|s| (s.value.as_ref().unwrap().to_string(), s.source))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(entry("group.max.size").config_source, STATIC_BROKER_CONFIG);
+    assert_eq!(
+        synonyms("group.max.size"),
+        [
+            ("77".to_string(), STATIC_BROKER_CONFIG),
+            ("10000".to_string(), DEFAULT_CONFIG)
+        ]
+    );
+    assert_eq!(entry("node.id").config_source, DEFAULT_CONFIG);
+    assert_eq!(synonyms("node.id"), [("0".to_string(), DEFAULT_CONFIG)]);
+    assert!(
+        configs.iter().all(|c| c.read_only),
+        "broker settings are static"
+    );
+}
