@@ -19,7 +19,7 @@ use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use weir_broker::api::describe_configs::{source_name, topic_entries, Entry};
+use weir_broker::api::describe_configs::{broker_entries, source_name, topic_entries, Entry};
 use weir_broker::api::incremental_alter_configs::{
     alter_topic_incrementally, ConfigOp, APPEND, DELETE, SET, SUBTRACT,
 };
@@ -179,6 +179,7 @@ async fn broker_info(State(s): State<Shared>) -> Result<Json<Value>, ApiError> {
         "data_dir": b.config.data_dir.display().to_string(),
         "uptime_seconds": s.uptime_seconds(),
         "topics": b.topics().len(),
+        "configs": broker_entries(b).iter().map(entry_json).collect::<Vec<_>>(),
     })))
 }
 
