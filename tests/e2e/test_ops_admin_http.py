@@ -109,6 +109,25 @@ def test_broker_info(broker):
     assert len(info["cluster_id"]) > 0
 
 
+def test_broker_settings_over_http_are_what_kafka_describe_configs_reports(make_broker):
+    b = make_broker("--log-retention-ms", "86400000")
+    status, _, info = http("GET", f"{b.admin_url}/v1/broker")
+    assert status == 200
+    over_http = {c["name"]: c for c in info["configs"]}
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    res = ConfigResource(ResourceType.BROKER, "0")
+    over_kafka = admin.describe_configs([res])[res].result(timeout=15)
+    assert set(over_http) == set(over_kafka)
+    for name, e in over_kafka.items():
+        assert over_http[name]["value"] == e.value, name
+    given = over_http["log.retention.ms"]
+    assert (given["value"], given["source"], given["read_only"]) == \
+        ("86400000", "STATIC_BROKER_CONFIG", True)
+    assert [(s["value"], s["source"]) for s in given["synonyms"]] == \
+        [("86400000", "STATIC_BROKER_CONFIG"), ("604800000", "DEFAULT_CONFIG")]
+    assert over_http["log.retention.bytes"]["source"] == "DEFAULT_CONFIG"
+
+
 def test_topic_made_over_http_is_a_kafka_topic(broker):
     url = f"{broker.admin_url}/v1/topics"
     status, _, t = http("POST", url, {"name": "http-made", "partitions": 3,

@@ -19,7 +19,7 @@ use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use weir_broker::api::describe_configs::{source_name, topic_entries};
+use weir_broker::api::describe_configs::{broker_entries, source_name, topic_entries, Entry};
 use weir_broker::api::incremental_alter_configs::{
     alter_topic_incrementally, ConfigOp, APPEND, DELETE, SET, SUBTRACT,
 };
@@ -179,6 +179,7 @@ async fn broker_info(State(s): State<Shared>) -> Result<Json<Value>, ApiError> {
         "data_dir": b.config.data_dir.display().to_string(),
         "uptime_seconds": s.uptime_seconds(),
         "topics": b.topics().len(),
+        "configs": broker_entries(b).iter().map(entry_json).collect::<Vec<_>>(),
     })))
 }
 
@@ -327,25 +328,25 @@ fn type_name(t: ConfigType) -> &'static str {
     }
 }
 
+/// One setting as DescribeConfigs reports it, for topics and the broker alike.
+fn entry_json(e: &Entry) -> Value {
+    json!({
+        "name": e.name,
+        "value": e.value,
+        "source": source_name(e.source),
+        "read_only": e.read_only,
+        "sensitive": false,
+        "type": type_name(e.config_type),
+        "synonyms": e.synonyms.iter().map(|(n, v, src)| json!({
+            "name": n, "value": v, "source": source_name(*src),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 fn configs_json(b: &Broker, name: &str) -> Result<Value, ApiError> {
     let entries =
         topic_entries(b, name).map_err(|(code, message)| TopicError::new(code, message))?;
-    let configs: Vec<Value> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "name": e.name,
-                "value": e.value,
-                "source": source_name(e.source),
-                "read_only": e.read_only(),
-                "sensitive": false,
-                "type": type_name(e.config_type),
-                "synonyms": e.synonyms.iter().map(|(n, v, src)| json!({
-                    "name": n, "value": v, "source": source_name(*src),
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
+    let configs: Vec<Value> = entries.iter().map(entry_json).collect();
     Ok(json!({ "topic": name, "configs": configs }))
 }
 

@@ -10,8 +10,8 @@
 //!   (and not ready) during a long recovery. Until the broker is set, `/v1/` answers 503.
 //! - One command path: every write goes through the same broker operations the Kafka
 //!   handlers call (`Broker::create_topic`, `Broker::delete_topic`,
-//!   `alter_topic_incrementally`, `topic_entries`, the group coordinator), so HTTP and Kafka
-//!   clients can never disagree on validation or effect.
+//!   `alter_topic_incrementally`, `topic_entries`, `broker_entries`, the group coordinator),
+//!   so HTTP and Kafka clients can never disagree on validation or effect.
 //! - Metrics are read at scrape time from the structures that own them (partition state,
 //!   atomics on partitions, fixed arrays in the server and storage crates); nothing is kept
 //!   twice and nothing on the hot path takes a lock for the exporter.

@@ -82,7 +82,7 @@ pub(crate) fn spec() -> Value {
             }},
             "/v1/broker": {"get": {
                 "operationId": "getBroker",
-                "summary": "Broker identity, listeners, data directory and uptime.",
+                "summary": "Broker identity, listeners, data directory, uptime and settings (the DescribeConfigs path).",
                 "responses": {
                     "200": json_response("Broker info.", "BrokerInfo"),
                     "503": not_ready
@@ -222,7 +222,7 @@ fn schemas() -> Value {
         },
         "BrokerInfo": {
             "type": "object",
-            "required": ["node_id", "cluster_id", "version", "listeners", "data_dir", "uptime_seconds", "topics"],
+            "required": ["node_id", "cluster_id", "version", "listeners", "data_dir", "uptime_seconds", "topics", "configs"],
             "properties": {
                 "node_id": int,
                 "cluster_id": string,
@@ -234,7 +234,8 @@ fn schemas() -> Value {
                 },
                 "data_dir": string,
                 "uptime_seconds": {"type": "number"},
-                "topics": int
+                "topics": int,
+                "configs": {"type": "array", "items": {"$ref": "#/components/schemas/ConfigEntry"}, "description": "The broker's settings, as DescribeConfigs on the broker reports them."}
             }
         },
         "TopicSummary": {

@@ -144,6 +144,40 @@ impl Default for LogManagerConfig {
     }
 }
 
+/// Limits of the network edge (Kafka's names), which weir-server enforces.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// `max.connections`: connections beyond this wait in the accept queue.
+    pub max_connections: usize,
+    /// `max.connections.per.ip`: a further connection from the same address is closed at
+    /// once.
+    pub max_connections_per_ip: usize,
+    /// `connections.max.idle.ms`: a connection that sends nothing for this long is closed.
+    pub connections_max_idle_ms: u64,
+    /// `queued.max.requests`: requests read (complete) but not yet answered, over all
+    /// connections. When reached, connections stop reading: backpressure, not memory.
+    pub queued_max_requests: usize,
+    /// `queued.max.request.bytes`: bytes of requests being read or in flight, over all
+    /// connections. Body bytes are only read after their share of this budget is taken, so
+    /// request memory never exceeds it however many clients send at once.
+    pub queued_max_request_bytes: usize,
+    /// Requests read but not yet answered on one connection.
+    pub max_in_flight_per_connection: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_connections: 10_000,
+            max_connections_per_ip: usize::MAX,
+            connections_max_idle_ms: 600_000,
+            queued_max_requests: 500,
+            queued_max_request_bytes: 512 * 1024 * 1024,
+            max_in_flight_per_connection: 32,
+        }
+    }
+}
+
 /// Broker defaults of topic settings (Kafka's broker-level names in comments).
 #[derive(Debug, Clone)]
 pub struct TopicDefaults {

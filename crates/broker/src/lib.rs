@@ -23,6 +23,7 @@ pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
 pub mod reply;
+pub mod settings;
 pub mod txn;
 pub mod txn_index;
 

@@ -1,8 +1,9 @@
 //! weir-server: the network edge.
 //!
 //! Owns: the TCP listener, one task pair per connection (a reader that parses and
-//! dispatches requests in order, a writer that sends responses in the same order), the limits
-//! that protect the broker from its clients, and graceful shutdown.
+//! dispatches requests in order, a writer that sends responses in the same order), enforcing
+//! the limits that protect the broker from its clients ([`ServerLimits`], declared with the other
+//! settings in `weir_broker::settings`), and graceful shutdown.
 //!
 //! Invariants: responses on a connection go out in request order; a frame is never
 //! allocated before its size is checked against `socket.request.max.bytes`; a malformed
@@ -33,39 +34,7 @@ use weir_protocol::{
 pub mod metrics;
 use metrics::{CONNECTIONS_ACCEPTED, CONNECTIONS_OPEN, REQUESTS};
 
-/// Limits of the network edge (Kafka's names).
-#[derive(Debug, Clone)]
-pub struct ServerLimits {
-    /// `max.connections`: connections beyond this wait in the accept queue.
-    pub max_connections: usize,
-    /// `max.connections.per.ip`: a further connection from the same address is closed at
-    /// once.
-    pub max_connections_per_ip: usize,
-    /// `connections.max.idle.ms`: a connection that sends nothing for this long is closed.
-    pub connections_max_idle_ms: u64,
-    /// `queued.max.requests`: requests read (complete) but not yet answered, over all
-    /// connections. When reached, connections stop reading: backpressure, not memory.
-    pub queued_max_requests: usize,
-    /// `queued.max.request.bytes`: bytes of requests being read or in flight, over all
-    /// connections. Body bytes are only read after their share of this budget is taken, so
-    /// request memory never exceeds it however many clients send at once.
-    pub queued_max_request_bytes: usize,
-    /// Requests read but not yet answered on one connection.
-    pub max_in_flight_per_connection: usize,
-}
-
-impl Default for ServerLimits {
-    fn default() -> Self {
-        ServerLimits {
-            max_connections: 10_000,
-            max_connections_per_ip: usize::MAX,
-            connections_max_idle_ms: 600_000,
-            queued_max_requests: 500,
-            queued_max_request_bytes: 512 * 1024 * 1024,
-            max_in_flight_per_connection: 32,
-        }
-    }
-}
+pub use weir_broker::config::ServerLimits;
 
 /// The shared budgets every connection draws from.
 struct Budgets {

@@ -13,6 +13,7 @@ use super::{some_str, str_bytes};
 use crate::broker::Broker;
 use crate::config::{ConfigType, TOPIC_SETTINGS};
 use crate::error_codes as ec;
+use crate::settings::{self, BROKER_SETTINGS};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -26,17 +27,12 @@ pub struct Entry {
     pub value: String,
     /// Kafka's ConfigSource: `SOURCE_TOPIC`, `SOURCE_STATIC_BROKER` or `SOURCE_DEFAULT`.
     pub source: i8,
+    /// The value cannot be altered (a topic's own settings and defaults can, the broker's not).
+    pub read_only: bool,
     pub config_type: ConfigType,
     pub doc: String,
     /// `(name, value, source)`, most specific first.
     pub synonyms: Vec<(String, String, i8)>,
-}
-
-impl Entry {
-    /// Kafka's rule: a topic's own settings and defaults can be altered, the broker's not.
-    pub fn read_only(&self) -> bool {
-        self.source != SOURCE_TOPIC && self.source != SOURCE_DEFAULT
-    }
 }
 
 /// Kafka's name of a ConfigSource value.
@@ -139,7 +135,7 @@ fn encode_entry(
     let mut r = DescribeConfigsResourceResult::default()
         .with_name(str_bytes(&e.name))
         .with_value(some_str(&e.value))
-        .with_read_only(e.read_only())
+        .with_read_only(e.read_only)
         .with_config_source(e.source)
         .with_is_sensitive(false);
     if version >= 1 && synonyms {
@@ -205,6 +201,7 @@ pub fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, St
                 name: s.name.to_string(),
                 value,
                 source,
+                read_only: source != SOURCE_TOPIC && source != SOURCE_DEFAULT,
                 config_type: s.config_type,
                 doc: s.doc.to_string(),
                 synonyms,
@@ -213,234 +210,36 @@ pub fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, St
         .collect())
 }
 
-fn broker_entries(broker: &Broker) -> Vec<Entry> {
-    let c = &broker.config;
-    let d = &c.topic_defaults;
-    // Settings whose explicitness is tracked answer DEFAULT_CONFIG when not given.
-    let entry = |name: &str, value: String, config_type: ConfigType, doc: &str| {
-        let source = if crate::config::TOPIC_SETTINGS
-            .iter()
-            .any(|s| s.broker_synonym == name)
-            && !c.explicit.contains(name)
-        {
-            SOURCE_DEFAULT
-        } else {
-            SOURCE_STATIC_BROKER
-        };
-        Entry {
-            name: name.to_string(),
-            value: value.clone(),
-            source,
-            config_type,
-            doc: doc.to_string(),
-            synonyms: vec![(name.to_string(), value, source)],
-        }
-    };
-    let m = &c.log_manager;
-    vec![
-        entry(
-            "log.retention.ms",
-            d.retention_ms.to_string(),
-            ConfigType::Long,
-            "Default retention.ms.",
-        ),
-        entry(
-            "log.retention.bytes",
-            d.retention_bytes.to_string(),
-            ConfigType::Long,
-            "Default retention.bytes.",
-        ),
-        entry(
-            "log.cleanup.policy",
-            d.cleanup_policy.clone(),
-            ConfigType::List,
-            "Default cleanup.policy.",
-        ),
-        entry(
-            "log.cleaner.delete.retention.ms",
-            d.delete_retention_ms.to_string(),
-            ConfigType::Long,
-            "Default delete.retention.ms.",
-        ),
-        entry(
-            "log.cleaner.min.compaction.lag.ms",
-            d.min_compaction_lag_ms.to_string(),
-            ConfigType::Long,
-            "Default min.compaction.lag.ms.",
-        ),
-        entry(
-            "log.cleaner.max.compaction.lag.ms",
-            d.max_compaction_lag_ms.to_string(),
-            ConfigType::Long,
-            "Default max.compaction.lag.ms.",
-        ),
-        entry(
-            "log.cleaner.min.cleanable.ratio",
-            d.min_cleanable_dirty_ratio.to_string(),
-            ConfigType::Double,
-            "Default min.cleanable.dirty.ratio.",
-        ),
-        entry(
-            "log.retention.check.interval.ms",
-            m.retention_check_interval_ms.to_string(),
-            ConfigType::Long,
-            "How often segments past retention are deleted.",
-        ),
-        entry(
-            "log.cleaner.enable",
-            m.cleaner_enable.to_string(),
-            ConfigType::String,
-            "Run the log cleaner for compacted topics.",
-        ),
-        entry(
-            "log.cleaner.backoff.ms",
-            m.cleaner_backoff_ms.to_string(),
-            ConfigType::Long,
-            "The cleaner's sleep when nothing needs cleaning.",
-        ),
-        entry(
-            "log.cleaner.dedupe.buffer.size",
-            m.cleaner_dedupe_buffer_size.to_string(),
-            ConfigType::Long,
-            "Memory for the cleaner's key map.",
-        ),
-        entry(
-            "transaction.max.timeout.ms",
-            c.txn.max_timeout_ms.to_string(),
-            ConfigType::Int,
-            "The longest transaction.timeout.ms a producer may ask for.",
-        ),
-        entry(
-            "transactional.id.expiration.ms",
-            c.txn.id_expiration_ms.to_string(),
-            ConfigType::Int,
-            "A transactional id unused this long, with no transaction open, is forgotten.",
-        ),
-        entry(
-            "node.id",
-            c.node_id.to_string(),
-            ConfigType::Int,
-            "This broker's id.",
-        ),
-        entry(
-            "log.dirs",
-            c.data_dir.display().to_string(),
-            ConfigType::String,
-            "The data directory.",
-        ),
-        entry(
-            "advertised.listeners",
-            format!("PLAINTEXT://{}:{}", c.advertised_host, c.advertised_port),
-            ConfigType::String,
-            "Where clients are told to connect.",
-        ),
-        entry(
-            "num.partitions",
-            c.num_partitions.to_string(),
-            ConfigType::Int,
-            "Partitions of an auto-created topic.",
-        ),
-        entry(
-            "auto.create.topics.enable",
-            c.auto_create_topics_enable.to_string(),
-            ConfigType::String,
-            "Create unknown topics named in Metadata requests.",
-        ),
-        entry(
-            "socket.request.max.bytes",
-            c.socket_request_max_bytes.to_string(),
-            ConfigType::Int,
-            "Largest request frame; larger frames close the connection.",
-        ),
-        entry(
-            "log.segment.bytes",
-            d.segment_bytes.to_string(),
-            ConfigType::Int,
-            "Default segment.bytes.",
-        ),
-        entry(
-            "log.roll.ms",
-            d.segment_ms.to_string(),
-            ConfigType::Long,
-            "Default segment.ms.",
-        ),
-        entry(
-            "message.max.bytes",
-            d.max_message_bytes.to_string(),
-            ConfigType::Int,
-            "Default max.message.bytes.",
-        ),
-        entry(
-            "log.index.interval.bytes",
-            d.index_interval_bytes.to_string(),
-            ConfigType::Int,
-            "Default index.interval.bytes.",
-        ),
-        entry(
-            "log.flush.interval.messages",
-            d.flush_messages.to_string(),
-            ConfigType::Long,
-            "Default flush.messages (1: fsync before acknowledging).",
-        ),
-        entry(
-            "log.flush.interval.ms",
-            d.flush_ms.to_string(),
-            ConfigType::Long,
-            "Default flush.ms.",
-        ),
-        entry(
-            "log.message.timestamp.type",
-            d.message_timestamp_type.clone(),
-            ConfigType::String,
-            "Default message.timestamp.type.",
-        ),
-        entry(
-            "group.initial.rebalance.delay.ms",
-            c.group.initial_rebalance_delay_ms.to_string(),
-            ConfigType::Int,
-            "How long the first rebalance of an empty group waits for more members.",
-        ),
-        entry(
-            "group.min.session.timeout.ms",
-            c.group.min_session_timeout_ms.to_string(),
-            ConfigType::Int,
-            "Smallest session timeout a member may ask for.",
-        ),
-        entry(
-            "group.max.session.timeout.ms",
-            c.group.max_session_timeout_ms.to_string(),
-            ConfigType::Int,
-            "Largest session timeout a member may ask for.",
-        ),
-        entry(
-            "group.max.size",
-            c.group.max_size.to_string(),
-            ConfigType::Int,
-            "Most members in one group.",
-        ),
-        entry(
-            "offsets.retention.minutes",
-            (c.offsets.retention_ms / 60_000).to_string(),
-            ConfigType::Int,
-            "Committed offsets of a group empty this long are deleted.",
-        ),
-        entry(
-            "offsets.retention.check.interval.ms",
-            c.offsets.retention_check_interval_ms.to_string(),
-            ConfigType::Long,
-            "How often expired offsets are looked for.",
-        ),
-        entry(
-            "offsets.topic.num.partitions",
-            c.offsets.topic_num_partitions.to_string(),
-            ConfigType::Int,
-            "Partitions of __consumer_offsets when it is created.",
-        ),
-        entry(
-            "offset.metadata.max.bytes",
-            c.offsets.metadata_max_bytes.to_string(),
-            ConfigType::Int,
-            "Largest metadata string of a committed offset.",
-        ),
-    ]
+/// Every broker setting DescribeConfigs reports (`settings::BROKER_SETTINGS`): one given at
+/// start-up (flag, environment or file) is STATIC_BROKER_CONFIG with weir's built-in default as
+/// its synonym; any other is DEFAULT_CONFIG.
+pub fn broker_entries(broker: &Broker) -> Vec<Entry> {
+    let config = &broker.config;
+    let builtin = &settings::builtin().broker;
+    BROKER_SETTINGS
+        .iter()
+        .filter(|s| s.described)
+        .filter_map(|s| {
+            let (name, get) = (s.name?, s.access.get?);
+            let value = get(config);
+            let default = (name.to_string(), get(builtin), SOURCE_DEFAULT);
+            let synonyms = if config.explicit.contains(name) {
+                vec![
+                    (name.to_string(), value.clone(), SOURCE_STATIC_BROKER),
+                    default,
+                ]
+            } else {
+                vec![(name.to_string(), value.clone(), SOURCE_DEFAULT)]
+            };
+            Some(Entry {
+                name: name.to_string(),
+                value,
+                source: synonyms[0].2,
+                read_only: s.read_only,
+                config_type: s.config_type,
+                doc: s.doc.to_string(),
+                synonyms,
+            })
+        })
+        .collect()
 }
