@@ -537,21 +537,19 @@ fn run_serve(args: ServeArgs) -> Result<()> {
 /// Connections and segment files need descriptors: lift the soft limit to the hard one, as
 /// servers usually do, so `max.connections` is reachable.
 fn raise_open_files_limit() {
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            let wanted = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
-                tracing::warn!("could not raise the open files limit");
-            }
-        }
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    // `None` is RLIM_INFINITY: a soft limit already unlimited needs nothing.
+    let Some(current) = lim.current else { return };
+    if lim.maximum.is_some_and(|max| current >= max) {
+        return;
+    }
+    let wanted = Rlimit {
+        current: lim.maximum,
+        maximum: lim.maximum,
+    };
+    if setrlimit(Resource::Nofile, wanted).is_err() {
+        tracing::warn!("could not raise the open files limit");
     }
 }
 
