@@ -217,7 +217,11 @@ impl CleanOutput {
 /// stored as 128-bit hashes (two SipHash-1-3 with random keys, so a producer cannot aim
 /// for collisions): two keys colliding would lose the older one's latest value, with
 /// probability about n^2 / 2^129.
-struct OffsetMap {
+///
+/// `pub` (hidden) only for the criterion benches in `benches/offset_map.rs`; nothing outside
+/// this module uses it.
+#[doc(hidden)]
+pub struct OffsetMap {
     slots: Vec<Slot>,
     len: usize,
     max_len: usize,
@@ -235,7 +239,7 @@ const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
 
 impl OffsetMap {
     /// Room for up to `records` keys, within `budget_bytes`.
-    fn new(budget_bytes: usize, records: u64) -> OffsetMap {
+    pub fn new(budget_bytes: usize, records: u64) -> OffsetMap {
         let wanted = (records as f64 / MAP_LOAD_FACTOR).ceil() as u64 + 1;
         let slots = (budget_bytes / SLOT_BYTES).min(wanted as usize);
         let max_len = ((slots as f64 * MAP_LOAD_FACTOR) as usize).min(slots.saturating_sub(1));
@@ -270,7 +274,9 @@ impl OffsetMap {
         self.len.saturating_add(n) <= self.max_len
     }
 
-    fn put(&mut self, key: &[u8], offset: i64) {
+    /// Record `offset` for `key`, keeping the higher offset if the key is already there.
+    /// The caller checks `has_room` first: the map never grows.
+    pub fn put(&mut self, key: &[u8], offset: i64) {
         debug_assert!(self.len < self.max_len, "map is full");
         let hash = self.hash(key);
         let mut i = self.home(hash);
@@ -289,7 +295,8 @@ impl OffsetMap {
         }
     }
 
-    fn get(&self, key: &[u8]) -> Option<i64> {
+    /// The latest offset recorded for `key`, if any.
+    pub fn get(&self, key: &[u8]) -> Option<i64> {
         if self.len == 0 {
             return None;
         }
