@@ -12,6 +12,8 @@
 //! connection finishes the requests it has already read; every connection task holds a clone
 //! of an mpsc sender, so when `recv` on the receiver returns `None` every connection is done.
 
+#![warn(missing_docs)]
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
