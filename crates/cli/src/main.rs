@@ -328,7 +328,9 @@ fn main() -> Result<()> {
 }
 
 /// Logs go to stderr: `text` for people, `json` for pipelines (one object per line, the
-/// event's fields at the top level next to `timestamp`, `level`, `target` and `message`).
+/// event's fields at the top level next to `timestamp`, `level`, `target` and `message`,
+/// and the spans it happened in, outermost first, under `spans`: a connection's `peer` and
+/// `conn_id`, a request's `api`, `api_version`, `correlation_id` and `client_id`).
 /// `RUST_LOG` filters both [default: info].
 fn init_tracing(format: &str) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -344,7 +346,7 @@ fn init_tracing(format: &str) -> Result<()> {
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .with_span_list(false)
+            .with_span_list(true)
             .init(),
         other => bail!("--log-format must be text or json, not {other:?}"),
     }
