@@ -1,7 +1,8 @@
 """Structured logs against the real binary: with --log-format json every line the broker writes
 is one JSON object, and the notable events (broker ready, topic created, segment rolled and
-deleted by retention, group rebalance) each produce a line with their fields; producing
-records adds no info line per record."""
+deleted by retention, group rebalance) each produce a line with their fields, plus the
+connection and request spans they happened in; producing records adds no info line per
+record."""
 
 import json
 import time
@@ -51,8 +52,20 @@ def test_json_logs_have_one_line_per_notable_event(make_broker):
     assert ready["kafka"] == b.bootstrap and ready["admin"] == f"127.0.0.1:{b.admin_port}"
     [created] = one("topic created", topic="logged")
     assert created["partitions"] == 1 and created["level"] == "INFO"
+    # Created while serving a request: the connection's and the request's spans come along.
+    conn, req = created["spans"]
+    assert conn["name"] == "connection" and conn["peer"].startswith("127.0.0.1:"), conn
+    assert conn["conn_id"] >= 1, conn
+    assert req["name"] == "request" and req["api"] == "CreateTopics", req
+    assert {"api_version", "correlation_id", "client_id"} <= set(req), req
     rolled = [r for r in one("segment rolled") if r["dir"].endswith("logged-0")]
     assert rolled and all(r["base_offset"] > 0 for r in rolled)
+    # A roll by an append happens inside a Produce request; one by retention (every segment
+    # expired) in no request at all.
+    by_produce = [r for r in rolled if "spans" in r]
+    assert by_produce and all(r["spans"][-1]["api"] == "Produce" for r in by_produce), rolled
+    # Background work (the retention task) runs in no connection's span.
+    assert "spans" not in one("retention deleted segments", partition="logged-0")[0]
     deleted = one("retention deleted segments", partition="logged-0")
     assert deleted[0]["segments"] >= 1 and deleted[0]["log_start_offset"] > 0
     rebalanced = one("group rebalanced", group="logs-group")

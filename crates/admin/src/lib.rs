@@ -22,6 +22,8 @@
 //!   [`HEADER_READ_TIMEOUT`] (idle keep-alive included) is closed: a flood or a slow client
 //!   costs bounded memory and cannot hold the API for long.
 
+#![warn(missing_docs)]
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -53,8 +55,11 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Addresses the broker info reports.
 #[derive(Debug, Clone)]
 pub struct Listeners {
+    /// The address the Kafka listener is bound to.
     pub kafka: String,
+    /// The address clients are told to connect to (Metadata), which may differ behind NAT.
     pub advertised: String,
+    /// The address this admin HTTP server is bound to.
     pub admin: String,
 }
 
@@ -67,6 +72,7 @@ pub struct AdminState {
 }
 
 impl AdminState {
+    /// State for a starting broker: not ready until both `set_broker` and `set_serving`.
     pub fn new(listeners: Listeners) -> Arc<AdminState> {
         Arc::new(AdminState {
             started: Instant::now(),
@@ -92,6 +98,7 @@ impl AdminState {
         );
     }
 
+    /// What `/ready` answers: logs recovered and the Kafka listener bound.
     pub fn is_ready(&self) -> bool {
         self.broker.get().is_some() && self.serving.load(Ordering::Acquire)
     }

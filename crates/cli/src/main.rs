@@ -72,7 +72,9 @@ fn main() -> Result<()> {
 }
 
 /// Logs go to stderr: `text` for people, `json` for pipelines (one object per line, the
-/// event's fields at the top level next to `timestamp`, `level`, `target` and `message`).
+/// event's fields at the top level next to `timestamp`, `level`, `target` and `message`,
+/// and the spans it happened in, outermost first, under `spans`: a connection's `peer` and
+/// `conn_id`, a request's `api`, `api_version`, `correlation_id` and `client_id`).
 /// `RUST_LOG` filters both [default: info].
 fn init_tracing(format: &str) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -88,7 +90,7 @@ fn init_tracing(format: &str) -> Result<()> {
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .with_span_list(false)
+            .with_span_list(true)
             .init(),
         other => bail!("--log-format must be text or json, not {other:?}"),
     }
@@ -162,21 +164,19 @@ fn run_serve(serve_config: ServeConfig) -> Result<()> {
 /// Connections and segment files need descriptors: lift the soft limit to the hard one, as
 /// servers usually do, so `max.connections` is reachable.
 fn raise_open_files_limit() {
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            let wanted = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
-                tracing::warn!("could not raise the open files limit");
-            }
-        }
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    // `None` is RLIM_INFINITY: a soft limit already unlimited needs nothing.
+    let Some(current) = lim.current else { return };
+    if lim.maximum.is_some_and(|max| current >= max) {
+        return;
+    }
+    let wanted = Rlimit {
+        current: lim.maximum,
+        maximum: lim.maximum,
+    };
+    if setrlimit(Resource::Nofile, wanted).is_err() {
+        tracing::warn!("could not raise the open files limit");
     }
 }
 

@@ -20,48 +20,71 @@ use serde::Serialize;
 use crate::client::Client;
 use crate::error::{check, only, Error, Result};
 
-/// ListOffsets timestamps with special meaning.
+/// ListOffsets timestamp asking for the log start offset.
 pub const EARLIEST_TIMESTAMP: i64 = -2;
+/// ListOffsets timestamp asking for the log end offset (the last stable offset under
+/// read_committed).
 pub const LATEST_TIMESTAMP: i64 = -1;
 
 const TOPIC_RESOURCE: i8 = 2;
 
+/// One broker as the cluster advertises it.
 #[derive(Debug, Clone, Serialize)]
 pub struct BrokerInfo {
+    /// The broker's `node.id`.
     pub node_id: i32,
+    /// Advertised host clients connect to.
     pub host: String,
+    /// Advertised port.
     pub port: i32,
+    /// `broker.rack`, if set.
     pub rack: Option<String>,
 }
 
+/// What `weir cluster info` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterInfo {
+    /// None if the broker sent a null cluster id (old Metadata versions).
     pub cluster_id: Option<String>,
+    /// Node id of the active controller, -1 if none is known.
     pub controller_id: i32,
+    /// Every broker of the cluster.
     pub brokers: Vec<BrokerInfo>,
     /// Topics other than the internal ones (`__consumer_offsets`, ...).
     pub topic_count: usize,
+    /// Internal topics (`__consumer_offsets`, `__transaction_state`).
     pub internal_topic_count: usize,
     /// Which API answered the cluster id and brokers: DescribeCluster, else Metadata.
     pub source: &'static str,
 }
 
+/// A partition as Metadata describes it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionInfo {
+    /// Partition index within the topic.
     pub partition: i32,
+    /// Node id of its leader, -1 while it has none.
     pub leader: i32,
+    /// The leader's epoch, -1 if the broker did not say (old Metadata versions).
     pub leader_epoch: i32,
+    /// Node ids holding a replica.
     pub replicas: Vec<i32>,
+    /// Replicas in sync with the leader.
     pub isr: Vec<i32>,
     /// The partition's Metadata error, if any (e.g. LEADER_NOT_AVAILABLE).
     pub error: Option<String>,
 }
 
+/// A topic as Metadata describes it: what producing and fetching need.
 #[derive(Debug, Clone, Serialize)]
 pub struct TopicInfo {
+    /// The topic's name.
     pub name: String,
+    /// Its UUID (KIP-516), all zeros from brokers that do not have one.
     pub topic_id: String,
+    /// An internal topic (`__consumer_offsets`, ...).
     pub internal: bool,
+    /// Every partition, by index.
     pub partitions: Vec<PartitionInfo>,
 }
 
@@ -75,51 +98,82 @@ impl TopicInfo {
     }
 }
 
+/// One line of `weir topic list`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TopicSummary {
+    /// The topic's name.
     pub name: String,
+    /// Its UUID (KIP-516).
     pub topic_id: String,
+    /// An internal topic (`__consumer_offsets`, ...).
     pub internal: bool,
+    /// How many partitions it has.
     pub partition_count: usize,
 }
 
+/// One topic config as DescribeConfigs reports it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConfigEntry {
+    /// Kafka's config name (`retention.ms`).
     pub name: String,
+    /// None for a sensitive config or one with no value.
     pub value: Option<String>,
     /// Kafka's ConfigSource name: DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG, ...
     pub source: String,
+    /// Cannot be changed with IncrementalAlterConfigs.
     pub read_only: bool,
+    /// A secret: the broker withholds its value.
     pub sensitive: bool,
 }
 
+/// A partition with its offset range, for `weir topic describe`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionOffsets {
+    /// Partition index within the topic.
     pub partition: i32,
+    /// Node id of its leader, -1 while it has none.
     pub leader: i32,
+    /// First offset still readable (after retention and DeleteRecords).
     pub log_start_offset: i64,
+    /// ListOffsets latest, the high watermark: on one node, the offset the next record gets.
     pub log_end_offset: i64,
+    /// Node ids holding a replica.
     pub replicas: Vec<i32>,
+    /// Replicas in sync with the leader.
     pub isr: Vec<i32>,
 }
 
+/// What `weir topic describe` shows: partitions with offsets, and every config.
 #[derive(Debug, Clone, Serialize)]
 pub struct TopicDescription {
+    /// The topic's name.
     pub name: String,
+    /// Its UUID (KIP-516).
     pub topic_id: String,
+    /// An internal topic (`__consumer_offsets`, ...).
     pub internal: bool,
+    /// Every partition, by index.
     pub partitions: Vec<PartitionOffsets>,
+    /// Every config of the topic, defaults included.
     pub configs: Vec<ConfigEntry>,
 }
 
+/// What CreateTopics made, as Metadata sees it right after (the request's answer if that
+/// Metadata failed).
 #[derive(Debug, Clone, Serialize)]
 pub struct CreatedTopic {
+    /// The topic's name.
     pub name: String,
+    /// Its UUID (KIP-516).
     pub topic_id: String,
+    /// Partitions created.
     pub partitions: i32,
+    /// Replicas per partition.
     pub replication_factor: i16,
 }
 
+/// Kafka's name of a DescribeConfigs `config_source` code (ConfigSource in the Java
+/// client), as operators know it.
 pub fn config_source_name(source: i8) -> &'static str {
     match source {
         1 => "DYNAMIC_TOPIC_CONFIG",
@@ -151,6 +205,8 @@ pub fn parse_key_value(s: &str) -> Result<(String, String)> {
 }
 
 impl Client {
+    /// Cluster id, controller and brokers: DescribeCluster where the broker has it, else
+    /// Metadata.
     pub async fn cluster_info(&mut self) -> Result<ClusterInfo> {
         let meta = self.metadata(None, false).await?;
         let topic_count = meta.topics.iter().filter(|t| !t.is_internal).count();
@@ -200,6 +256,7 @@ impl Client {
         })
     }
 
+    /// Every topic the cluster reports without an error, sorted by name.
     pub async fn list_topics(&mut self) -> Result<Vec<TopicSummary>> {
         let meta = self.metadata(None, false).await?;
         let mut out: Vec<TopicSummary> = meta
@@ -247,6 +304,8 @@ impl Client {
         })
     }
 
+    /// CreateTopics for one topic with these topic configs; a Kafka error (such as
+    /// TOPIC_ALREADY_EXISTS) is returned as such.
     pub async fn create_topic(
         &mut self,
         name: &str,
@@ -299,6 +358,7 @@ impl Client {
         })
     }
 
+    /// DeleteTopics for one topic (by name in any DeleteTopics version).
     pub async fn delete_topic(&mut self, name: &str) -> Result<()> {
         let conn = self.any().await?;
         let version = conn.version_of::<DeleteTopicsRequest>()?;
@@ -319,6 +379,7 @@ impl Client {
         )
     }
 
+    /// Every config of a topic (DescribeConfigs with no key filter).
     pub async fn topic_configs(&mut self, name: &str) -> Result<Vec<ConfigEntry>> {
         let req = DescribeConfigsRequest::default().with_resources(vec![
             DescribeConfigsResource::default()
@@ -456,6 +517,7 @@ impl Client {
         Ok(out)
     }
 
+    /// Metadata, both ends of every partition (two ListOffsets) and the configs of a topic.
     pub async fn describe_topic(&mut self, name: &str) -> Result<TopicDescription> {
         let info = self.topic_info(name).await?;
         let parts: Vec<i32> = info.partitions.iter().map(|p| p.partition).collect();

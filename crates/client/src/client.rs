@@ -13,11 +13,14 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use crate::conn::Connection;
 use crate::error::{check, Error, Result};
 
+/// Where and how to reach the cluster.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// HOST:PORT of the brokers to bootstrap from, tried in order.
     pub bootstrap: Vec<String>,
+    /// Sent in every request header; brokers log it and build group member ids from it.
     pub client_id: String,
+    /// How long a request (or a connect) may go unanswered before it is an error.
     pub request_timeout: Duration,
 }
 
@@ -51,6 +54,8 @@ impl ClientConfig {
     }
 }
 
+/// A cluster seen from one process: metadata, broker addresses and one connection per
+/// broker, opened on first use.
 pub struct Client {
     config: ClientConfig,
     /// The connection to whichever bootstrap broker answered, for cluster-wide calls.
@@ -62,6 +67,7 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client that has not connected yet: the first call bootstraps.
     pub fn new(config: ClientConfig) -> Client {
         Client {
             config,
@@ -71,6 +77,7 @@ impl Client {
         }
     }
 
+    /// The configuration it was made with (callers reuse the timeout and client id).
     pub fn config(&self) -> &ClientConfig {
         &self.config
     }

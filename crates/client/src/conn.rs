@@ -51,6 +51,8 @@ pub fn api_name(key: i16) -> String {
         .unwrap_or_else(|_| format!("api key {key}"))
 }
 
+/// One socket to one broker, with the API versions negotiated on it; one request in flight
+/// at a time.
 pub struct Connection {
     addr: String,
     stream: TcpStream,
@@ -91,6 +93,7 @@ impl Connection {
         Ok(conn)
     }
 
+    /// The broker's HOST:PORT, for error messages.
     pub fn addr(&self) -> &str {
         &self.addr
     }
@@ -167,6 +170,8 @@ impl Connection {
         self.receive::<R>(cid, version, timeout).await
     }
 
+    /// Send `req` at exactly `version` (for a request whose body the caller built for one
+    /// version) and wait for its response.
     pub async fn call_at<R: Request>(&mut self, req: &R, version: i16) -> Result<R::Response> {
         let cid = self.send_at(req, version).await?;
         self.receive::<R>(cid, version, self.request_timeout).await

@@ -38,21 +38,32 @@ pub const MAX_PARTITION_FETCH_BYTES: i32 = 64 * 1024 * 1024;
 /// Where reading starts when there is no committed offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartFrom {
+    /// The log start offset (Kafka's `earliest`).
     Beginning,
+    /// The log end offset (`latest`): only records produced from now on.
     End,
+    /// This offset; clamped by the broker's answer if out of range.
     Offset(i64),
     /// The first offset whose timestamp is at or after this (ms); the end if none.
     Timestamp(i64),
 }
 
+/// What to read and how much to hold at once.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
+    /// The one topic read.
     pub topic: String,
+    /// Where to start in partitions without a committed offset.
     pub start: StartFrom,
+    /// `isolation.level=read_committed`: stop at the last stable offset and skip aborted
+    /// transactions.
     pub read_committed: bool,
     /// How long one Fetch may wait for data.
     pub max_wait_ms: i32,
+    /// `fetch.max.bytes`: the most one Fetch response may carry over all partitions.
     pub fetch_max_bytes: i32,
+    /// `max.partition.fetch.bytes`: the most one Fetch asks of each partition (grown up to
+    /// [`MAX_PARTITION_FETCH_BYTES`] for a batch that does not fit).
     pub partition_max_bytes: i32,
     /// Heap bytes of records one poll may decode, shared evenly by the partitions fetched
     /// (each reads at least one batch). Compressed data expands, so this, not the fetch
@@ -63,6 +74,7 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
+    /// Read `topic` from the beginning to its current end, with Kafka's default sizes.
     pub fn new(topic: &str) -> ConsumerConfig {
         ConsumerConfig {
             topic: topic.to_string(),
@@ -77,16 +89,24 @@ impl ConsumerConfig {
     }
 }
 
+/// Membership of a classic consumer group.
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
+    /// The `group.id` to join.
     pub group: String,
+    /// `session.timeout.ms`: without a heartbeat for this long the coordinator evicts us.
     pub session_timeout_ms: i32,
+    /// `max.poll.interval.ms` as JoinGroup's rebalance timeout: how long the coordinator
+    /// waits for us to rejoin during a rebalance.
     pub rebalance_timeout_ms: i32,
+    /// How often `poll` sends a Heartbeat.
     pub heartbeat_interval: Duration,
+    /// How often `poll` commits the acknowledged offsets.
     pub auto_commit_interval: Duration,
 }
 
 impl GroupConfig {
+    /// Join `group` with the Java consumer's default timeouts.
     pub fn new(group: &str) -> GroupConfig {
         GroupConfig {
             group: group.to_string(),
@@ -109,6 +129,8 @@ struct Member {
     committed: BTreeMap<i32, i64>,
 }
 
+/// Reads one topic, either from partitions it was given or as a group member; tracks what
+/// the caller acknowledged so only that is committed.
 pub struct Consumer<'a> {
     client: &'a mut Client,
     config: ConsumerConfig,
@@ -181,14 +203,17 @@ impl<'a> Consumer<'a> {
         Ok(c)
     }
 
+    /// The id the coordinator gave us; None without a group.
     pub fn member_id(&self) -> Option<&str> {
         self.member.as_ref().map(|m| m.member_id.as_str())
     }
 
+    /// The group generation our assignment belongs to; None without a group.
     pub fn generation_id(&self) -> Option<i32> {
         self.member.as_ref().map(|m| m.generation_id)
     }
 
+    /// The partitions being read now, in order.
     pub fn assignment(&self) -> Vec<i32> {
         self.positions.keys().copied().collect()
     }

@@ -3,29 +3,66 @@
 
 use kafka_protocol::error::ResponseError;
 
+/// What every fallible call of this crate returns.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why a client call failed, worded for the CLI user who will read it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The TCP connect to one broker failed.
     #[error("cannot connect to {addr}: {cause}")]
-    Connect { addr: String, cause: std::io::Error },
+    Connect {
+        /// The broker address tried.
+        addr: String,
+        /// The OS error.
+        cause: std::io::Error,
+    },
+    /// Bootstrap failed on every configured broker.
     #[error("no broker reachable (tried {tried}); set --brokers or WEIR_BROKERS")]
-    NoBrokerReachable { tried: String },
+    NoBrokerReachable {
+        /// The addresses tried, comma-separated.
+        tried: String,
+    },
+    /// The broker answered with a Kafka error code.
     #[error("{context}: {name} (error code {code}){}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     Kafka {
+        /// What was being done (request and resource), for the message.
         context: String,
+        /// The Kafka error code (never 0).
         code: i16,
+        /// Kafka's name of `code`, as operators know it (`NOT_LEADER_OR_FOLLOWER`).
         name: String,
+        /// The broker's error message, if it sent a non-empty one.
         message: Option<String>,
     },
+    /// ApiVersions showed no version of an API this client needs.
     #[error("the broker does not support {api} at any version this client speaks")]
-    UnsupportedApi { api: String },
+    UnsupportedApi {
+        /// The API's name (`ListOffsets`).
+        api: String,
+    },
+    /// A request or connect got no answer in time; the string names it.
     #[error("{0} timed out")]
     Timeout(String),
+    /// A read or write on an established connection failed.
     #[error("connection to {addr}: {cause}")]
-    Io { addr: String, cause: std::io::Error },
+    Io {
+        /// The broker address.
+        addr: String,
+        /// The OS error.
+        cause: std::io::Error,
+    },
+    /// The broker sent something this client cannot make sense of (bad frame, wrong
+    /// correlation id, undecodable body).
     #[error("protocol error talking to {addr}: {detail}")]
-    Protocol { addr: String, detail: String },
+    Protocol {
+        /// The broker address.
+        addr: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A bad argument or an answer that does not fit the request (checked before or
+    /// after the wire).
     #[error("{0}")]
     Invalid(String),
 }

@@ -25,6 +25,7 @@ use crate::error::{check, only, Error, Result};
 /// the range assignor needs and every Kafka client reads it.
 const CONSUMER_PROTOCOL_VERSION: i16 = 0;
 
+/// A JoinGroup protocol metadata for the "consumer" protocol: the topics subscribed to.
 pub fn encode_subscription(topics: &[String]) -> Bytes {
     let s = ConsumerProtocolSubscription::default().with_topics(
         topics
@@ -39,6 +40,7 @@ pub fn encode_subscription(topics: &[String]) -> Bytes {
     buf.freeze()
 }
 
+/// The topics in a member's JoinGroup metadata (any Kafka client's, any version).
 pub fn decode_subscription(data: &[u8]) -> Result<Vec<String>> {
     let mut buf = Bytes::copy_from_slice(data);
     let version = read_version(&mut buf)?;
@@ -47,6 +49,7 @@ pub fn decode_subscription(data: &[u8]) -> Result<Vec<String>> {
     Ok(s.topics.iter().map(|t| t.to_string()).collect())
 }
 
+/// A member's SyncGroup assignment (topic -> partitions), as the group leader sends it.
 pub fn encode_assignment(assigned: &BTreeMap<String, Vec<i32>>) -> Bytes {
     let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
         assigned
@@ -137,45 +140,70 @@ pub fn range_assign(
     out
 }
 
+/// One line of `weir group list`.
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupListing {
+    /// The `group.id`.
     pub group: String,
+    /// "consumer" for consumer groups, "connect" etc. for others, empty for groups that
+    /// only commit offsets.
     pub protocol_type: String,
+    /// Stable, PreparingRebalance, Empty, ...; None from brokers before ListGroups v4.
     pub state: Option<String>,
 }
 
+/// A group member as DescribeGroups reports it.
 #[derive(Debug, Clone, Serialize)]
 pub struct MemberDescription {
+    /// The id the coordinator gave the member.
     pub member_id: String,
+    /// `group.instance.id` of a static member (KIP-345), None for a dynamic one.
     pub group_instance_id: Option<String>,
+    /// The member's `client.id`.
     pub client_id: String,
+    /// The address the member connected from ("/127.0.0.1").
     pub client_host: String,
     /// topic -> partitions, decoded when the group's protocol type is "consumer".
     pub assignment: BTreeMap<String, Vec<i32>>,
 }
 
+/// A partition of a group: committed offset, end and lag, and who reads it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionLag {
+    /// The topic.
     pub topic: String,
+    /// The partition index.
     pub partition: i32,
     /// None when the group has no committed offset for the partition.
     pub committed_offset: Option<i64>,
+    /// The partition's end (ListOffsets latest) when described.
     pub log_end_offset: i64,
     /// log_end_offset - committed_offset; None without a committed offset.
     pub lag: Option<i64>,
+    /// The member assigned the partition, if any.
     pub member_id: Option<String>,
+    /// That member's `client.id`.
     pub client_id: Option<String>,
+    /// The metadata string committed with the offset, if any.
     pub metadata: Option<String>,
 }
 
+/// What `weir group describe` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupDescription {
+    /// The `group.id`.
     pub group: String,
+    /// Stable, PreparingRebalance, CompletingRebalance or Empty.
     pub state: String,
+    /// "consumer" for consumer groups; empty for groups that only commit offsets.
     pub protocol_type: String,
+    /// The chosen assignor ("range", "cooperative-sticky", ...).
     pub protocol: String,
+    /// Node id of the group's coordinator.
     pub coordinator: i32,
+    /// Every member of the current generation.
     pub members: Vec<MemberDescription>,
+    /// Every partition with a commit or an owner, by topic and partition.
     pub offsets: Vec<PartitionLag>,
     /// Sum of the known lags.
     pub total_lag: i64,
@@ -184,24 +212,37 @@ pub struct GroupDescription {
 /// Where `group reset-offsets` moves the committed offsets.
 #[derive(Debug, Clone, Copy)]
 pub enum ResetTo {
+    /// Each partition's log start offset.
     Earliest,
+    /// Each partition's end: the group skips what is there now.
     Latest,
+    /// The first offset with a timestamp at or after this (ms); the end if none.
     Timestamp(i64),
+    /// This offset, clamped to each partition's range.
     Offset(i64),
 }
 
+/// One partition's move in a [`ResetPlan`].
 #[derive(Debug, Clone, Serialize)]
 pub struct ResetPlanEntry {
+    /// The topic.
     pub topic: String,
+    /// The partition index.
     pub partition: i32,
+    /// The group's committed offset before, None without one.
     pub current_offset: Option<i64>,
+    /// The offset committed (or to be committed, in a dry run).
     pub new_offset: i64,
 }
 
+/// What `weir group reset-offsets` did or would do.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResetPlan {
+    /// The `group.id`.
     pub group: String,
+    /// False for a dry run: nothing was committed.
     pub executed: bool,
+    /// Each partition's move.
     pub partitions: Vec<ResetPlanEntry>,
 }
 
@@ -266,6 +307,8 @@ impl Client {
         Ok(out)
     }
 
+    /// Members, committed offsets and lag of `group` (DescribeGroups, OffsetFetch and
+    /// ListOffsets); GROUP_ID_NOT_FOUND for a group the coordinator does not know.
     pub async fn describe_group(&mut self, group: &str) -> Result<GroupDescription> {
         let coordinator = self.group_coordinator(group).await?;
         let req = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
@@ -458,6 +501,7 @@ impl Client {
         })
     }
 
+    /// DeleteGroups for one group: its committed offsets go; it must have no members.
     pub async fn delete_group(&mut self, group: &str) -> Result<()> {
         let coordinator = self.group_coordinator(group).await?;
         let req = DeleteGroupsRequest::default().with_groups_names(vec![group_id(group)]);

@@ -16,6 +16,8 @@
 //! correlation id and a mismatch is an error); a consumer commits only offsets its caller
 //! acknowledged; nothing is retried that could have been written.
 
+#![warn(missing_docs)]
+
 pub mod admin;
 pub mod client;
 pub mod conn;

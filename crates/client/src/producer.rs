@@ -25,15 +25,18 @@ use crate::error::{check, Error, Result};
 use crate::partitioner::partition_for_key;
 use crate::records::{encode_produce_batch, Compression, ProduceRecord, ProducerStamp};
 
+/// How records are batched, acknowledged and retried.
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
     /// 0, 1 or -1 (all).
     pub acks: i16,
+    /// Codec of every batch sent.
     pub compression: Compression,
     /// A partition's records are sealed into a batch at this many payload bytes...
     pub batch_bytes: usize,
     /// ...or this many records.
     pub batch_records: usize,
+    /// Produce's `timeout_ms`: how long the broker may wait for the acks asked for.
     pub timeout_ms: i32,
     /// Number batches so retries are written once (needs acks=all; ignored otherwise).
     pub idempotent: bool,
@@ -58,24 +61,34 @@ impl Default for ProducerConfig {
 /// What was produced, per partition.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PartitionSummary {
+    /// Records acknowledged (or sent, with acks=0).
     pub records: u64,
+    /// Their payload bytes (keys, values, headers), before batching and compression.
     pub bytes: u64,
     /// Offset of the first record written (None with acks=0, which gets no answer).
     pub first_offset: Option<i64>,
+    /// Offset of the last record written (None with acks=0).
     pub last_offset: Option<i64>,
 }
 
+/// What a whole produce run did, as the CLI prints it (`--json` serializes this).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ProduceSummary {
+    /// The topic produced to.
     pub topic: String,
+    /// Records acknowledged (or sent, with acks=0), over all partitions.
     pub records: u64,
+    /// Their payload bytes (keys, values, headers), before batching and compression.
     pub bytes: u64,
+    /// Record batches written.
     pub batches: u64,
+    /// Produce requests sent, retries included.
     pub requests: u64,
     /// Requests sent again after a transient failure.
     pub retries: u64,
     /// The producer id when idempotent.
     pub producer_id: Option<i64>,
+    /// The same figures per partition.
     pub partitions: BTreeMap<i32, PartitionSummary>,
 }
 
@@ -104,6 +117,8 @@ fn add_sequence(sequence: i32, count: i32) -> i32 {
     }
 }
 
+/// Produces to one topic: records are buffered per partition, sealed into batches by size
+/// or count, and sent one Produce per leader.
 pub struct Producer<'a> {
     client: &'a mut Client,
     config: ProducerConfig,
@@ -156,6 +171,7 @@ impl<'a> Producer<'a> {
         })
     }
 
+    /// Partitions of the topic when the producer was made (keys hash over this many).
     pub fn partition_count(&self) -> i32 {
         self.partition_count
     }

@@ -15,14 +15,20 @@ use crate::error::{Error, Result};
 /// Compression codecs by their Kafka names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    /// Uncompressed records (the cheapest for the broker to validate).
     None = 0,
+    /// gzip (deflate): small output, slow.
     Gzip = 1,
+    /// Snappy, in the xerial framing Java clients use.
     Snappy = 2,
+    /// LZ4 frames: fast, the usual choice.
     Lz4 = 3,
+    /// Zstandard (needs Produce v7+).
     Zstd = 4,
 }
 
 impl Compression {
+    /// From a `compression.type` name (`none`, `gzip`, `snappy`, `lz4`, `zstd`).
     pub fn parse(s: &str) -> Result<Compression> {
         Ok(match s {
             "none" => Compression::None,
@@ -42,8 +48,11 @@ impl Compression {
 /// A record to produce.
 #[derive(Debug, Clone, Default)]
 pub struct ProduceRecord {
+    /// None for a null key (then the producer spreads records over partitions).
     pub key: Option<Vec<u8>>,
+    /// None for a null value: a tombstone on a compacted topic.
     pub value: Option<Vec<u8>>,
+    /// (name, value) of each header, in order.
     pub headers: Vec<(String, Option<Vec<u8>>)>,
     /// CreateTime in ms since the epoch.
     pub timestamp_ms: i64,
@@ -67,8 +76,11 @@ impl ProduceRecord {
 /// An idempotent producer's identity and the sequence number of a batch's first record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProducerStamp {
+    /// From InitProducerId.
     pub producer_id: i64,
+    /// From InitProducerId; a newer epoch fences older instances.
     pub producer_epoch: i16,
+    /// Sequence of the batch's first record in its partition.
     pub base_sequence: i32,
 }
 
@@ -119,27 +131,40 @@ pub fn encode_produce_batch(
         .map_err(|e| Error::Invalid(format!("encoding a batch: {e}")))
 }
 
+/// Whose clock a record's timestamp is (the topic's `message.timestamp.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum TimestampType {
+    /// Set by the producer.
     CreateTime,
+    /// Set by the broker when it appended the batch.
     LogAppendTime,
 }
 
 /// A record read from a partition.
 #[derive(Debug, Clone)]
 pub struct ConsumedRecord {
+    /// Topic it was read from.
     pub topic: String,
+    /// Partition it was read from.
     pub partition: i32,
+    /// Its offset in that partition.
     pub offset: i64,
+    /// Milliseconds since the epoch, by `timestamp_type`'s clock.
     pub timestamp_ms: i64,
+    /// Whether the producer or the broker set `timestamp_ms`.
     pub timestamp_type: TimestampType,
+    /// None for a null key.
     pub key: Option<Vec<u8>>,
+    /// None for a null value (a tombstone).
     pub value: Option<Vec<u8>>,
+    /// (name, value) of each header, in order; names that are not UTF-8 are lossily
+    /// converted.
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 /// What a fetched records section held.
 pub struct FetchedRecords {
+    /// Data records at or after the fetch offset, in offset order.
     pub records: Vec<ConsumedRecord>,
     /// The offset after the last whole batch read (control and aborted batches included):
     /// where the next fetch starts. Equal to the fetch offset if nothing whole arrived.

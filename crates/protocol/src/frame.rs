@@ -3,12 +3,21 @@
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+/// Why a frame could not be read; every one of them ends the connection.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
+    /// The size prefix is out of bounds: refused before anything is allocated.
     #[error("frame size {size} is negative or larger than socket.request.max.bytes {max}")]
-    Size { size: i64, max: usize },
+    Size {
+        /// The size the peer announced.
+        size: i64,
+        /// The limit in force (`socket.request.max.bytes`).
+        max: usize,
+    },
+    /// End of stream after a size prefix or part of a body.
     #[error("connection closed in the middle of a frame")]
     Truncated,
+    /// The socket failed (reset, timeout from the OS, ...).
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

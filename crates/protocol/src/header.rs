@@ -9,26 +9,37 @@ use crate::versions::{accepted_range, ApiVersionRange};
 /// The parts of a request header the broker acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestMeta {
+    /// Which API the body is for; only keys weir implements get this far.
     pub api_key: ApiKey,
+    /// Within the range weir advertises for `api_key`: picks the body and response schema.
     pub api_version: i16,
+    /// Echoed in the response so the client can match it to this request.
     pub correlation_id: i32,
+    /// The client's self-chosen name (`client.id`), None if it sent a null; for logs and
+    /// group member ids.
     pub client_id: Option<String>,
     /// The client's address as groups report it (Kafka's "/127.0.0.1"); set by the server.
     pub client_host: String,
 }
 
+/// Why a request header could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HeaderError {
+    /// Fewer than the 8 bytes of api key, version and correlation id.
     #[error("frame of {0} bytes is too short for a request header")]
     TooShort(usize),
     /// An API key weir does not implement, or a version outside its advertised range.
     /// ApiVersions is answered anyway (KIP-511 fallback); anything else closes the connection.
     #[error("unsupported api key {api_key} version {api_version}")]
     Unsupported {
+        /// The key as sent, which may name no API at all.
         api_key: i16,
+        /// The version as sent.
         api_version: i16,
+        /// Needed to answer ApiVersions anyway.
         correlation_id: i32,
     },
+    /// The header's variable part (client id, tagged fields) did not decode.
     #[error("malformed request header: {0}")]
     Malformed(String),
 }

@@ -10,6 +10,8 @@
 //! Invariant: nothing here allocates more than the frame cap for one request, and no
 //! input, however malformed, panics.
 
+#![warn(missing_docs)]
+
 pub mod frame;
 pub mod header;
 pub mod versions;

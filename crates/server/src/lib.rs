@@ -12,6 +12,14 @@
 //! Shutdown (mini-redis style): a watch channel tells every task to stop reading; each
 //! connection finishes the requests it has already read; every connection task holds a clone
 //! of an mpsc sender, so when `recv` on the receiver returns `None` every connection is done.
+//!
+//! Tracing (mini-redis and Iggy style): every connection's tasks run in a `connection` span
+//! (`peer`, `conn_id`), and each request is handled, its response encoded (also when that
+//! completes later, as Produce and Fetch do) and written in a `request` span (`api`,
+//! `api_version`, `correlation_id`, `client_id`) inside it, so an event anywhere on those
+//! paths, broker code included, carries that context without naming it.
+
+#![warn(missing_docs)]
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +31,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tracing::{Instrument, Span};
 use weir_broker::api::{self, Response};
 use weir_broker::Broker;
 use weir_protocol::kafka_protocol::messages::ApiKey;
@@ -69,6 +78,9 @@ pub async fn serve(
         per_ip: Mutex::new(HashMap::new()),
     });
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    // Tells apart connections from the same address (a client reconnecting reuses its
+    // ip, sometimes its port) in the logs; never reused within a process.
+    let mut next_conn_id: u64 = 0;
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
@@ -81,12 +93,18 @@ pub async fn serve(
         match accepted {
             Ok((stream, peer)) => {
                 CONNECTIONS_ACCEPTED.fetch_add(1, Ordering::Relaxed);
+                next_conn_id += 1;
+                let span = tracing::info_span!("connection", %peer, conn_id = next_conn_id);
                 {
                     let mut per_ip = budgets.per_ip.lock().unwrap_or_else(|e| e.into_inner());
                     let n = per_ip.entry(peer.ip()).or_insert(0);
                     if *n >= limits.max_connections_per_ip {
-                        tracing::warn!(%peer, limit = limits.max_connections_per_ip,
-                            "closing connection: max.connections.per.ip reached");
+                        span.in_scope(|| {
+                            tracing::warn!(
+                                limit = limits.max_connections_per_ip,
+                                "closing connection: max.connections.per.ip reached"
+                            );
+                        });
                         continue;
                     }
                     *n += 1;
@@ -97,21 +115,24 @@ pub async fn serve(
                 let limits = limits.clone();
                 let budgets = budgets.clone();
                 CONNECTIONS_OPEN.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(async move {
-                    let _ = stream.set_nodelay(true);
-                    handle_connection(broker, stream, peer, limits, budgets.clone(), shutdown)
-                        .await;
-                    CONNECTIONS_OPEN.fetch_sub(1, Ordering::Relaxed);
-                    let mut per_ip = budgets.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(n) = per_ip.get_mut(&peer.ip()) {
-                        *n -= 1;
-                        if *n == 0 {
-                            per_ip.remove(&peer.ip());
+                tokio::spawn(
+                    async move {
+                        let _ = stream.set_nodelay(true);
+                        handle_connection(broker, stream, peer, limits, budgets.clone(), shutdown)
+                            .await;
+                        CONNECTIONS_OPEN.fetch_sub(1, Ordering::Relaxed);
+                        let mut per_ip = budgets.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(n) = per_ip.get_mut(&peer.ip()) {
+                            *n -= 1;
+                            if *n == 0 {
+                                per_ip.remove(&peer.ip());
+                            }
                         }
+                        drop(permit);
+                        drop(done);
                     }
-                    drop(permit);
-                    drop(done);
-                });
+                    .instrument(span),
+                );
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -146,6 +167,16 @@ enum ReadEnd {
     /// `queued.max.request.bytes` stayed exhausted for `BUDGET_WAIT` mid-frame.
     Budget,
     Frame(FrameError),
+}
+
+/// A response on its way to the writer, with what its request holds of the shared budgets
+/// (released once it is written), its latency bookkeeping (None for a request whose header
+/// did not parse) and the request's span, in which it is awaited and written.
+struct Outgoing {
+    response: Response,
+    held: Held,
+    timed: Option<Timed>,
+    span: Span,
 }
 
 /// Read one whole request frame, taking its bytes from the shared budget chunk by chunk
@@ -232,47 +263,55 @@ async fn handle_connection(
     budgets: Arc<Budgets>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    tracing::debug!(%peer, "connection opened");
+    tracing::debug!("connection opened");
     let client_host = format!("/{}", peer.ip());
     let (mut reader, mut writer) = stream.into_split();
-    // Each response travels with what its request holds of the shared budgets, released
-    // once the response is written.
-    // `Timed` carries the request's API, version and arrival, so its latency is recorded
-    // once its response is on the wire.
-    let (tx, mut rx) =
-        mpsc::channel::<(Response, Held, Option<Timed>)>(limits.max_in_flight_per_connection);
-    let writer_task = tokio::spawn(async move {
-        while let Some((resp, held, timed)) = rx.recv().await {
-            let bytes: Bytes = match resp {
-                Response::Now(b) => b,
-                Response::Later(fut) => match fut.await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        if let Some(t) = timed {
-                            REQUESTS.error(t.api_key, t.api_version);
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(limits.max_in_flight_per_connection);
+    let writer_task = tokio::spawn(
+        async move {
+            while let Some(out) = rx.recv().await {
+                let Outgoing {
+                    response,
+                    held,
+                    timed,
+                    span,
+                } = out;
+                // A later response's future was instrumented with the request span when
+                // it was queued; events of the writer itself enter it by hand.
+                let bytes: Bytes = match response {
+                    Response::Now(b) => b,
+                    Response::Later(fut) => match fut.await {
+                        Ok(b) => b,
+                        Err(e) => {
+                            if let Some(t) = timed {
+                                REQUESTS.error(t.api_key, t.api_version);
+                            }
+                            span.in_scope(|| {
+                                tracing::error!(error = %e, "dropping connection");
+                            });
+                            break;
                         }
-                        tracing::error!(%peer, error = %e, "dropping connection");
-                        break;
+                    },
+                    Response::Nothing => {
+                        if let Some(t) = timed {
+                            REQUESTS.latency(t.api_key, t.read_at.elapsed());
+                        }
+                        continue;
                     }
-                },
-                Response::Nothing => {
-                    if let Some(t) = timed {
-                        REQUESTS.latency(t.api_key, t.read_at.elapsed());
-                    }
-                    continue;
+                };
+                if let Err(e) = writer.write_all(&bytes).instrument(span.clone()).await {
+                    span.in_scope(|| tracing::debug!(error = %e, "write failed"));
+                    break;
                 }
-            };
-            if let Err(e) = writer.write_all(&bytes).await {
-                tracing::debug!(%peer, error = %e, "write failed");
-                break;
+                if let Some(t) = timed {
+                    REQUESTS.latency(t.api_key, t.read_at.elapsed());
+                }
+                drop(held);
             }
-            if let Some(t) = timed {
-                REQUESTS.latency(t.api_key, t.read_at.elapsed());
-            }
-            drop(held);
+            let _ = writer.shutdown().await;
         }
-        let _ = writer.shutdown().await;
-    });
+        .instrument(Span::current()),
+    );
 
     let max_frame = broker.config.socket_request_max_bytes;
     loop {
@@ -288,21 +327,23 @@ async fn handle_connection(
             Ok(r) => r,
             Err(ReadEnd::Closed | ReadEnd::Shutdown) => break,
             Err(ReadEnd::Idle) => {
-                tracing::info!(%peer, idle_ms = limits.connections_max_idle_ms,
-                        "closing idle connection (connections.max.idle.ms)");
+                tracing::info!(
+                    idle_ms = limits.connections_max_idle_ms,
+                    "closing idle connection (connections.max.idle.ms)"
+                );
                 break;
             }
             Err(ReadEnd::Budget) => {
-                tracing::warn!(%peer, budget = limits.queued_max_request_bytes,
+                tracing::warn!(budget = limits.queued_max_request_bytes,
                         "closing connection: request memory budget (queued.max.request.bytes) exhausted");
                 break;
             }
             Err(ReadEnd::Frame(FrameError::Io(e))) => {
-                tracing::debug!(%peer, error = %e, "read failed");
+                tracing::debug!(error = %e, "read failed");
                 break;
             }
             Err(ReadEnd::Frame(e)) => {
-                tracing::warn!(%peer, error = %e, "closing connection");
+                tracing::warn!(error = %e, "closing connection");
                 break;
             }
         };
@@ -318,17 +359,27 @@ async fn handle_connection(
                 api_version,
                 correlation_id,
             }) if api_key == ApiKey::ApiVersions as i16 => {
-                tracing::debug!(%peer, api_version, "ApiVersions at an unknown version: answering v0");
+                let span = tracing::info_span!("request", api = ?ApiKey::ApiVersions,
+                    api_version, correlation_id);
+                span.in_scope(|| {
+                    tracing::debug!("ApiVersions at an unknown version: answering v0");
+                });
                 REQUESTS.request(api_key, api_version);
                 REQUESTS.error(api_key, api_version);
                 let resp = api::api_versions::unsupported_version_response(correlation_id);
-                if tx.send((Response::Now(resp), held, None)).await.is_err() {
+                let out = Outgoing {
+                    response: Response::Now(resp),
+                    held,
+                    timed: None,
+                    span,
+                };
+                if tx.send(out).await.is_err() {
                     break;
                 }
                 continue;
             }
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection");
+                tracing::warn!(error = %e, "closing connection");
                 break;
             }
         };
@@ -338,15 +389,38 @@ async fn handle_connection(
             read_at,
         };
         REQUESTS.request(timed.api_key, timed.api_version);
-        match api::dispatch(&broker, &meta, frame).await {
-            Ok(resp) => {
-                if tx.send((resp, held, Some(timed))).await.is_err() {
+        let span = tracing::info_span!(
+            "request",
+            api = ?meta.api_key,
+            api_version = meta.api_version,
+            correlation_id = meta.correlation_id,
+            client_id = meta.client_id.as_deref(),
+        );
+        match api::dispatch(&broker, &meta, frame)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(response) => {
+                let response = match response {
+                    // Produce waiting for its fsync, Fetch waiting for data: the rest of the
+                    // request (and the encoding of its response) runs in the writer task,
+                    // still in this request's span.
+                    Response::Later(fut) => Response::Later(Box::pin(fut.instrument(span.clone()))),
+                    other => other,
+                };
+                let out = Outgoing {
+                    response,
+                    held,
+                    timed: Some(timed),
+                    span,
+                };
+                if tx.send(out).await.is_err() {
                     break;
                 }
             }
             Err(e) => {
                 REQUESTS.error(timed.api_key, timed.api_version);
-                tracing::warn!(%peer, client_id = ?meta.client_id, error = %e, "closing connection");
+                span.in_scope(|| tracing::warn!(error = %e, "closing connection"));
                 break;
             }
         }
@@ -354,5 +428,5 @@ async fn handle_connection(
     // Let the writer finish what was already read (in-flight requests), then close.
     drop(tx);
     let _ = writer_task.await;
-    tracing::debug!(%peer, "connection closed");
+    tracing::debug!("connection closed");
 }

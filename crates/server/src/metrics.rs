@@ -13,6 +13,8 @@ pub const API_KEYS: usize = 128;
 /// Versions below this are counted (the newest Kafka APIs are around v17).
 pub const API_VERSIONS: usize = 32;
 
+/// Request and error counts per (API, version) and a latency histogram per API; one
+/// process-wide instance, [`REQUESTS`].
 pub struct RequestMetrics {
     requests: [[AtomicU64; API_VERSIONS]; API_KEYS],
     errors: [[AtomicU64; API_VERSIONS]; API_KEYS],
@@ -22,9 +24,13 @@ pub struct RequestMetrics {
 /// One (API, version) row of [`RequestMetrics::rows`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestRow {
+    /// Kafka API key (0 Produce, 1 Fetch, ...).
     pub api_key: i16,
+    /// The version the requests used.
     pub api_version: i16,
+    /// Requests whose header parsed, since start.
     pub requests: u64,
+    /// Of those (and of unsupported ApiVersions), the ones that were not answered normally.
     pub errors: u64,
 }
 
@@ -37,6 +43,7 @@ fn slot(api_key: i16, api_version: i16) -> Option<(usize, usize)> {
 }
 
 impl RequestMetrics {
+    /// All zero; `const` so that [`REQUESTS`] is a plain static.
     pub const fn new() -> Self {
         RequestMetrics {
             requests: [const { [const { AtomicU64::new(0) }; API_VERSIONS] }; API_KEYS],
@@ -103,6 +110,7 @@ impl Default for RequestMetrics {
     }
 }
 
+/// The figures of every connection of this process, read by the admin endpoint.
 pub static REQUESTS: RequestMetrics = RequestMetrics::new();
 /// Client connections being served now.
 pub static CONNECTIONS_OPEN: AtomicU64 = AtomicU64::new(0);

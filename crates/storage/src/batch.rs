@@ -10,18 +10,33 @@ pub const BATCH_HEADER_LEN: usize = 61;
 /// base_sequence 53..57, record_count 57..61.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {
+    /// Offset of the first record; 0 as produced, stamped by the log on append.
     pub base_offset: i64,
+    /// Bytes after this field (the batch is 12 + batch_length bytes long).
     pub batch_length: i32,
+    /// Epoch of the leader that appended the batch; -1 as produced, stamped on append.
     pub partition_leader_epoch: i32,
+    /// Format version; weir stores only 2.
     pub magic: i8,
+    /// CRC-32C of bytes 21..end (attributes onwards), so base_offset and epoch can be
+    /// rewritten without recomputing it.
     pub crc: u32,
+    /// Codec (bits 0-2), timestamp type (bit 3), transactional (4), control (5), delete
+    /// horizon set (6).
     pub attributes: i16,
+    /// Offset of the last record minus base_offset.
     pub last_offset_delta: i32,
+    /// Timestamp of the first record (or the delete horizon once the cleaner set bit 6).
     pub base_timestamp: i64,
+    /// Largest record timestamp, or the append time with LogAppendTime.
     pub max_timestamp: i64,
+    /// Idempotent or transactional producer, -1 for none.
     pub producer_id: i64,
+    /// Epoch of `producer_id`, fencing older instances of the same producer.
     pub producer_epoch: i16,
+    /// Sequence number of the first record, for idempotent deduplication; -1 for none.
     pub base_sequence: i32,
+    /// Records in the batch; last_offset_delta + 1 as produced, fewer after compaction.
     pub record_count: i32,
 }
 
@@ -40,12 +55,17 @@ impl BatchHeader {
     pub fn is_log_append_time(&self) -> bool {
         self.attributes & 0x8 != 0
     }
+    /// Part of a transaction (attributes bit 4): readable under read_committed only once
+    /// its commit marker is in the log.
     pub fn is_transactional(&self) -> bool {
         self.attributes & 0x10 != 0
     }
+    /// A control batch (attributes bit 5): a transaction marker, never handed to
+    /// applications.
     pub fn is_control(&self) -> bool {
         self.attributes & 0x20 != 0
     }
+    /// Offset of the batch's last record; the next batch starts at this + 1.
     pub fn last_offset(&self) -> i64 {
         self.base_offset + self.last_offset_delta as i64
     }
@@ -59,7 +79,12 @@ pub enum BatchError {
     Corrupt(String),
     /// A batch larger than max.message.bytes: MESSAGE_TOO_LARGE (10).
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
-    TooLarge { size: usize, max: usize },
+    TooLarge {
+        /// Bytes of the offending batch.
+        size: usize,
+        /// The limit in force (`max.message.bytes`).
+        max: usize,
+    },
     /// Record set with no batch at all, or other invalid record: INVALID_RECORD (87).
     #[error("invalid record: {0}")]
     Invalid(String),

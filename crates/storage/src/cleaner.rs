@@ -56,8 +56,11 @@ const GROUP_BYTES_MAX: u64 = u32::MAX as u64 / 2;
 /// aborted data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AbortedTxn {
+    /// The producer whose transaction was aborted.
     pub producer_id: i64,
+    /// Offset of the transaction's first batch in this partition.
     pub first_offset: i64,
+    /// Offset of the abort marker that ended it.
     pub last_offset: i64,
 }
 
@@ -113,18 +116,25 @@ pub struct CleanStats {
     pub first_dirty_offset: i64,
     /// The new cleaner checkpoint: offsets below it are clean now.
     pub clean_offset: i64,
-    /// Segments read and rewritten, and the cleaned segments that replaced them.
+    /// Segments read and rewritten.
     pub segments_read: usize,
+    /// Cleaned segments that replaced them (fewer: small neighbours are merged).
     pub segments_written: usize,
-    /// Bytes of the segments rewritten, and of what replaced them.
+    /// Bytes of the segments rewritten.
     pub bytes_read: u64,
+    /// Bytes of the cleaned segments that replaced them.
     pub bytes_written: u64,
     /// Bytes of dirty batches read to build the offset map.
     pub dirty_bytes_mapped: u64,
+    /// Records in the rewritten segments.
     pub records_read: u64,
+    /// Records still there after the clean.
     pub records_kept: u64,
+    /// Tombstones dropped because their delete horizon had passed.
     pub tombstones_removed: u64,
+    /// Records of aborted transactions dropped.
     pub aborted_records_removed: u64,
+    /// Records without a key dropped (compaction has nothing to keep them by).
     pub keyless_records_removed: u64,
     /// Commit and abort markers removed: their transaction had no batch left and their
     /// delete horizon had passed. The broker must make its producer-state snapshot cover
@@ -132,8 +142,9 @@ pub struct CleanStats {
     pub markers_removed: u64,
     /// Batches kept verbatim because their records could not be decoded.
     pub unreadable_batches: u64,
-    /// Distinct keys in the offset map, and the bytes the map took.
+    /// Distinct keys in the offset map.
     pub map_keys: usize,
+    /// Bytes the offset map took (bounded by `dedupe_buffer_bytes`).
     pub map_bytes: usize,
 }
 
@@ -200,7 +211,6 @@ impl std::fmt::Debug for CleanOutput {
 }
 
 impl CleanOutput {
-    /// What the clean did (final once installed).
     /// Offsets of the commit and abort markers this clean removes. The broker must drop
     /// their aborted-transaction index entries before installing it: a reader told of an
     /// abort whose marker is gone would treat the producer's later transactions as aborted.
@@ -208,6 +218,7 @@ impl CleanOutput {
         &self.removed_markers
     }
 
+    /// What the clean did (final once installed).
     pub fn stats(&self) -> &CleanStats {
         &self.stats
     }
@@ -217,7 +228,11 @@ impl CleanOutput {
 /// stored as 128-bit hashes (two SipHash-1-3 with random keys, so a producer cannot aim
 /// for collisions): two keys colliding would lose the older one's latest value, with
 /// probability about n^2 / 2^129.
-struct OffsetMap {
+///
+/// `pub` (hidden) only for the criterion benches in `benches/offset_map.rs`; nothing outside
+/// this module uses it.
+#[doc(hidden)]
+pub struct OffsetMap {
     slots: Vec<Slot>,
     len: usize,
     max_len: usize,
@@ -235,7 +250,7 @@ const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
 
 impl OffsetMap {
     /// Room for up to `records` keys, within `budget_bytes`.
-    fn new(budget_bytes: usize, records: u64) -> OffsetMap {
+    pub fn new(budget_bytes: usize, records: u64) -> OffsetMap {
         let wanted = (records as f64 / MAP_LOAD_FACTOR).ceil() as u64 + 1;
         let slots = (budget_bytes / SLOT_BYTES).min(wanted as usize);
         let max_len = ((slots as f64 * MAP_LOAD_FACTOR) as usize).min(slots.saturating_sub(1));
@@ -270,7 +285,9 @@ impl OffsetMap {
         self.len.saturating_add(n) <= self.max_len
     }
 
-    fn put(&mut self, key: &[u8], offset: i64) {
+    /// Record `offset` for `key`, keeping the higher offset if the key is already there.
+    /// The caller checks `has_room` first: the map never grows.
+    pub fn put(&mut self, key: &[u8], offset: i64) {
         debug_assert!(self.len < self.max_len, "map is full");
         let hash = self.hash(key);
         let mut i = self.home(hash);
@@ -289,7 +306,8 @@ impl OffsetMap {
         }
     }
 
-    fn get(&self, key: &[u8]) -> Option<i64> {
+    /// The latest offset recorded for `key`, if any.
+    pub fn get(&self, key: &[u8]) -> Option<i64> {
         if self.len == 0 {
             return None;
         }

@@ -56,6 +56,7 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// Create `dir` and any missing ancestors. Their entries are durable only after
     /// `sync_dir` of each parent.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Unlink a file; the removal is durable only after `sync_dir` of its directory.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Remove `dir` and everything below it.
     fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;

@@ -10,11 +10,16 @@
 //! point fsync'd, reads return whole batches only, fail-stop after an fsync failure. The
 //! whole contract, with byte-level file formats, is in docs/storage.md.
 
+#![warn(missing_docs)]
+
 pub mod batch;
 mod checkpoint;
 pub mod cleaner;
 pub mod control;
 pub mod fs;
+// log.rs is being restructured elsewhere; its missing docs (StorageError's variants,
+// `Log` itself, a few fields) are written with that change, then this allow goes.
+#[allow(missing_docs)]
 pub mod log;
 pub mod metrics;
 pub mod record_codec;

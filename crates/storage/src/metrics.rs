@@ -45,11 +45,14 @@ pub struct Histogram {
 pub struct HistogramSnapshot {
     /// `(upper bound in nanoseconds, observations <= bound)`, without +Inf.
     pub cumulative: Vec<(u64, u64)>,
+    /// All observations (the +Inf bucket).
     pub count: u64,
+    /// Sum of all observed durations, in nanoseconds (Prometheus `_sum`).
     pub sum_nanos: u64,
 }
 
 impl Histogram {
+    /// An empty histogram; `const` so metrics can be plain statics.
     pub const fn new() -> Self {
         Histogram {
             buckets: [const { AtomicU64::new(0) }; BUCKETS + 1],
@@ -58,6 +61,7 @@ impl Histogram {
         }
     }
 
+    /// Count one duration in its bucket; lock-free, so hot paths can call it.
     pub fn observe(&self, d: Duration) {
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let i = LATENCY_BUCKETS_NANOS

@@ -41,6 +41,7 @@ pub struct Record<'a> {
     pub attributes: u8,
     /// As stored: relative to the batch's base timestamp.
     pub timestamp_delta: i64,
+    /// As stored: relative to the batch's base offset.
     pub offset_delta: i32,
     /// Header count and headers, verbatim.
     pub headers: &'a [u8],
@@ -52,9 +53,13 @@ pub struct Record<'a> {
 /// A record with owned fields (see [`decode_records`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodedRecord {
+    /// Absolute offset: the batch's base offset plus the record's offset delta.
     pub offset: i64,
+    /// Absolute timestamp (the batch's max timestamp under LogAppendTime).
     pub timestamp: i64,
+    /// None for a null key.
     pub key: Option<Vec<u8>>,
+    /// None for a null value: a tombstone.
     pub value: Option<Vec<u8>>,
     /// (key, value) of each header.
     pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,

@@ -25,7 +25,9 @@ const XERIAL_HEADER_LEN: usize = 16;
 /// One record's position and time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordTime {
+    /// Absolute offset of the record.
     pub offset: i64,
+    /// Absolute timestamp (the batch's max timestamp under LogAppendTime).
     pub timestamp: i64,
     /// Length of its key; -1 for a null key (compacted topics refuse those).
     pub key_len: i64,

@@ -61,10 +61,12 @@ const SECTOR_BYTES: usize = 512;
 pub struct SimRng(u64);
 
 impl SimRng {
+    /// The generator for `seed`: the same seed yields the same sequence.
     pub fn new(seed: u64) -> SimRng {
         SimRng(seed)
     }
 
+    /// The next 64 uniformly distributed bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

@@ -64,6 +64,7 @@ pub struct BatchBuilder {
 }
 
 impl BatchBuilder {
+    /// An empty uncompressed batch whose first record gets `timestamp_ms`, without producer.
     pub fn new(timestamp_ms: i64) -> BatchBuilder {
         BatchBuilder {
             header: crate::BatchHeader {
@@ -129,6 +130,8 @@ impl BatchBuilder {
         self
     }
 
+    /// The encoded batch (compressed with the chosen codec, CRC set). Panics if no record
+    /// was added: Kafka rejects empty produced batches.
     pub fn build(self) -> Vec<u8> {
         assert!(self.count >= 1, "a batch needs at least one record");
         crate::record_codec::encode_batch(&self.header, self.count, &self.records)

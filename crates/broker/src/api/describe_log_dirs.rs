@@ -71,13 +71,7 @@ pub fn handle(
 
 /// (total, available to this user) bytes of the filesystem holding `path`.
 fn fs_space(path: &std::path::Path) -> Option<(i64, i64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
+    let st = rustix::fs::statvfs(path).ok()?;
     let frsize = st.f_frsize as i64;
     Some((st.f_blocks as i64 * frsize, st.f_bavail as i64 * frsize))
 }
