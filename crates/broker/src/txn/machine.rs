@@ -953,3 +953,6 @@ impl TxnMachine {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
