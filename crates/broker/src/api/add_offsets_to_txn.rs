@@ -32,7 +32,7 @@ pub fn handle(
                 .await
             {
                 Ok(()) => ec::NONE,
-                Err(code) => code,
+                Err(e) => e.code(),
             },
         };
         AddOffsetsToTxnResponse::default().with_error_code(code)

@@ -54,7 +54,7 @@ pub fn handle(
                 .await
             {
                 Ok(()) => ec::NONE,
-                Err(code) => code,
+                Err(e) => e.code(),
             };
             vec![code; wanted.len()]
         };

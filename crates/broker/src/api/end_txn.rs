@@ -25,7 +25,7 @@ pub fn handle(broker: &Arc<Broker>, version: i16, req: EndTxnRequest) -> BoxFutu
             .await
         {
             Ok(()) => ec::NONE,
-            Err(code) => code,
+            Err(e) => e.code(),
         };
         EndTxnResponse::default().with_error_code(code)
     })

@@ -46,7 +46,7 @@ pub fn handle(
                 .await
             {
                 Ok((id, epoch)) => ok(id, epoch),
-                Err(code) => fail(code),
+                Err(e) => fail(e.code()),
             };
         }
         match broker.producer_ids.next_id() {

@@ -188,6 +188,7 @@ fn append_one(
             broker
                 .txns
                 .verify(transactional_id, b.producer_id, b.epoch, topic, index)
+                .map_err(|e| (e.code(), e.reason()))
         }
     });
     // Stamp offsets in place: reuse the request buffer when we own it, else copy once.

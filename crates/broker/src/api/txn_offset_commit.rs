@@ -55,6 +55,7 @@ pub fn handle(
             broker
                 .txns
                 .verify_offsets(transactional_id, producer_id, epoch, offsets_partition)
+                .map_err(|e| e.code())
         };
         let codes = broker
             .groups
