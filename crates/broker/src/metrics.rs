@@ -10,17 +10,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// last slot.
 const SLOTS: usize = 132;
 
+/// How often each Kafka error code was answered, one relaxed counter per code.
 pub struct ErrorCodeCounts {
     counts: [AtomicU64; SLOTS],
 }
 
 impl ErrorCodeCounts {
+    /// All zero; `const` so the per-API table can be a static.
     pub const fn new() -> Self {
         ErrorCodeCounts {
             counts: [const { AtomicU64::new(0) }; SLOTS],
         }
     }
 
+    /// Count one answer with `code`; NONE is not counted, codes past the table share its
+    /// last slot.
     pub fn record(&self, code: i16) {
         if code == 0 {
             return;

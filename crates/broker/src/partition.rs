@@ -70,6 +70,7 @@ pub mod counters {
     /// Time spent in those fsync rounds.
     pub static FSYNC_NANOS: AtomicU64 = AtomicU64::new(0);
 
+    /// `(APPENDS, FSYNCS, FSYNC_NANOS)` now, each read relaxed (not one consistent cut).
     pub fn snapshot() -> (u64, u64, u64) {
         (
             APPENDS.load(Ordering::Relaxed),
@@ -82,10 +83,14 @@ pub mod counters {
 /// What readers and waiting producers watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionState {
+    /// One past the last offset consumers may read and produces are acknowledged below.
+    /// With the default flush policy it is the durable (fsync'd) end; with `flush.messages`
+    /// above 1, the log end offset. Never moves backwards.
     pub high_watermark: i64,
     /// Below the first offset of any transaction not durably finished; at most the high
     /// watermark. read_committed consumers read up to here.
     pub last_stable_offset: i64,
+    /// The first offset still in the log (moved by retention and DeleteRecords).
     pub log_start_offset: i64,
     /// An fsync failed: nothing after the last durable offset will ever be acknowledged.
     pub offline: bool,
@@ -93,12 +98,16 @@ pub struct PartitionState {
     pub closed: bool,
 }
 
+/// Why a partition operation failed. The `String`s name the partition (`topic-index`).
 #[derive(Debug, thiserror::Error)]
 pub enum PartitionError {
+    /// The log failed (I/O, a corrupt or oversized batch, ...).
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// An fsync failed earlier: the partition refuses writes until the broker restarts.
     #[error("partition {0} is offline after a storage failure")]
     Offline(String),
+    /// The partition was deleted or the broker is shutting down.
     #[error("partition {0} was deleted")]
     Closed(String),
     /// An idempotent batch out of sequence, from a fenced epoch or an unknown producer; or
@@ -122,6 +131,7 @@ impl PartitionError {
 /// What an append did.
 #[derive(Debug, Clone, Copy)]
 pub enum Appended {
+    /// Appended at these offsets (acknowledged once the high watermark passes them).
     New(AppendInfo),
     /// An idempotent producer's retry of a batch already in the log, at these offsets.
     Duplicate(BatchMeta),
@@ -131,6 +141,7 @@ pub enum Appended {
 pub struct Partition {
     /// The topic's name.
     pub topic: String,
+    /// The partition index within the topic.
     pub index: i32,
     /// Bumped when leadership changes (cluster mode); constant on a single node.
     pub leader_epoch: i32,
@@ -221,18 +232,22 @@ impl Partition {
         p
     }
 
+    /// `topic-index`, as in its directory name and in logs.
     pub fn name(&self) -> String {
         format!("{}-{}", self.topic, self.index)
     }
 
+    /// The offsets and flags now.
     pub fn state(&self) -> PartitionState {
         *self.state.borrow()
     }
 
+    /// A receiver woken at every change of the state (Fetch waits on it for data).
     pub fn subscribe(&self) -> watch::Receiver<PartitionState> {
         self.state.subscribe()
     }
 
+    /// The topic settings in force (a copy; see `apply_settings`).
     pub fn settings(&self) -> TopicSettings {
         self.settings.lock().unwrap().clone()
     }

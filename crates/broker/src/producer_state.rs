@@ -32,17 +32,25 @@ const SNAPSHOT_MAGIC_V1: &[u8; 8] = b"WEIRPID1";
 /// v2 adds each producer's open transaction (first offset, -1 for none).
 const SNAPSHOT_MAGIC: &[u8; 8] = b"WEIRPID2";
 
+/// One remembered batch of a producer: its sequence range and where it landed in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchMeta {
+    /// The batch header's base sequence.
     pub first_seq: i32,
+    /// Sequence of its last record (`first_seq + records - 1`, wrapping past i32::MAX).
     pub last_seq: i32,
+    /// Offset of its first record in the log.
     pub base_offset: i64,
+    /// Offset of its last record in the log.
     pub last_offset: i64,
 }
 
+/// What this partition knows of one producer id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerEntry {
+    /// The newest producer epoch seen; batches of older epochs are fenced.
     pub epoch: i16,
+    /// Its last [`RETAINED_BATCHES`] batches of `epoch`, oldest first.
     pub batches: VecDeque<BatchMeta>,
     /// When it was last seen (wall clock, ms); idle producers expire by it.
     pub last_timestamp: i64,
@@ -53,10 +61,16 @@ pub struct ProducerEntry {
 /// A producer as DescribeProducers shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerDescription {
+    /// The producer id.
     pub producer_id: i64,
+    /// Its current producer epoch here.
     pub epoch: i16,
+    /// Sequence of its last record here; -1 if no batch of this epoch is remembered.
     pub last_sequence: i32,
+    /// When it was last seen (wall clock, ms).
     pub last_timestamp: i64,
+    /// First offset of its open transaction here (DescribeProducers'
+    /// `current_txn_start_offset`).
     pub txn_first_offset: Option<i64>,
 }
 
@@ -64,8 +78,11 @@ pub struct ProducerDescription {
 /// producer's records from `first_offset` up to the marker at `last_offset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AbortedTxn {
+    /// The producer whose records are aborted.
     pub producer_id: i64,
+    /// Offset of the transaction's first batch in this partition.
     pub first_offset: i64,
+    /// Offset of the abort marker.
     pub last_offset: i64,
     /// The LSO when the abort was written (Kafka keeps it in the index; informational).
     pub last_stable_offset: i64,
@@ -74,9 +91,13 @@ pub struct AbortedTxn {
 /// An idempotent batch as its header describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProducerBatch {
+    /// The batch header's producer id.
     pub producer_id: i64,
+    /// The batch header's producer epoch.
     pub epoch: i16,
+    /// The batch header's base sequence.
     pub first_seq: i32,
+    /// Sequence of the batch's last record (base sequence + last offset delta, wrapping).
     pub last_seq: i32,
     /// When the batch was appended (wall clock, ms). Not the batch's own timestamps, which
     /// the client chooses: a producer writing old CreateTimes must not lose deduplication.
@@ -85,6 +106,7 @@ pub struct ProducerBatch {
     pub transactional: bool,
 }
 
+/// What [`ProducerStateMap::check`] says of a batch before it is appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SequenceCheck {
     /// New and in order: append it.
@@ -95,6 +117,7 @@ pub enum SequenceCheck {
     Reject(i16, &'static str),
 }
 
+/// The producer state of one partition (Kafka's ProducerStateManager, without the files).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStateMap {
     producers: HashMap<i64, ProducerEntry>,
@@ -117,18 +140,23 @@ pub fn increment_sequence(seq: i32, delta: i32) -> i32 {
 }
 
 impl ProducerStateMap {
+    /// Producers with state here.
     pub fn len(&self) -> usize {
         self.producers.len()
     }
 
+    /// No producer has state here.
     pub fn is_empty(&self) -> bool {
         self.producers.is_empty()
     }
 
+    /// The state of `producer_id`, if it has any here.
     pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }
 
+    /// The module's sequence rules applied to `b`, without changing anything: the caller
+    /// appends on Append, then calls `record`.
     pub fn check(&self, b: &ProducerBatch) -> SequenceCheck {
         let Some(entry) = self.producers.get(&b.producer_id) else {
             return if b.first_seq == 0 {

@@ -178,10 +178,12 @@ impl TxnIndex {
         Ok(())
     }
 
+    /// Aborted transactions indexed (one entry each).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// No aborted transaction is indexed.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

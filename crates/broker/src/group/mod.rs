@@ -64,40 +64,64 @@ impl GroupError {
 /// One partition of an OffsetCommit.
 #[derive(Debug, Clone)]
 pub struct OffsetCommitEntry {
+    /// Must exist (else UNKNOWN_TOPIC_OR_PARTITION).
     pub topic: String,
+    /// The partition index within `topic`.
     pub partition: i32,
+    /// The next offset the group will consume.
     pub offset: i64,
+    /// The `leader_epoch` of the last consumed record, -1 if unknown (KIP-320).
     pub leader_epoch: i32,
+    /// Free-form client string, at most `offset.metadata.max.bytes` (else
+    /// OFFSET_METADATA_TOO_LARGE).
     pub metadata: String,
 }
 
 /// A group as ListGroups and DescribeGroups show it.
 #[derive(Debug, Clone)]
 pub struct GroupSummary {
+    /// The group id.
     pub group_id: String,
+    /// Its state now.
     pub state: GroupState,
+    /// e.g. `consumer`; empty for a group with only offsets committed outside a group.
     pub protocol_type: String,
+    /// The chosen protocol (assignor); empty outside a generation.
     pub protocol: String,
+    /// The current members, by member id.
     pub members: Vec<MemberSummary>,
 }
 
+/// A member as DescribeGroups shows it.
 #[derive(Debug, Clone)]
 pub struct MemberSummary {
+    /// The coordinator-assigned member id.
     pub member_id: String,
+    /// `group.instance.id` of a static member (KIP-345).
     pub group_instance_id: Option<String>,
+    /// The client id it joined with.
     pub client_id: String,
+    /// The address it joined from.
     pub client_host: String,
+    /// Its metadata for the chosen protocol (for `consumer`, the subscription).
     pub metadata: Bytes,
+    /// Its share of the current assignment (for `consumer`, its partitions).
     pub assignment: Bytes,
 }
 
 /// Lag of one partition: the log end (high watermark) minus the committed offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionLag {
+    /// The committed partition's topic.
     pub topic: String,
+    /// The committed partition's index.
     pub partition: i32,
+    /// The group's committed offset.
     pub committed_offset: i64,
+    /// The partition's high watermark, as Kafka's tools report it under this name: lag
+    /// counts only what a consumer can read.
     pub log_end_offset: i64,
+    /// `log_end_offset - committed_offset`, at least 0.
     pub lag: i64,
 }
 
@@ -313,6 +337,8 @@ impl GroupCoordinator {
 
     // ---- membership ----------------------------------------------------------------------
 
+    /// JoinGroup. A join without a member id creates the group if needed; one with a member
+    /// id for an unknown group is UNKNOWN_MEMBER_ID.
     pub fn join(&self, group_id: &str, req: JoinRequest) -> JoinAction {
         let now = self.now_ms();
         let mut groups = self.lock();
@@ -373,6 +399,7 @@ impl GroupCoordinator {
             .unwrap_or_else(|_| SyncOutcome::error(ec::REBALANCE_IN_PROGRESS))
     }
 
+    /// Heartbeat: an error code; REBALANCE_IN_PROGRESS tells the member to rejoin.
     pub fn heartbeat(
         &self,
         group_id: &str,
@@ -605,6 +632,7 @@ impl GroupCoordinator {
 
     // ---- admin -----------------------------------------------------------------------------
 
+    /// Every group this coordinator knows, sorted by group id (ListGroups, admin API).
     pub fn list(&self) -> Vec<GroupSummary> {
         let groups = self.lock();
         let mut out: Vec<GroupSummary> = groups.values().map(summary).collect();
@@ -612,6 +640,7 @@ impl GroupCoordinator {
         out
     }
 
+    /// One group (DescribeGroups, admin API); None if unknown.
     pub fn describe(&self, group_id: &str) -> Option<GroupSummary> {
         self.lock().get(group_id).map(summary)
     }

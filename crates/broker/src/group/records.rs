@@ -12,19 +12,29 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+/// The key of a `__consumer_offsets` record; it names what the value is about, so
+/// compaction keeps the latest value of each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
+    /// A committed offset (key v0/v1); the value is an [`OffsetValue`].
     Offset {
+        /// The group id.
         group: String,
+        /// The committed partition's topic.
         topic: String,
+        /// The committed partition's index.
         partition: i32,
     },
+    /// A group's metadata (key v2); the value is a [`GroupValue`].
     Group {
+        /// The group id.
         group: String,
     },
 }
 
 impl Key {
+    /// The group the record belongs to; it also chooses the `__consumer_offsets`
+    /// partition.
     pub fn group(&self) -> &str {
         match self {
             Key::Offset { group, .. } | Key::Group { group } => group,
@@ -32,40 +42,65 @@ impl Key {
     }
 }
 
+/// An offset commit's value (written as v3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetValue {
+    /// The committed offset: the next one the group will consume.
     pub offset: i64,
+    /// The `leader_epoch` of the last consumed record; -1 if unknown, and in v0-v2 values,
+    /// which lack it.
     pub leader_epoch: i32,
+    /// The client's free-form metadata string.
     pub metadata: String,
+    /// When the broker accepted the commit, in ms since the epoch.
     pub commit_timestamp: i64,
 }
 
+/// A group's metadata value (written as v3): what a restart restores the group from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GroupValue {
+    /// The group's protocol type, e.g. `consumer`.
     pub protocol_type: String,
+    /// The generation id this record describes.
     pub generation: i32,
+    /// The chosen protocol (assignor); None when the group is Empty.
     pub protocol: Option<String>,
+    /// Member id of the generation's leader; None when the group is Empty.
     pub leader: Option<String>,
+    /// When the record was written, in ms since the epoch (v2+; -1 in older values): an
+    /// Empty group's offsets expire counting from it.
     pub current_state_timestamp: i64,
+    /// The generation's members with their assignments; empty for an Empty group.
     pub members: Vec<MemberValue>,
 }
 
+/// One member in a [`GroupValue`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MemberValue {
+    /// The coordinator-assigned member id.
     pub member_id: String,
+    /// `group.instance.id` of a static member (v3+; None in older values).
     pub group_instance_id: Option<String>,
+    /// The client id it joined with.
     pub client_id: String,
+    /// The address it joined from.
     pub client_host: String,
+    /// v1+; -1 in v0 values.
     pub rebalance_timeout_ms: i32,
+    /// How long it may go unheard before it is removed.
     pub session_timeout_ms: i32,
+    /// Its metadata for the chosen protocol (for `consumer`, the subscription).
     pub subscription: Bytes,
+    /// Its share of the leader's assignment.
     pub assignment: Bytes,
 }
 
+/// A record of `__consumer_offsets` that does not decode; replay skips it.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed __consumer_offsets record: {0}")]
 pub struct DecodeError(&'static str);
 
+/// The record key, in the version Kafka writes for it (v1 offset, v2 group).
 pub fn encode_key(key: &Key) -> Bytes {
     let mut b = BytesMut::new();
     match key {
@@ -87,6 +122,7 @@ pub fn encode_key(key: &Key) -> Bytes {
     b.freeze()
 }
 
+/// A record key of any version Kafka has written (v0/v1 offset, v2 group).
 pub fn decode_key(mut b: &[u8]) -> Result<Key, DecodeError> {
     let version = get_i16(&mut b)?;
     match version {
@@ -102,6 +138,7 @@ pub fn decode_key(mut b: &[u8]) -> Result<Key, DecodeError> {
     }
 }
 
+/// An offset commit's value, as v3.
 pub fn encode_offset_value(v: &OffsetValue) -> Bytes {
     let mut b = BytesMut::new();
     b.put_i16(3);
@@ -112,6 +149,8 @@ pub fn encode_offset_value(v: &OffsetValue) -> Bytes {
     b.freeze()
 }
 
+/// An offset commit's value of v0-v3 (v1's trailing expire timestamp is ignored); other
+/// versions are a [`DecodeError`].
 pub fn decode_offset_value(mut b: &[u8]) -> Result<OffsetValue, DecodeError> {
     let version = get_i16(&mut b)?;
     let offset = get_i64(&mut b)?;
@@ -129,6 +168,7 @@ pub fn decode_offset_value(mut b: &[u8]) -> Result<OffsetValue, DecodeError> {
     })
 }
 
+/// A group's metadata value, as v3.
 pub fn encode_group_value(v: &GroupValue) -> Bytes {
     let mut b = BytesMut::new();
     b.put_i16(3);
@@ -151,6 +191,7 @@ pub fn encode_group_value(v: &GroupValue) -> Bytes {
     b.freeze()
 }
 
+/// A group's metadata value of v0-v3; other versions are a [`DecodeError`].
 pub fn decode_group_value(mut b: &[u8]) -> Result<GroupValue, DecodeError> {
     let version = get_i16(&mut b)?;
     if !(0..=3).contains(&version) {

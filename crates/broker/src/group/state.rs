@@ -22,16 +22,25 @@ use tokio::sync::oneshot;
 use crate::config::GroupConfig;
 use crate::error_codes as ec;
 
+/// Kafka's classic group states; see the module docs for the transitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
+    /// No members; the group may still hold committed offsets.
     Empty,
+    /// Members are (re)joining; JoinGroup answers wait until all have or the rebalance
+    /// timeout passes.
     PreparingRebalance,
+    /// A new generation is formed; waiting for the leader's SyncGroup with the assignment.
     CompletingRebalance,
+    /// The assignment is durable and handed out; members heartbeat.
     Stable,
+    /// Being deleted (DeleteGroups is writing its tombstones): joins, syncs, heartbeats and
+    /// offset commits get COORDINATOR_NOT_AVAILABLE. Back to Empty if the write fails.
     Dead,
 }
 
 impl GroupState {
+    /// Kafka's name of the state, as ListGroups and DescribeGroups report it.
     pub fn name(self) -> &'static str {
         match self {
             GroupState::Empty => "Empty",
@@ -46,18 +55,29 @@ impl GroupState {
 /// What a JoinGroup is answered with.
 #[derive(Debug, Clone, Default)]
 pub struct JoinOutcome {
+    /// Kafka error code; NONE on success.
     pub error: i16,
+    /// The generation id the member joined; -1 on error.
     pub generation: i32,
+    /// The group's protocol type (e.g. `consumer`).
     pub protocol_type: Option<String>,
+    /// The protocol (assignor) chosen by the members' vote.
     pub protocol: Option<String>,
+    /// Member id of the generation's leader, who computes the assignment.
     pub leader: String,
+    /// The member's id: assigned by the coordinator on a first join, also on
+    /// MEMBER_ID_REQUIRED (KIP-394) so the client rejoins with it.
     pub member_id: String,
+    /// JoinGroup v9+ (KIP-814): a static leader rejoining a Stable group is told not to
+    /// compute a new assignment; the current one stands.
     pub skip_assignment: bool,
     /// Filled for the leader only: every member and its metadata for the chosen protocol.
     pub members: Vec<(String, Option<String>, Bytes)>,
 }
 
 impl JoinOutcome {
+    /// A failed join: `error`, generation -1, echoing `member_id` (which, with
+    /// MEMBER_ID_REQUIRED, is the id the member must rejoin with).
     pub fn error(error: i16, member_id: &str) -> Self {
         JoinOutcome {
             error,
@@ -71,13 +91,18 @@ impl JoinOutcome {
 /// What a SyncGroup is answered with. The assignment is never null, only empty.
 #[derive(Debug, Clone, Default)]
 pub struct SyncOutcome {
+    /// Kafka error code; NONE on success.
     pub error: i16,
+    /// The group's protocol type (SyncGroup v5+ answers it).
     pub protocol_type: Option<String>,
+    /// The group's chosen protocol (SyncGroup v5+ answers it).
     pub protocol: Option<String>,
+    /// This member's share of the leader's assignment, opaque to the coordinator.
     pub assignment: Bytes,
 }
 
 impl SyncOutcome {
+    /// A failed sync: `error` and an empty assignment.
     pub fn error(error: i16) -> Self {
         SyncOutcome {
             error,
@@ -86,19 +111,33 @@ impl SyncOutcome {
     }
 }
 
+/// One member of a group.
 pub struct Member {
+    /// Assigned by the coordinator at the member's first join:
+    /// `<group.instance.id or client-id>-<uuid>`. A static member gets a new one each time
+    /// it comes back (KIP-345).
     pub member_id: String,
+    /// `group.instance.id` of a static member (KIP-345); None for a dynamic member.
     pub group_instance_id: Option<String>,
+    /// The client id from the request header of its last join.
     pub client_id: String,
+    /// The address its last join came from, as DescribeGroups shows it.
     pub client_host: String,
+    /// How long a rebalance waits for this member to rejoin; the group waits for the
+    /// largest of its members'.
     pub rebalance_timeout_ms: i32,
+    /// How long the member may go unheard (no heartbeat, join or sync) before it is removed.
     pub session_timeout_ms: i32,
+    /// The protocol type it joined with; the same for every member of a group.
     pub protocol_type: String,
     /// (protocol name, metadata), in the member's order of preference.
     pub protocols: Vec<(String, Bytes)>,
+    /// Its share of the current generation's assignment (empty until the leader syncs).
     pub assignment: Bytes,
-    pub join_waiter: Option<oneshot::Sender<JoinOutcome>>,
-    pub sync_waiter: Option<oneshot::Sender<SyncOutcome>>,
+    /// Its JoinGroup answer, while the join waits for the rebalance.
+    pub(crate) join_waiter: Option<oneshot::Sender<JoinOutcome>>,
+    /// Its SyncGroup answer, while the sync waits for the leader's assignment to be durable.
+    pub(crate) sync_waiter: Option<oneshot::Sender<SyncOutcome>>,
     /// The member is gone if it has not been heard from by then (unless it is waiting for
     /// a join or sync answer, which keeps it alive).
     pub session_deadline_ms: i64,
@@ -123,13 +162,21 @@ impl Member {
 
 /// A join request as the machine sees it.
 pub struct JoinRequest {
+    /// Empty on a member's first join; the coordinator then assigns one.
     pub member_id: String,
+    /// `group.instance.id`, for a static member (KIP-345).
     pub group_instance_id: Option<String>,
+    /// The request header's client id.
     pub client_id: String,
+    /// The address of the connection the request came on.
     pub client_host: String,
+    /// Must be within `group.min.session.timeout.ms..=group.max.session.timeout.ms`.
     pub session_timeout_ms: i32,
+    /// JoinGroup v1+; for v0 the session timeout, as Kafka does.
     pub rebalance_timeout_ms: i32,
+    /// e.g. `consumer`; must match the group's while it has members.
     pub protocol_type: String,
+    /// (protocol name, metadata), in the member's order of preference; not empty.
     pub protocols: Vec<(String, Bytes)>,
     /// JoinGroup v4+: a member without an id is given one and asked to join again.
     pub require_known_member_id: bool,
@@ -139,11 +186,15 @@ pub struct JoinRequest {
 
 /// A sync request as the machine sees it.
 pub struct SyncRequest {
+    /// Must be a current member.
     pub member_id: String,
+    /// `group.instance.id`; must map to `member_id` if given (else FENCED_INSTANCE_ID).
     pub group_instance_id: Option<String>,
+    /// Must be the group's current generation (else ILLEGAL_GENERATION).
     pub generation: i32,
     /// SyncGroup v5+: must match the group's, if given.
     pub protocol_type: Option<String>,
+    /// SyncGroup v5+: must match the group's chosen protocol, if given.
     pub protocol: Option<String>,
     /// The leader's assignment, by member id (empty from followers).
     pub assignments: Vec<(String, Bytes)>,
@@ -151,15 +202,22 @@ pub struct SyncRequest {
 
 /// What a join did, for the shell: answer now, or wait on the receiver.
 pub enum JoinAction {
+    /// Answered at once (an error, MEMBER_ID_REQUIRED, or a member already in the
+    /// current generation).
     Now(JoinOutcome),
+    /// Answered when the join phase completes (or the member is removed).
     Wait(oneshot::Receiver<JoinOutcome>),
 }
 
+/// What a sync did, for the shell: answer now, wait, or persist the assignment first.
 pub enum SyncAction {
+    /// Answered at once (an error, or the assignment of a Stable group).
     Now(SyncOutcome),
+    /// A follower waits for the leader's assignment to be durable.
     Wait(oneshot::Receiver<SyncOutcome>),
     /// The leader's assignment: persist the group (then call `assignment_persisted`),
-    /// and wait on the receiver for this member's own answer.
+    /// and wait on the receiver for this member's own answer. The `i32` is the generation
+    /// whose assignment it is.
     Persist(oneshot::Receiver<SyncOutcome>, i32),
 }
 
@@ -167,22 +225,41 @@ pub enum SyncAction {
 /// commits apply in log order).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedOffset {
+    /// The next offset the group will consume in the partition.
     pub offset: i64,
+    /// The `leader_epoch` of the last consumed record, -1 if the client did not say
+    /// (lets it detect log truncation, KIP-320).
     pub leader_epoch: i32,
+    /// The client's free-form string, at most `offset.metadata.max.bytes`.
     pub metadata: String,
+    /// When the broker accepted the commit (ms since the epoch); offsets outside any group
+    /// expire by it.
     pub commit_timestamp: i64,
+    /// Offset of the commit's record in its `__consumer_offsets` partition: an older
+    /// record never overwrites a newer one.
     pub record_offset: i64,
 }
 
+/// One consumer group: its members, its generation, and its committed offsets.
 pub struct Group {
+    /// The group id.
     pub id: String,
+    /// Where the group is in the rebalance protocol.
     pub state: GroupState,
     /// When the group entered its current state (Kafka's current_state_timestamp).
     pub state_since_ms: i64,
+    /// Kafka's generation id: 0 for a new group, +1 at every completed join phase; never
+    /// decreases.
     pub generation: i32,
+    /// Set by the first member to join and kept while Empty. None until then: such a group
+    /// only has offsets committed from outside any group, which expire one by one.
     pub protocol_type: Option<String>,
+    /// The protocol (assignor) the members voted for at the last join phase.
     pub protocol: Option<String>,
+    /// Member id of the generation's leader, who computes the assignment: kept while it
+    /// stays a member, else the earliest-joined member.
     pub leader: Option<String>,
+    /// Current members, by member id.
     pub members: BTreeMap<String, Member>,
     /// group.instance.id -> member id.
     pub static_members: HashMap<String, String>,
@@ -193,6 +270,8 @@ pub struct Group {
     pub rebalance_deadline_ms: Option<i64>,
     /// The initial delay of a rebalance from Empty: no completion before this.
     pub initial_delay_until_ms: Option<i64>,
+    /// Committed offsets by (topic, partition): durable ones only (a transactional commit
+    /// joins once its transaction commits).
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
     /// The group became Empty and its metadata record should say so (the shell's timer
     /// writes it and clears the flag).
@@ -201,6 +280,7 @@ pub struct Group {
 }
 
 impl Group {
+    /// A new Empty group at generation 0, as of `now_ms`.
     pub fn new(id: &str, now_ms: i64) -> Group {
         Group {
             id: id.to_string(),
@@ -226,6 +306,7 @@ impl Group {
         self.state_since_ms = now_ms;
     }
 
+    /// No members (it may still have committed offsets).
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
