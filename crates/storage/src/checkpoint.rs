@@ -173,6 +173,12 @@ pub(crate) fn read_clean_swap(fs: &dyn Fs, dir: &Path) -> io::Result<Option<Clea
             if tag != "group" || words.next().is_some() || base < 0 || end <= base {
                 return None;
             }
+            // The cleaner writes its groups in offset order, each one after the last: a
+            // record whose groups overlap would make the replay remove a segment twice,
+            // or rename a cleaned file over one another group just installed.
+            if groups.last().is_some_and(|&(_, last_end)| base < last_end) {
+                return None;
+            }
             groups.push((base, end));
         }
         Some(CleanSwap { checkpoint, groups })
@@ -361,6 +367,9 @@ mod tests {
         assert_eq!(read_clean_swap(fs, dir).unwrap(), Some(swap));
         std::fs::write(dir.join(CLEAN_SWAP_FILE), "1\nclean_offset 4\n").unwrap();
         assert!(read_clean_swap(fs, dir).is_err());
+        let overlapping = "1\nclean_offset 30\ndelete_horizon_ms -1\ngroup 0 20\ngroup 10 30\n";
+        std::fs::write(dir.join(CLEAN_SWAP_FILE), overlapping).unwrap();
+        assert!(read_clean_swap(fs, dir).is_err(), "overlapping groups");
         for torn in [
             "1\nrecovery_po",
             "1\nrecovery_point 1",
