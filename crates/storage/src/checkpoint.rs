@@ -99,7 +99,7 @@ pub(crate) fn write_cleaner_checkpoint(
     )
 }
 
-fn cleaner_checkpoint_text(ck: CleanerCheckpoint) -> String {
+pub(crate) fn cleaner_checkpoint_text(ck: CleanerCheckpoint) -> String {
     format!(
         "{CLEANER_CHECKPOINT_VERSION}\nclean_offset {}\ndelete_horizon_ms {}\n",
         ck.clean_offset, ck.delete_horizon_ms
