@@ -409,18 +409,20 @@ impl DirectoryPlan {
                 self.segments
             ));
         }
-        // Nothing at or above the first kept segment is deleted, and only the segment
-        // holding the log start offset may start at or below it.
-        let first_kept = self.segments.keys().next().copied();
+        // A segment is deleted only below a kept one that starts at or below the log start
+        // offset: nothing at or above the first kept segment, never the segment holding
+        // the log start itself.
         for cmd in &self.commands {
             if let Command::DeleteSegment { base } = cmd {
                 let lso = inv
                     .log_checkpoint
                     .ok_or("a segment deleted without a log checkpoint")?
                     .log_start_offset;
-                if first_kept.is_some_and(|k| *base >= k) || *base > lso {
+                let first_kept = self.segments.keys().next().copied();
+                if first_kept.is_none_or(|k| k <= *base || k > lso) {
                     return Err(format!(
-                        "segment {base} deleted, it is not below the log start"
+                        "segment {base} deleted, but no later segment at or below the log \
+                         start {lso} is kept"
                     ));
                 }
             }
@@ -1312,3 +1314,6 @@ pub(crate) fn open_segments(
     }
     Ok(segments)
 }
+
+#[cfg(test)]
+mod tests;
