@@ -1316,4 +1316,6 @@ pub(crate) fn open_segments(
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
