@@ -88,7 +88,7 @@ pub(crate) fn write_cleaner_checkpoint(
     )
 }
 
-fn cleaner_checkpoint_text(ck: CleanerCheckpoint) -> String {
+pub(crate) fn cleaner_checkpoint_text(ck: CleanerCheckpoint) -> String {
     format!(
         "{CLEANER_CHECKPOINT_VERSION}\nclean_offset {}\ndelete_horizon_ms {}\n",
         ck.clean_offset, ck.delete_horizon_ms
@@ -160,6 +160,12 @@ pub(crate) fn read_clean_swap(fs: &dyn Fs, dir: &Path) -> io::Result<Option<Clea
             let (tag, base, end) = (words.next()?, words.next()?, words.next()?);
             let (base, end): (i64, i64) = (base.parse().ok()?, end.parse().ok()?);
             if tag != "group" || words.next().is_some() || base < 0 || end <= base {
+                return None;
+            }
+            // The cleaner writes its groups in offset order, each one after the last: a
+            // record whose groups overlap would make the replay remove a segment twice,
+            // or rename a cleaned file over one another group just installed.
+            if groups.last().is_some_and(|&(_, last_end)| base < last_end) {
                 return None;
             }
             groups.push((base, end));
@@ -350,6 +356,9 @@ mod tests {
         assert_eq!(read_clean_swap(fs, dir).unwrap(), Some(swap));
         std::fs::write(dir.join(CLEAN_SWAP_FILE), "1\nclean_offset 4\n").unwrap();
         assert!(read_clean_swap(fs, dir).is_err());
+        let overlapping = "1\nclean_offset 30\ndelete_horizon_ms -1\ngroup 0 20\ngroup 10 30\n";
+        std::fs::write(dir.join(CLEAN_SWAP_FILE), overlapping).unwrap();
+        assert!(read_clean_swap(fs, dir).is_err(), "overlapping groups");
         for torn in [
             "1\nrecovery_po",
             "1\nrecovery_point 1",

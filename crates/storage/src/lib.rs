@@ -24,6 +24,7 @@ pub mod log;
 pub mod metrics;
 pub mod record_codec;
 pub mod records;
+mod recovery;
 mod segment;
 pub mod simfs;
 pub mod testkit;

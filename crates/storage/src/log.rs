@@ -9,7 +9,7 @@
 //! tests). Fail-stop: after any failed write or fsync the log refuses writes, and the next
 //! open discards everything past the recovery point of that moment.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -19,13 +19,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::batch::{batch_crc, check_frame, BatchError, BatchHeader, CRC_OFFSET};
-use crate::checkpoint::{self, CleanerCheckpoint, LogCheckpoint, TMP_SUFFIX};
+use crate::checkpoint::{self, CleanerCheckpoint, LogCheckpoint};
 use crate::fs::{Fs, StdFs, StorageFile};
 use crate::records;
-use crate::segment::{
-    file_name, parse_log_file_name, Segment, INDEX_SUFFIX, LOG_SUFFIX, SCAN_CHUNK_BYTES,
-    TIME_INDEX_SUFFIX,
-};
+use crate::recovery::{self, DirectoryPlan, Inventory, RecoveryPlan, ScanDriver, SegmentState};
+use crate::segment::Segment;
 
 /// Per-partition settings (Kafka topic config names in the comments).
 #[derive(Debug, Clone)]
@@ -249,18 +247,6 @@ fn create_dir_durably(fs: &dyn Fs, dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Remove a segment's files by name: index files first, the `.log` last (so a crash midway
-/// leaves a `.log` the next open sees again, never an orphan index that looks valid).
-fn delete_segment_files(fs: &dyn Fs, dir: &Path, base: i64) -> io::Result<()> {
-    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-        match fs.remove_file(&dir.join(file_name(base, suffix))) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-    }
-    fs.remove_file(&dir.join(file_name(base, LOG_SUFFIX)))
-}
-
 pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> StorageError {
     let context = context.into();
     move |source| StorageError::Io { context, source }
@@ -283,380 +269,56 @@ impl Log {
     }
 
     /// `open` with every file operation going through `fs` (a [`crate::SimFs`] in tests).
+    ///
+    /// Recovery decides without I/O what survives and then does it (see `recovery.rs`):
+    /// inventory -> directory plan (applied) -> scan -> recovery plan (applied).
     pub fn open_in(
         fs: Arc<dyn Fs>,
         dir: &Path,
         config: LogConfig,
         clean_shutdown: bool,
     ) -> Result<(Log, RecoveryReport), StorageError> {
-        let dir_ctx = || format!("log directory {}", dir.display());
-        let fs_handle = Arc::clone(&fs);
-        let fsr: &dyn Fs = &*fs_handle;
-        create_dir_durably(fsr, dir).map_err(io_err(format!("creating {}", dir_ctx())))?;
-        // An interrupted clean first: completed if it committed, its files removed if not.
-        crate::cleaner::recover_clean_swap(fsr, dir).map_err(io_err(format!(
-            "completing an interrupted clean in {}",
-            dir_ctx()
-        )))?;
-
-        // Inventory: segments by base offset; stale tmp files of interrupted checkpoint
-        // writes go; index files without their .log go (a deletion that crashed midway).
-        let mut bases = BTreeSet::new();
-        let mut index_files = Vec::new();
-        let names = fsr
-            .list_dir(dir)
-            .map_err(io_err(format!("listing {}", dir_ctx())))?;
-        for name in names {
-            let path = dir.join(&name);
-            if name.ends_with(TMP_SUFFIX) {
-                fsr.remove_file(&path)
-                    .map_err(io_err(format!("removing {}", path.display())))?;
-            } else if let Some(base) = parse_log_file_name(&name) {
-                bases.insert(base);
-            } else if let Some(stem) = name
-                .strip_suffix(INDEX_SUFFIX)
-                .or_else(|| name.strip_suffix(TIME_INDEX_SUFFIX))
-            {
-                index_files.push((stem.to_owned(), path));
-            }
-        }
-        for (stem, path) in index_files {
-            if parse_log_file_name(&format!("{stem}{LOG_SUFFIX}"))
-                .is_none_or(|b| !bases.contains(&b))
-            {
-                fsr.remove_file(&path)
-                    .map_err(io_err(format!("removing orphan {}", path.display())))?;
-            }
-        }
-
-        let ck = checkpoint::read_log_checkpoint(fsr, dir)
-            .map_err(io_err(format!("reading checkpoint in {}", dir_ctx())))?;
-        // Segments below the one holding the log start offset: retention or DeleteRecords
-        // checkpointed the new start, then crashed before (durably) deleting them all. Which
-        // of their removals survived a power loss is arbitrary, so decide by name only, before
-        // anything checks that segments follow each other.
-        if let Some(lso) = ck.map(|c| c.log_start_offset) {
-            let below: Vec<i64> = match bases.range(..=lso).next_back() {
-                Some(&keep_from) => bases.range(..keep_from).copied().collect(),
-                None => Vec::new(),
-            };
-            for &base in &below {
-                tracing::warn!(dir = %dir.display(), base, log_start_offset = lso,
-                    "deleting a segment below the log start offset (interrupted deletion)");
-                delete_segment_files(fsr, dir, base)
-                    .map_err(io_err(format!("deleting segment {base} in {}", dir_ctx())))?;
-                bases.remove(&base);
-            }
-            if !below.is_empty() {
-                fsr.sync_dir(dir)
-                    .map_err(io_err(format!("fsync {}", dir_ctx())))?;
-            }
-        }
-        let cleaner_checkpoint = checkpoint::read_cleaner_checkpoint(fsr, dir)
-            .map_err(io_err(format!(
-                "reading cleaner checkpoint in {}",
-                dir_ctx()
-            )))?
-            .unwrap_or(CleanerCheckpoint {
-                clean_offset: 0,
-                delete_horizon_ms: -1,
-            });
-        let epochs_ck = checkpoint::read_leader_epochs(fsr, dir).map_err(io_err(format!(
-            "reading leader-epoch checkpoint in {}",
-            dir_ctx()
-        )))?;
-        // Set when the log went offline: nothing from this offset on is trusted. It was
-        // written from a recovery point never below the checkpointed one; if it is below,
-        // it is not the file that was written (torn by a power loss) and is ignored.
-        let offline_rp = checkpoint::read_offline_checkpoint(fsr, dir)
-            .map_err(io_err(format!(
-                "reading offline checkpoint in {}",
-                dir_ctx()
-            )))?
-            .filter(|&rp| {
-                let consistent = ck.is_none_or(|c| rp >= c.recovery_point);
-                if !consistent {
-                    tracing::warn!(dir = %dir.display(), offline_recovery_point = rp,
-                        "offline checkpoint below the log checkpoint ignored");
-                }
-                consistent
-            });
-        let offline_ck_path = dir.join(checkpoint::OFFLINE_CHECKPOINT_FILE);
-        let offline_ck_exists = fsr
-            .exists(&offline_ck_path)
-            .map_err(io_err(format!("reading {}", dir_ctx())))?;
-
-        let mut report = RecoveryReport::default();
+        let fsr: &dyn Fs = &*fs;
+        create_dir_durably(fsr, dir)
+            .map_err(io_err(format!("creating log directory {}", dir.display())))?;
+        let inventory = Inventory::read(fsr, dir)?;
+        let dir_plan = DirectoryPlan::decide(&inventory).map_err(|e| StorageError::Io {
+            context: format!(
+                "completing an interrupted clean in log directory {}",
+                dir.display()
+            ),
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        })?;
+        debug_assert_eq!(dir_plan.validate(&inventory), Ok(()), "{dir_plan:?}");
         let mut segments = BTreeMap::new();
-        if bases.is_empty() {
-            if offline_ck_exists {
-                // Nothing to cut; the directory fsync below makes the removal durable.
-                fsr.remove_file(&offline_ck_path)
-                    .map_err(io_err(format!("removing {}", offline_ck_path.display())))?;
-            }
-            let base = ck.map_or(0, |c| c.log_start_offset);
-            let seg = Segment::create(fsr, dir, base)
-                .map_err(io_err(format!("creating first segment in {}", dir_ctx())))?;
-            fsr.sync_dir(dir)
-                .map_err(io_err(format!("fsync {}", dir_ctx())))?;
-            segments.insert(base, seg);
-            let log = Log {
-                fs,
-                dir: dir.to_owned(),
-                config,
-                segments,
-                log_start_offset: base,
-                recovery_point: base,
-                leader_epochs: Vec::new(),
-                offline: false,
-                cleaner_checkpoint,
-                cleaning: Arc::new(AtomicBool::new(false)),
-                syncs_in_flight: AtomicU32::new(0),
-                deferred_recovery_point: base,
-            };
-            if epochs_ck.is_none_or(|e| !e.is_empty()) {
-                log.write_leader_epochs()?;
-            }
-            log.write_log_checkpoint()?;
-            return Ok((log, report));
-        }
-        for &base in &bases {
-            let mut seg = Segment::open(fsr, dir, base)
-                .map_err(io_err(format!("opening segment {base} in {}", dir_ctx())))?;
-            seg.load_indexes(fsr).map_err(io_err(format!(
-                "loading indexes of {}",
-                seg.log_path.display()
-            )))?;
-            segments.insert(base, seg);
-        }
-        let bases: Vec<i64> = bases.into_iter().collect();
-        let segment_containing =
-            |offset: i64| -> usize { bases.partition_point(|&b| b <= offset).saturating_sub(1) };
+        recovery::apply(&dir_plan.commands, fsr, dir, &mut segments)?;
 
-        // Where CRC scanning starts (index into `bases`), None = trusted so far.
-        let mut scan_from: Option<usize> = if !clean_shutdown || ck.is_none() {
-            Some(ck.map_or(0, |c| segment_containing(c.recovery_point)))
-        } else {
-            None
-        };
-        // After the log went offline, batches at or past its recovery point are cut even if
-        // they look valid: they may exist only in the page cache (see checkpoint.rs).
-        let stop_at = offline_rp.unwrap_or(i64::MAX);
-        if let Some(rp) = offline_rp {
-            let from = segment_containing(rp);
-            scan_from = Some(scan_from.map_or(from, |s| s.min(from)));
-        }
-        let rebuild_epochs = epochs_ck.is_none();
-        let mut epochs_seen: Vec<(i32, i64)> = Vec::new();
-        let mut note_epoch = |h: &BatchHeader| {
-            let e = h.partition_leader_epoch;
-            if e >= 0 && epochs_seen.last().is_none_or(|&(last, _)| e > last) {
-                epochs_seen.push((e, h.base_offset));
-            }
-        };
-        let mut chunk = Vec::with_capacity(SCAN_CHUNK_BYTES);
-        let interval = config.index_interval_bytes;
-        // (segment index, reason): everything from that segment's valid prefix on is cut.
-        let mut cut: Option<(usize, String)> = None;
-        let mut i = 0;
-        let mut expected = bases[0];
-        let mut tail_checked = false;
-        loop {
-            while i < bases.len() {
-                let seg = segments.get_mut(&bases[i]).expect("listed segment");
-                if seg.base_offset != expected {
-                    cut = Some((
-                        i,
-                        format!(
-                            "segment {} starts at offset {} but the log before it ends at {expected}",
-                            seg.log_path.display(),
-                            seg.base_offset
-                        ),
-                    ));
-                    seg.size_bytes = 0;
-                    break;
-                }
-                let scanning = scan_from.is_some_and(|s| i >= s);
-                if scanning || !seg.indexes_on_disk || rebuild_epochs {
-                    let out = seg
-                        .scan(scanning, interval, stop_at, &mut chunk, &mut note_epoch)
-                        .map_err(io_err(format!("scanning {}", seg.log_path.display())))?;
-                    if scanning {
-                        report.batches_scanned += out.batches;
-                    }
-                    if let Some(reason) = out.failure {
-                        if !scanning {
-                            // A trusted segment does not even parse: CRC-check from here.
-                            tracing::warn!(file = %seg.log_path.display(), %reason,
-                                "trusted segment is inconsistent, recovering from it");
-                            scan_from = Some(i);
-                            continue;
-                        }
-                        cut = Some((i, format!("{reason} in {}", seg.log_path.display())));
-                        break;
-                    }
-                }
-                expected = seg.next_offset;
-                i += 1;
-            }
-            if cut.is_some() || tail_checked || scan_from.is_some() {
-                break;
-            }
-            // Clean shutdown: check the tail of the last segment cheaply, and that the
-            // checkpoint agrees with what is on disk.
-            tail_checked = true;
-            let last = bases.len() - 1;
-            let seg = &segments[&bases[last]];
-            let log_end_offset = seg.next_offset;
-            let rp = ck.map_or(0, |c| c.recovery_point);
-            let consistent = seg.tail_is_consistent().map_err(io_err(format!(
-                "checking tail of {}",
-                seg.log_path.display()
-            )))?;
-            let restart = if !consistent {
-                tracing::warn!(file = %seg.log_path.display(),
-                    "tail of the last segment is inconsistent despite a clean shutdown");
-                Some(last)
-            } else if rp < log_end_offset {
-                tracing::warn!(dir = %dir.display(), recovery_point = rp, log_end_offset,
-                    "clean shutdown but data past the recovery point; recovering");
-                Some(segment_containing(rp))
-            } else {
-                None
-            };
-            if let Some(r) = restart {
-                scan_from = Some(r);
-                i = r;
-                expected = bases[r];
-            } else {
-                break;
-            }
-        }
+        let mut segments = recovery::open_segments(fsr, dir, dir_plan.segments.keys().copied())?;
+        let states = segments.values().map(SegmentState::of).collect();
+        let driver = ScanDriver::new(&inventory, clean_shutdown, states);
+        let scanned = recovery::scan(driver, &mut segments, config.index_interval_bytes)?;
+        let plan = RecoveryPlan::decide(&inventory, scanned);
+        debug_assert_eq!(plan.validate(), Ok(()), "{plan:?}");
+        recovery::apply(&plan.commands, fsr, dir, &mut segments)?;
 
-        if let Some((at, reason)) = cut {
-            let mut cut_bytes = 0u64;
-            for &base in &bases[at + 1..] {
-                let seg = segments.remove(&base).expect("listed segment");
-                let len = seg.file.len_bytes().unwrap_or(0);
-                tracing::warn!(file = %seg.log_path.display(), position = 0, bytes = len, %reason,
-                    "recovery deletes segment after the truncation point");
-                cut_bytes += len;
-                let path = seg.log_path.clone();
-                seg.delete_files(fsr)
-                    .map_err(io_err(format!("deleting {}", path.display())))?;
-            }
-            let seg = segments.get_mut(&bases[at]).expect("listed segment");
-            let len = seg.file.len_bytes().unwrap_or(0);
-            debug_assert!(seg.size_bytes <= len);
-            cut_bytes += len - seg.size_bytes;
-            if seg.size_bytes == 0 && at > 0 {
-                tracing::warn!(file = %seg.log_path.display(), position = 0, bytes = len, %reason,
-                    "recovery deletes segment");
-                let seg = segments.remove(&bases[at]).expect("listed segment");
-                let path = seg.log_path.clone();
-                seg.delete_files(fsr)
-                    .map_err(io_err(format!("deleting {}", path.display())))?;
-            } else {
-                tracing::warn!(file = %seg.log_path.display(), position = seg.size_bytes,
-                    bytes = len - seg.size_bytes, %reason, "recovery truncates segment");
-                // Its index files describe the old contents; should the segment ever grow
-                // back to their size with other batches, they would look valid.
-                seg.remove_index_files(fsr).map_err(io_err(format!(
-                    "removing indexes of {}",
-                    seg.log_path.display()
-                )))?;
-                seg.truncate_file()
-                    .map_err(io_err(format!("truncating {}", seg.log_path.display())))?;
-            }
-            fsr.sync_dir(dir)
-                .map_err(io_err(format!("fsync {}", dir_ctx())))?;
-            report.bytes_truncated = cut_bytes;
-            report.truncation_reason = Some(reason);
-        }
-
-        let first_base = *segments.keys().next().expect("at least one segment");
-        let log_end_offset = segments.values().next_back().expect("segment").next_offset;
-        let recovered = scan_from.is_some();
-        let recovery_point = if recovered {
-            // What the scan accepted may sit only in the page cache of a crashed process;
-            // make it durable now so the recovery point can be the log end.
-            for seg in segments.range(bases[scan_from.unwrap_or(0).min(bases.len() - 1)]..) {
-                seg.1
-                    .file
-                    .sync_all()
-                    .map_err(io_err(format!("fsync {}", seg.1.log_path.display())))?;
-            }
-            log_end_offset
-        } else {
-            let rp = ck.map_or(log_end_offset, |c| c.recovery_point);
-            if rp > log_end_offset {
-                tracing::warn!(dir = %dir.display(), recovery_point = rp, log_end_offset,
-                    "checkpointed recovery point is past the log end: data was lost outside weir");
-            }
-            rp.min(log_end_offset)
-        };
-        let checkpointed_rp = ck.map_or(0, |c| c.recovery_point);
-        if report.bytes_truncated > 0 && checkpointed_rp > log_end_offset {
-            tracing::warn!(dir = %dir.display(), recovery_point = checkpointed_rp, log_end_offset,
-                "recovery truncated below the recovery point: fsync'd data was corrupt");
-        }
-        let log_start_offset = ck
-            .map_or(first_base, |c| c.log_start_offset)
-            .clamp(first_base, log_end_offset.max(first_base));
-
-        let mut leader_epochs = if rebuild_epochs {
-            Vec::new()
-        } else {
-            epochs_ck.clone().unwrap_or_default()
-        };
-        for (e, off) in epochs_seen {
-            if leader_epochs.last().is_none_or(|&(last, _)| e > last) {
-                leader_epochs.push((e, off));
-            }
-        }
-        // Epochs that start at or past the log end describe data that is gone (KIP-101).
-        leader_epochs.retain(|&(_, off)| off < log_end_offset);
-
-        let mut log = Log {
-            fs,
+        let log_end_offset = plan.log_end_offset();
+        let log = Log {
+            fs: Arc::clone(&fs),
             dir: dir.to_owned(),
             config,
             segments,
-            log_start_offset,
-            recovery_point,
-            leader_epochs,
+            log_start_offset: plan.log_start_offset,
+            recovery_point: plan.recovery_point,
+            leader_epochs: plan.leader_epochs,
             offline: false,
-            cleaner_checkpoint,
+            cleaner_checkpoint: dir_plan.cleaner_checkpoint,
             cleaning: Arc::new(AtomicBool::new(false)),
             syncs_in_flight: AtomicU32::new(0),
-            deferred_recovery_point: recovery_point,
+            deferred_recovery_point: plan.recovery_point,
         };
-        // Rebuilt indexes of closed segments are written now; the active one's at roll/close.
-        let active_base = log.active().base_offset;
-        for seg in log.segments.values_mut() {
-            if seg.base_offset != active_base && !seg.indexes_on_disk {
-                seg.write_indexes(&*log.fs).map_err(io_err(format!(
-                    "writing indexes of {}",
-                    seg.log_path.display()
-                )))?;
-            }
-        }
-        if epochs_ck.as_deref() != Some(&log.leader_epochs[..]) {
-            log.write_leader_epochs()?;
-        }
-        if recovered || ck.is_none() {
-            // Also fsyncs the directory: every entry the recovered log relies on (a segment
-            // created just before a crash, say) is durable before anything is appended.
-            log.write_log_checkpoint()?;
-        }
-        if offline_ck_exists {
-            // Only once the cut is durable; and durably, before any append can be
-            // acknowledged past its offset, or a later crash would cut those too.
-            fsr.remove_file(&offline_ck_path)
-                .map_err(io_err(format!("removing {}", offline_ck_path.display())))?;
-            fsr.sync_dir(dir)
-                .map_err(io_err(format!("fsync {}", dir_ctx())))?;
-        }
+        debug_assert_eq!(log.log_end_offset(), log_end_offset);
+        debug_assert_eq!(log.validate(), Ok(()));
+        let report = plan.report;
         if report.truncation_reason.is_some() {
             tracing::warn!(dir = %dir.display(), batches_scanned = report.batches_scanned,
                 bytes_truncated = report.bytes_truncated, log_end_offset,
