@@ -15,6 +15,7 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// Host and port written into metadata responses: where clients connect.
     pub advertised_host: String,
+    /// The advertised port (see `advertised_host`).
     pub advertised_port: u16,
     /// `log.dirs`: where partitions live.
     pub data_dir: PathBuf,
@@ -50,6 +51,7 @@ pub struct GroupConfig {
     pub initial_rebalance_delay_ms: i64,
     /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
     pub min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`: the longest session a member may ask for.
     pub max_session_timeout_ms: i32,
     /// `group.max.size`: members per group.
     pub max_size: usize,
@@ -236,19 +238,28 @@ impl Default for TopicDefaults {
 /// Value types, as DescribeConfigs v3+ reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
+    /// Free text.
     String = 2,
+    /// A 32-bit integer.
     Int = 3,
+    /// A 64-bit integer.
     Long = 5,
+    /// A floating-point number.
     Double = 6,
+    /// A comma-separated list.
     List = 7,
 }
 
 /// One topic setting weir implements: its topic name, the broker setting that supplies its
 /// default, its type and documentation.
 pub struct TopicSetting {
+    /// The topic-level name (`retention.ms`).
     pub name: &'static str,
+    /// The broker setting that supplies the default (`log.retention.ms`).
     pub broker_synonym: &'static str,
+    /// The type DescribeConfigs reports.
     pub config_type: ConfigType,
+    /// One line for DescribeConfigs' documentation field.
     pub doc: &'static str,
 }
 
@@ -341,6 +352,7 @@ pub const TOPIC_SETTINGS: &[TopicSetting] = &[
     },
 ];
 
+/// A setting refused, with why (answered as INVALID_CONFIG).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
@@ -348,22 +360,35 @@ pub struct ConfigError(pub String);
 /// The effective settings of one topic: broker defaults overlaid with its overrides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicSettings {
+    /// `segment.bytes`: a segment rolls once it would grow past this.
     pub segment_bytes: u64,
+    /// `segment.ms`: a segment rolls once its first append is this old.
     pub segment_ms: i64,
+    /// `max.message.bytes`: the largest record set one produce may append to a partition.
     pub max_message_bytes: i64,
+    /// `index.interval.bytes`: bytes between two entries of the sparse offset index.
     pub index_interval_bytes: u64,
+    /// `flush.messages`: 1 (the default) fsyncs before every acknowledgement; more acknowledges first.
     pub flush_messages: i64,
+    /// `flush.ms`: with a relaxed `flush.messages`, the longest an append waits for its fsync.
     pub flush_ms: i64,
+    /// `message.timestamp.type` is LogAppendTime: the broker stamps batches with its clock.
     pub log_append_time: bool,
+    /// `retention.ms`: segments whose newest record is older go (-1: never).
     pub retention_ms: i64,
+    /// `retention.bytes`: the oldest segments go while the partition is larger (-1: no limit).
     pub retention_bytes: i64,
     /// cleanup.policy includes delete.
     pub cleanup_delete: bool,
     /// cleanup.policy includes compact.
     pub cleanup_compact: bool,
+    /// `delete.retention.ms`: how long a tombstone outlives the clean that reached it.
     pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: records younger than this are never compacted.
     pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this makes the partition due for cleaning.
     pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the dirty share of the log that makes it due for cleaning.
     pub min_cleanable_dirty_ratio: f64,
 }
 
@@ -486,6 +511,7 @@ impl TopicSettings {
         self.flush_messages <= 1
     }
 
+    /// The storage settings of a partition log with these topic settings.
     pub fn log_config(&self) -> LogConfig {
         LogConfig {
             segment_bytes: self.segment_bytes,

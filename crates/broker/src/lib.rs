@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! weir-broker: the broker's state and its request handlers.
 //!
 //! Owns: the topic catalog, partitions (log + high watermark + group-commit flusher), and one

@@ -26,7 +26,9 @@ use crate::config::{
 /// Everything `weir serve` is configured with: the broker's settings and the process's own.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    /// What the broker itself holds.
     pub broker: BrokerConfig,
+    /// What the process around it holds (listeners, logging, limits).
     pub process: ProcessConfig,
 }
 
@@ -40,6 +42,7 @@ pub struct ProcessConfig {
     pub admin_listen: Option<SocketAddr>,
     /// `text` or `json`.
     pub log_format: String,
+    /// Connection and request limits the Kafka listener enforces.
     pub limits: ServerLimits,
 }
 
@@ -47,13 +50,21 @@ pub struct ProcessConfig {
 /// own, coarser [`ConfigType`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// `true` or `false`.
     Bool,
+    /// A 32-bit signed integer.
     I32,
+    /// A 64-bit signed integer.
     I64,
+    /// A 64-bit unsigned integer.
     U64,
+    /// An unsigned integer sized for counts and bytes in memory.
     Usize,
+    /// A floating-point number.
     F64,
+    /// Any text.
     Text,
+    /// A file-system path.
     Path,
     /// Text that must be one of these.
     OneOf(&'static [&'static str]),
@@ -78,11 +89,13 @@ pub struct BrokerSetting {
     pub read_only: bool,
     /// Reported by DescribeConfigs on the broker resource and by the admin API.
     pub described: bool,
+    /// How the value is typed, written and read back.
     pub access: Access,
 }
 
 /// How a setting's value is typed, written into the configuration and read back.
 pub struct Access {
+    /// How the value is typed on the command line and in the file.
     pub kind: Kind,
     /// The value in the broker's config, as text; None for settings the broker does not hold.
     pub get: Option<fn(&BrokerConfig) -> String>,
@@ -111,15 +124,20 @@ pub fn by_key(key: &str) -> Option<&'static BrokerSetting> {
 /// Where a given value came from, to name it in an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// A command-line flag.
     Flag,
+    /// A `WEIR_` environment variable.
     Env,
+    /// The TOML file given with `--config`.
     File(PathBuf),
 }
 
 /// A value given for a setting, as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Given {
+    /// The value as written.
     pub text: String,
+    /// Where it was written.
     pub source: Source,
 }
 

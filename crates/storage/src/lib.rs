@@ -17,9 +17,6 @@ mod checkpoint;
 pub mod cleaner;
 pub mod control;
 pub mod fs;
-// log.rs is being restructured elsewhere; its missing docs (StorageError's variants,
-// `Log` itself, a few fields) are written with that change, then this allow goes.
-#[allow(missing_docs)]
 pub mod log;
 pub mod metrics;
 pub mod record_codec;

@@ -52,24 +52,33 @@ impl Default for LogConfig {
     }
 }
 
+/// Why a log operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// A file operation failed.
     #[error("{context}: {source}")]
     Io {
+        /// What was being done, with the path.
         context: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// An appended record set is not valid RecordBatch v2 (nothing was written).
     #[error(transparent)]
     Batch(#[from] BatchError),
     /// A previous fsync or write failed (fail-stop): the log refuses writes until it is
     /// reopened, and that reopen discards everything past the recovery point.
     #[error("log {0} is offline after a failed fsync or write; it refuses writes until reopened")]
     Offline(PathBuf),
+    /// A read or DeleteRecords at an offset outside the log.
     #[error("offset {offset} out of range [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange {
+        /// The offset asked for.
         offset: i64,
+        /// The first offset the log holds.
         log_start_offset: i64,
+        /// The offset the next append gets (or the bound the caller gave).
         log_end_offset: i64,
     },
     /// `install_clean` found the log changed under the clean (retention or DeleteRecords
@@ -111,7 +120,9 @@ pub struct RecoveryReport {
 /// docs/storage.md, "Fail-stop").
 #[derive(Debug, Clone)]
 pub struct SyncTarget {
+    /// The files with unsynced writes, to `sync_data` (off the lock).
     pub files: Vec<Arc<dyn StorageFile>>,
+    /// Everything below this offset is durable once every file is synced.
     pub end_offset: i64,
 }
 
@@ -133,7 +144,9 @@ pub struct RetentionPolicy {
 /// unlinks too, logging a failure; a crash before the unlink is harmless, because opening
 /// the log deletes what lies below the checkpointed start.
 pub struct SegmentsDeleted {
+    /// How many segments left the log.
     pub segments: usize,
+    /// Their size in bytes.
     pub bytes: u64,
     /// The log start offset now (moved even if no segment went, for DeleteRecords).
     pub log_start_offset: i64,
@@ -197,6 +210,9 @@ impl std::fmt::Debug for RetiredFiles {
     }
 }
 
+/// One partition's log: its segments, indexes and checkpoints in one directory (see
+/// docs/storage.md). Not thread-safe by itself: the broker holds it under a mutex and does
+/// its fsyncs outside it ([`Log::sync_target`]).
 pub struct Log {
     pub(crate) fs: Arc<dyn Fs>,
     pub(crate) dir: PathBuf,
@@ -779,6 +795,7 @@ impl Log {
         Ok(None)
     }
 
+    /// The first offset the log holds (moved by retention and DeleteRecords).
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset
     }

@@ -11,7 +11,7 @@ use crate::broker::Broker;
 use crate::error_codes as ec;
 use crate::group::OFFSETS_TOPIC;
 
-pub fn handle(
+pub(crate) fn handle(
     broker: &Arc<Broker>,
     version: i16,
     req: AddOffsetsToTxnRequest,

@@ -14,7 +14,7 @@ use super::BoxFuture;
 use crate::broker::Broker;
 use crate::error_codes as ec;
 
-pub fn handle(
+pub(crate) fn handle(
     broker: &Arc<Broker>,
     version: i16,
     req: AddPartitionsToTxnRequest,

@@ -13,7 +13,9 @@ use super::{some_str, BoxFuture};
 use crate::broker::{Broker, TopicError};
 use crate::error_codes as ec;
 
+/// Kafka's ConfigResource type of a topic.
 pub const RESOURCE_TOPIC: i8 = 2;
+/// Kafka's ConfigResource type of a broker.
 pub const RESOURCE_BROKER: i8 = 4;
 
 /// Check the resource is a topic (or say why not); returns its name.
@@ -45,7 +47,7 @@ pub fn no_duplicates<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), Top
     Ok(())
 }
 
-pub fn handle(
+pub(crate) fn handle(
     broker: &Arc<Broker>,
     _version: i16,
     req: AlterConfigsRequest,

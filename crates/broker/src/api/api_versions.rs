@@ -8,7 +8,7 @@ use weir_protocol::encode_response;
 use super::SUPPORTED_APIS;
 use crate::error_codes as ec;
 
-pub fn handle(_version: i16, _req: ApiVersionsRequest) -> ApiVersionsResponse {
+pub(crate) fn handle(_version: i16, _req: ApiVersionsRequest) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(ec::NONE)
         .with_api_keys(api_keys())

@@ -9,7 +9,7 @@ use super::some_str;
 use crate::broker::Broker;
 use crate::error_codes as ec;
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     _version: i16,
     req: CreatePartitionsRequest,

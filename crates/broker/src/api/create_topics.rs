@@ -13,7 +13,7 @@ use crate::broker::{Broker, TopicError};
 use crate::config::{TopicSettings, TOPIC_SETTINGS};
 use crate::error_codes as ec;
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     req: CreateTopicsRequest,

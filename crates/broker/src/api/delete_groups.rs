@@ -9,7 +9,7 @@ use super::Reply;
 use crate::broker::Broker;
 use crate::error_codes as ec;
 
-pub fn handle(
+pub(crate) fn handle(
     broker: &Arc<Broker>,
     _version: i16,
     req: DeleteGroupsRequest,

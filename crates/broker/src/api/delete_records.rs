@@ -15,7 +15,7 @@ use crate::broker::Broker;
 use crate::error_codes as ec;
 use crate::partition::PartitionError;
 
-pub fn handle(
+pub(crate) fn handle(
     broker: &Arc<Broker>,
     _version: i16,
     req: DeleteRecordsRequest,

@@ -9,7 +9,7 @@ use super::{some_str, str_bytes};
 use crate::broker::Broker;
 use crate::error_codes as ec;
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     req: DeleteTopicsRequest,

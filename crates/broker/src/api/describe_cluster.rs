@@ -11,7 +11,7 @@ use crate::error_codes as ec;
 const ENDPOINT_BROKERS: i8 = 1;
 const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 
-pub fn handle(
+pub(crate) fn handle(
     broker: &Broker,
     version: i16,
     req: DescribeClusterRequest,

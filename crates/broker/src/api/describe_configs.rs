@@ -17,19 +17,26 @@ use crate::settings::{self, BROKER_SETTINGS};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+/// DescribeConfigs source: set for this topic (DYNAMIC_TOPIC_CONFIG).
 pub const SOURCE_TOPIC: i8 = 1;
+/// DescribeConfigs source: given to the broker at start (STATIC_BROKER_CONFIG).
 pub const SOURCE_STATIC_BROKER: i8 = 4;
+/// DescribeConfigs source: the built-in default (DEFAULT_CONFIG).
 pub const SOURCE_DEFAULT: i8 = 5;
 
 /// One effective setting, as DescribeConfigs and the admin HTTP API report it.
 pub struct Entry {
+    /// The setting's Kafka name.
     pub name: String,
+    /// Its effective value, as text.
     pub value: String,
     /// Kafka's ConfigSource: `SOURCE_TOPIC`, `SOURCE_STATIC_BROKER` or `SOURCE_DEFAULT`.
     pub source: i8,
     /// The value cannot be altered (a topic's own settings and defaults can, the broker's not).
     pub read_only: bool,
+    /// Its type (DescribeConfigs v3+).
     pub config_type: ConfigType,
+    /// Its documentation (DescribeConfigs v3+).
     pub doc: String,
     /// `(name, value, source)`, most specific first.
     pub synonyms: Vec<(String, String, i8)>,
@@ -45,7 +52,7 @@ pub fn source_name(source: i8) -> &'static str {
     }
 }
 
-pub fn handle(
+pub(crate) fn handle(
     broker: &Broker,
     version: i16,
     req: DescribeConfigsRequest,

@@ -11,7 +11,11 @@ use crate::error_codes as ec;
 /// "Not requested" in authorized_operations.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-pub fn handle(broker: &Broker, version: i16, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub(crate) fn handle(
+    broker: &Broker,
+    version: i16,
+    req: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
     let groups = req
         .groups
         .into_iter()

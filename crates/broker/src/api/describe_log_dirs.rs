@@ -12,7 +12,7 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::error_codes as ec;
 
-pub fn handle(
+pub(crate) fn handle(
     broker: &Broker,
     version: i16,
     req: DescribeLogDirsRequest,

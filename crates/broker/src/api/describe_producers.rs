@@ -11,7 +11,7 @@ use super::some_str;
 use crate::broker::Broker;
 use crate::error_codes as ec;
 
-pub fn handle(
+pub(crate) fn handle(
     broker: &Broker,
     _version: i16,
     req: DescribeProducersRequest,

@@ -10,7 +10,11 @@ use super::BoxFuture;
 use crate::broker::Broker;
 use crate::error_codes as ec;
 
-pub fn handle(broker: &Arc<Broker>, version: i16, req: EndTxnRequest) -> BoxFuture<EndTxnResponse> {
+pub(crate) fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    req: EndTxnRequest,
+) -> BoxFuture<EndTxnResponse> {
     let broker = broker.clone();
     Box::pin(async move {
         let code = match broker

@@ -29,7 +29,11 @@ struct Wanted {
     partitions: Vec<(i32, i64, i32)>, // (index, fetch_offset, partition_max_bytes)
 }
 
-pub fn handle(broker: &Arc<Broker>, _version: i16, req: FetchRequest) -> Reply<FetchResponse> {
+pub(crate) fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: FetchRequest,
+) -> Reply<FetchResponse> {
     let wanted: Vec<Wanted> = req
         .topics
         .into_iter()

@@ -27,7 +27,7 @@ fn locate(key_type: i8, key: &StrBytes) -> Result<(), (i16, &'static str)> {
     }
 }
 
-pub fn handle(
+pub(crate) fn handle(
     broker: &Broker,
     version: i16,
     req: FindCoordinatorRequest,

@@ -5,7 +5,7 @@ use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use crate::broker::Broker;
 use crate::error_codes as ec;
 
-pub fn handle(broker: &Broker, _version: i16, req: HeartbeatRequest) -> HeartbeatResponse {
+pub(crate) fn handle(broker: &Broker, _version: i16, req: HeartbeatRequest) -> HeartbeatResponse {
     let code = if req.group_id.is_empty() {
         ec::INVALID_GROUP_ID
     } else {

@@ -13,17 +13,23 @@ use crate::broker::{Broker, TopicError};
 use crate::config::{ConfigType, TOPIC_SETTINGS};
 use crate::error_codes as ec;
 
+/// IncrementalAlterConfigs operation: set the value.
 pub const SET: i8 = 0;
+/// IncrementalAlterConfigs operation: remove the override (back to the default).
 pub const DELETE: i8 = 1;
+/// IncrementalAlterConfigs operation: add to a list setting.
 pub const APPEND: i8 = 2;
+/// IncrementalAlterConfigs operation: remove from a list setting.
 pub const SUBTRACT: i8 = 3;
 
 /// One config operation on a topic (Kafka's AlterableConfig).
 #[derive(Debug, Clone)]
 pub struct ConfigOp {
+    /// The setting's Kafka name.
     pub name: String,
     /// `SET`, `DELETE`, `APPEND` or `SUBTRACT`.
     pub operation: i8,
+    /// The operation's value (None for DELETE).
     pub value: Option<String>,
 }
 
@@ -111,7 +117,7 @@ pub async fn alter_topic_incrementally(
         .await
 }
 
-pub fn handle(
+pub(crate) fn handle(
     broker: &Arc<Broker>,
     _version: i16,
     req: IncrementalAlterConfigsRequest,

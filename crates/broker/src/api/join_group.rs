@@ -11,7 +11,7 @@ use crate::broker::Broker;
 use crate::error_codes as ec;
 use crate::group::{join_outcome, JoinOutcome, JoinRequest};
 
-pub fn handle(
+pub(crate) fn handle(
     broker: &Arc<Broker>,
     meta: &RequestMeta,
     req: JoinGroupRequest,

@@ -7,7 +7,7 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::error_codes as ec;
 
-pub fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
+pub(crate) fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
     if req.group_id.is_empty() {
         return LeaveGroupResponse::default().with_error_code(ec::INVALID_GROUP_ID);
     }

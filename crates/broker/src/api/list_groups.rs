@@ -8,7 +8,7 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::error_codes as ec;
 
-pub fn handle(broker: &Broker, version: i16, req: ListGroupsRequest) -> ListGroupsResponse {
+pub(crate) fn handle(broker: &Broker, version: i16, req: ListGroupsRequest) -> ListGroupsResponse {
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     // Every group here is a classic group: a type filter without "classic" matches none.
     let classic = req.types_filter.is_empty()

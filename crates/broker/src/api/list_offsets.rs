@@ -17,7 +17,11 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-pub fn handle(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub(crate) fn handle(
+    broker: &Broker,
+    version: i16,
+    req: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let read_committed = version >= 2 && req.isolation_level == 1;
     let topics = req
         .topics

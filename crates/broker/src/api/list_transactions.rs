@@ -23,7 +23,7 @@ const STATES: [TxnState; 8] = [
     TxnState::PrepareEpochFence,
 ];
 
-pub fn handle(
+pub(crate) fn handle(
     broker: &Broker,
     version: i16,
     req: ListTransactionsRequest,

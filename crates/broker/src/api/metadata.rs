@@ -14,7 +14,11 @@ use super::{some_str, str_bytes};
 use crate::broker::{Broker, Topic};
 use crate::error_codes as ec;
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, req: MetadataRequest) -> MetadataResponse {
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    req: MetadataRequest,
+) -> MetadataResponse {
     // v0: an empty list means all topics. v1+: null means all, empty means none.
     let requested: Option<Vec<_>> = match req.topics {
         None => None,

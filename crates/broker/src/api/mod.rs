@@ -79,7 +79,9 @@ pub trait KafkaApi: 'static {
     /// The versions advertised in ApiVersions. The header parser accepts them narrowed to
     /// what the codec decodes; the max must be decodable (checked at build time).
     const VERSIONS: RangeInclusive<i16>;
+    /// The decoded request body (kafka-protocol's type).
     type Request: Request<Response = Self::Response>;
+    /// The response body the handler builds.
     type Response: Encodable + Send + 'static;
 
     /// Answer one request at `meta.api_version`. Awaited before the connection reads its
@@ -212,18 +214,25 @@ const _: () = {
 /// An encoded response frame, now or later. Not a `Reply<Bytes>`: encoding a later answer
 /// can still fail (a broker bug), and the connection must see that error to close.
 pub enum Response {
+    /// The encoded frame, ready now.
     Now(Bytes),
+    /// The frame once the future completes (after an fsync, a long poll, a rebalance).
     Later(BoxFuture<Result<Bytes, DispatchError>>),
+    /// No response at all (Produce with acks=0).
     Nothing,
 }
 
+/// Why a request got no response: the connection is closed.
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     /// The body did not decode for its API and version: close the connection.
     #[error("malformed {api:?} v{version} request: {reason}")]
     Malformed {
+        /// The request's API.
         api: ApiKey,
+        /// The request's version.
         version: i16,
+        /// What the codec said.
         reason: String,
     },
     /// A response the codec refused (a broker bug): close the connection, log it.

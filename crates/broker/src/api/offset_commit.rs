@@ -13,7 +13,7 @@ use crate::broker::Broker;
 use crate::error_codes as ec;
 use crate::group::OffsetCommitEntry;
 
-pub async fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     req: OffsetCommitRequest,

@@ -38,7 +38,11 @@ fn fetch(
     out
 }
 
-pub fn handle(broker: &Broker, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
+pub(crate) fn handle(
+    broker: &Broker,
+    version: i16,
+    req: OffsetFetchRequest,
+) -> OffsetFetchResponse {
     let require_stable = version >= 7 && req.require_stable;
     if version >= 8 {
         let groups = req

@@ -32,7 +32,11 @@ enum Outcome {
     },
 }
 
-pub fn handle(broker: &Arc<Broker>, _version: i16, req: ProduceRequest) -> Reply<ProduceResponse> {
+pub(crate) fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    req: ProduceRequest,
+) -> Reply<ProduceResponse> {
     let acks = req.acks;
     let mut results: Vec<(kafka_protocol::messages::TopicName, Vec<(i32, Outcome)>)> = Vec::new();
     for topic in req.topic_data {

@@ -9,7 +9,7 @@ use crate::broker::Broker;
 use crate::error_codes as ec;
 use crate::group::{SyncOutcome, SyncRequest};
 
-pub fn handle(
+pub(crate) fn handle(
     broker: &Arc<Broker>,
     version: i16,
     req: SyncGroupRequest,

@@ -12,7 +12,7 @@ use super::BoxFuture;
 use crate::broker::Broker;
 use crate::group::OffsetCommitEntry;
 
-pub fn handle(
+pub(crate) fn handle(
     broker: &Arc<Broker>,
     version: i16,
     req: TxnOffsetCommitRequest,

@@ -29,19 +29,29 @@ use super::records::TxnValue;
 use super::TxnConfig;
 use crate::catalog::OFFSETS_TOPIC;
 
+/// Where a transactional id's transaction is (Kafka's TransactionState, same numbers on disk).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxnState {
+    /// No transaction open.
     Empty = 0,
+    /// A transaction is open: partitions were added.
     Ongoing = 1,
+    /// EndTxn(commit) is durable; markers are being written.
     PrepareCommit = 2,
+    /// An abort is durable (EndTxn, fencing or timeout); markers are being written.
     PrepareAbort = 3,
+    /// The last transaction committed everywhere.
     CompleteCommit = 4,
+    /// The last transaction aborted everywhere.
     CompleteAbort = 5,
+    /// The id is gone (Kafka's state; weir writes a tombstone instead).
     Dead = 6,
+    /// Kafka's fencing abort in progress; finished like PrepareAbort.
     PrepareEpochFence = 7,
 }
 
 impl TxnState {
+    /// The state stored as `v`, None if it is no state.
     pub fn from_u8(v: u8) -> Option<TxnState> {
         use TxnState::*;
         Some(match v {
@@ -98,16 +108,24 @@ enum Claim {
     Tombstone,
 }
 
+/// One transactional id and its transaction.
 #[derive(Debug, Clone)]
 pub struct TxnMeta {
+    /// The producer's `transactional.id`.
     pub transactional_id: String,
+    /// The producer id it holds.
     pub producer_id: i64,
+    /// Its current epoch: older ones are fenced.
     pub epoch: i16,
+    /// `transaction.timeout.ms`: an open transaction older than this is aborted.
     pub timeout_ms: i32,
+    /// Where its transaction is.
     pub state: TxnState,
+    /// The partitions in the open transaction (markers go there).
     pub partitions: BTreeSet<(String, i32)>,
     /// When the open transaction started (-1: none).
     pub start_ms: i64,
+    /// When the state last changed (expiry counts from here).
     pub last_update_ms: i64,
     claim: Option<Claim>,
 }
@@ -142,7 +160,9 @@ impl TxnMeta {
 /// An InitProducerId with a transactional id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitProducerId {
+    /// The producer's `transactional.id`.
     pub transactional_id: String,
+    /// `transaction.timeout.ms`: an open transaction older than this is aborted.
     pub timeout_ms: i32,
     /// The producer id and epoch a KIP-360 client (v3+) names when it asks for a bump.
     pub expected: Option<(i64, i16)>,
@@ -156,7 +176,12 @@ pub enum TxnReply {
     /// AddPartitionsToTxn, AddOffsetsToTxn, EndTxn.
     Done,
     /// InitProducerId.
-    ProducerId { producer_id: i64, epoch: i16 },
+    ProducerId {
+        /// The producer id to use.
+        producer_id: i64,
+        /// Its epoch.
+        epoch: i16,
+    },
 }
 
 /// Who waits for a transaction's markers and Complete record.
@@ -188,7 +213,10 @@ pub enum AfterAllocate {
     /// Decide the InitProducerId again, with the id in hand.
     Init(InitProducerId),
     /// Finish an InitProducerId that fenced an open transaction at the last epoch.
-    FinishFence { transactional_id: String },
+    FinishFence {
+        /// The transactional id whose fencing abort finished.
+        transactional_id: String,
+    },
 }
 
 /// The I/O the machine asks for, in order.
@@ -197,28 +225,44 @@ pub enum TxnCommand {
     /// Append `value` for `transactional_id` to `__transaction_state`, and wait for its
     /// fsync if `fsync`; then `on_persisted` or `on_persist_failed`.
     Persist {
+        /// The record's key.
         transactional_id: String,
+        /// The state to record.
         value: TxnValue,
+        /// Wait for the fsync (a Prepare record must be durable before any marker).
         fsync: bool,
+        /// What follows.
         then: AfterPersist,
     },
     /// Append a commit or abort marker to each partition (under its log lock), wait until
     /// all are durable, then tell the group coordinator about `__consumer_offsets` ones;
     /// then `on_markers_written` or `on_markers_failed`.
     WriteMarkers {
+        /// The transaction's id.
         transactional_id: String,
+        /// The producer whose transaction ends.
         producer_id: i64,
+        /// The epoch the markers carry (a fencing abort's is the bumped one).
         epoch: i16,
+        /// Commit markers, or abort markers.
         commit: bool,
+        /// The partitions of the transaction.
         partitions: Vec<(String, i32)>,
+        /// Who waits for the end of the chain.
         waiter: Waiter,
     },
     /// Allocate a producer id (a durable block file write); then
     /// `on_producer_id_allocated` or `on_producer_id_failed`.
-    AllocateProducerId { then: AfterAllocate },
+    AllocateProducerId {
+        /// What follows, with the id.
+        then: AfterAllocate,
+    },
     /// Append a tombstone for `transactional_id` and wait for its fsync; then
     /// `on_tombstone_written` or `on_tombstone_failed`.
-    Tombstone { transactional_id: String },
+    Tombstone {
+        /// The id to forget.
+        transactional_id: String,
+    },
     /// Answer the request that started this chain.
     Respond(Result<TxnReply, TxnError>),
 }
@@ -278,6 +322,7 @@ pub struct TxnMachine {
 }
 
 impl TxnMachine {
+    /// A machine with no transactional ids.
     pub fn new(config: &TxnConfig) -> Self {
         TxnMachine {
             max_timeout_ms: config.max_timeout_ms,
@@ -287,18 +332,22 @@ impl TxnMachine {
         }
     }
 
+    /// The state of `transactional_id`.
     pub fn get(&self, transactional_id: &str) -> Option<&TxnMeta> {
         self.by_id.get(transactional_id)
     }
 
+    /// Every transactional id's state, in no order.
     pub fn iter(&self) -> impl Iterator<Item = &TxnMeta> {
         self.by_id.values()
     }
 
+    /// How many transactional ids are known.
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
 
+    /// No transactional id is known.
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }

@@ -198,10 +198,12 @@ impl TxnCoordinator {
             .verify_offsets(transactional_id, producer_id, epoch, offsets_partition)
     }
 
+    /// The state of one transactional id (DescribeTransactions).
     pub fn describe(&self, transactional_id: &str) -> Option<TxnMeta> {
         self.lock().get(transactional_id).cloned()
     }
 
+    /// Every transactional id's state, by id (ListTransactions).
     pub fn list(&self) -> Vec<TxnMeta> {
         let mut v: Vec<TxnMeta> = self.lock().iter().cloned().collect();
         v.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));

@@ -10,17 +10,26 @@ use std::collections::BTreeSet;
 
 use super::TxnState;
 
+/// The value of a `__transaction_state` record: one transactional id's state (Kafka's TransactionLogValue v0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnValue {
+    /// The producer id the transactional id holds.
     pub producer_id: i64,
+    /// Its current epoch.
     pub epoch: i16,
+    /// `transaction.timeout.ms` the producer asked for.
     pub timeout_ms: i32,
+    /// Where the transaction is.
     pub state: TxnState,
+    /// The partitions in the open transaction.
     pub partitions: BTreeSet<(String, i32)>,
+    /// When the state last changed (expiry counts from here).
     pub last_update_ms: i64,
+    /// When the open transaction started (-1: none).
     pub start_ms: i64,
 }
 
+/// The record key of `transactional_id` (Kafka's TransactionLogKey v0).
 pub fn encode_key(transactional_id: &str) -> Vec<u8> {
     let mut b = Vec::with_capacity(4 + transactional_id.len());
     b.extend_from_slice(&0i16.to_be_bytes());
@@ -28,6 +37,7 @@ pub fn encode_key(transactional_id: &str) -> Vec<u8> {
     b
 }
 
+/// The transactional id in a record key.
 pub fn decode_key(mut b: &[u8]) -> Result<String, String> {
     let version = get_i16(&mut b)?;
     if version != 0 {
@@ -40,6 +50,7 @@ pub fn decode_key(mut b: &[u8]) -> Result<String, String> {
     Ok(id)
 }
 
+/// The record value of a transactional id's state (Kafka's TransactionLogValue v0).
 pub fn encode_value(v: &TxnValue) -> Vec<u8> {
     let mut b = Vec::with_capacity(64);
     b.extend_from_slice(&0i16.to_be_bytes());
@@ -67,6 +78,7 @@ pub fn encode_value(v: &TxnValue) -> Vec<u8> {
     b
 }
 
+/// A transactional id's state read back from a record value.
 pub fn decode_value(mut b: &[u8]) -> Result<TxnValue, String> {
     let version = get_i16(&mut b)?;
     if version != 0 {
