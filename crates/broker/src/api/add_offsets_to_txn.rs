@@ -2,12 +2,10 @@
 //! transaction; the group's `__consumer_offsets` partition joins the transaction so its
 //! markers reach the pending offset commits.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
+use super::prelude::*;
 use super::BoxFuture;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 use crate::group::OFFSETS_TOPIC;
 
@@ -38,8 +36,6 @@ pub(crate) fn handle(
         AddOffsetsToTxnResponse::default().with_error_code(code)
     })
 }
-
-use super::prelude::*;
 
 /// AddOffsetsToTxn in the API registry (`super::registry!`).
 pub struct AddOffsetsToTxn;

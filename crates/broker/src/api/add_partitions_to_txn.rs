@@ -3,15 +3,13 @@
 //! answer: if one is unknown, that one is UNKNOWN_TOPIC_OR_PARTITION and the others
 //! OPERATION_NOT_ATTEMPTED, as in Kafka. (v4+, the brokers' batched form, is not served.)
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
 };
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 
+use super::prelude::*;
 use super::BoxFuture;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 
 pub(crate) fn handle(
@@ -79,8 +77,6 @@ pub(crate) fn handle(
         AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
     })
 }
-
-use super::prelude::*;
 
 /// AddPartitionsToTxn in the API registry (`super::registry!`).
 pub struct AddPartitionsToTxn;

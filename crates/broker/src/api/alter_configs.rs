@@ -4,11 +4,11 @@
 //! IncrementalAlterConfigs shares the resource handling below.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
+use super::prelude::*;
 use super::{some_str, BoxFuture};
 use crate::broker::{Broker, TopicError};
 use crate::error_codes as ec;
@@ -88,8 +88,6 @@ pub(crate) fn handle(
         AlterConfigsResponse::default().with_responses(responses)
     })
 }
-
-use super::prelude::*;
 
 /// AlterConfigs in the API registry (`super::registry!`).
 pub struct AlterConfigs;

@@ -5,6 +5,7 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use weir_protocol::encode_response;
 
+use super::prelude::*;
 use super::SUPPORTED_APIS;
 use crate::error_codes as ec;
 
@@ -40,8 +41,6 @@ pub fn unsupported_version_response(correlation_id: i32) -> bytes::Bytes {
     encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)
         .expect("a v0 ApiVersions response always encodes")
 }
-
-use super::prelude::*;
 
 /// ApiVersions in the API registry (`super::registry!`).
 pub struct ApiVersions;

@@ -1,12 +1,10 @@
 //! CreatePartitions (key 37): grow a topic's partition count (never shrink).
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
+use super::prelude::*;
 use super::some_str;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 
 pub(crate) async fn handle(
@@ -42,8 +40,6 @@ pub(crate) async fn handle(
     }
     CreatePartitionsResponse::default().with_results(results)
 }
-
-use super::prelude::*;
 
 /// CreatePartitions in the API registry (`super::registry!`).
 pub struct CreatePartitions;

@@ -1,13 +1,13 @@
 //! CreateTopics (key 19), with validate_only.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
+use super::prelude::*;
 use super::{some_str, str_bytes};
 use crate::broker::{Broker, TopicError};
 use crate::config::{TopicSettings, TOPIC_SETTINGS};
@@ -134,8 +134,6 @@ fn configs_of(
         })
         .collect()
 }
-
-use super::prelude::*;
 
 /// CreateTopics in the API registry (`super::registry!`).
 pub struct CreateTopics;

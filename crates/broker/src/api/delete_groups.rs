@@ -1,12 +1,10 @@
 //! DeleteGroups (key 42): remove empty groups and their committed offsets.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
+use super::prelude::*;
 use super::Reply;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 
 pub(crate) fn handle(
@@ -32,8 +30,6 @@ pub(crate) fn handle(
         DeleteGroupsResponse::default().with_results(results)
     }))
 }
-
-use super::prelude::*;
 
 /// DeleteGroups in the API registry (`super::registry!`).
 pub struct DeleteGroups;

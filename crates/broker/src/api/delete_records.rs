@@ -2,16 +2,14 @@
 //! the high watermark). Records below become unreadable at once and whole segments below are
 //! deleted; the new start is checkpointed before the answer, so it survives a crash.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use weir_storage::StorageError;
 
+use super::prelude::*;
 use super::BoxFuture;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 use crate::partition::PartitionError;
 
@@ -79,8 +77,6 @@ pub(crate) fn handle(
         DeleteRecordsResponse::default().with_topics(topics)
     })
 }
-
-use super::prelude::*;
 
 /// DeleteRecords in the API registry (`super::registry!`).
 pub struct DeleteRecords;

@@ -1,12 +1,10 @@
 //! DeleteTopics (key 20): by name (v1-5) or by name or id (v6). Removes the data.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 
+use super::prelude::*;
 use super::{some_str, str_bytes};
-use crate::broker::Broker;
 use crate::error_codes as ec;
 
 pub(crate) async fn handle(
@@ -69,8 +67,6 @@ fn with_message(r: DeletableTopicResult, version: i16, message: &str) -> Deletab
         r
     }
 }
-
-use super::prelude::*;
 
 /// DeleteTopics in the API registry (`super::registry!`).
 pub struct DeleteTopics;

@@ -3,8 +3,8 @@
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
+use super::prelude::*;
 use super::{some_str, str_bytes};
-use crate::broker::Broker;
 use crate::error_codes as ec;
 
 /// Endpoint type 1 = brokers (the only kind weir has); 2 = controllers.
@@ -32,8 +32,6 @@ pub(crate) fn handle(
             .with_host(str_bytes(&broker.config.advertised_host))
             .with_port(broker.config.advertised_port as i32)])
 }
-
-use super::prelude::*;
 
 /// DescribeCluster in the API registry (`super::registry!`).
 pub struct DescribeCluster;

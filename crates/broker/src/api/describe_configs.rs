@@ -9,8 +9,8 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::prelude::*;
 use super::{some_str, str_bytes};
-use crate::broker::Broker;
 use crate::config::{ConfigType, TOPIC_SETTINGS};
 use crate::error_codes as ec;
 use crate::settings::{self, BROKER_SETTINGS};
@@ -108,8 +108,6 @@ pub(crate) fn handle(
         .collect();
     DescribeConfigsResponse::default().with_results(results)
 }
-
-use super::prelude::*;
 
 /// DescribeConfigs in the API registry (`super::registry!`).
 pub struct DescribeConfigs;

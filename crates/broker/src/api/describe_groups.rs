@@ -4,8 +4,8 @@
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
+use super::prelude::*;
 use super::str_bytes;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 
 /// "Not requested" in authorized_operations.
@@ -59,8 +59,6 @@ pub(crate) fn handle(
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)
 }
-
-use super::prelude::*;
 
 /// DescribeGroups in the API registry (`super::registry!`).
 pub struct DescribeGroups;

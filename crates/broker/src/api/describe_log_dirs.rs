@@ -8,8 +8,8 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 
+use super::prelude::*;
 use super::str_bytes;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 
 pub(crate) fn handle(
@@ -75,8 +75,6 @@ fn fs_space(path: &std::path::Path) -> Option<(i64, i64)> {
     let frsize = st.f_frsize as i64;
     Some((st.f_blocks as i64 * frsize, st.f_bavail as i64 * frsize))
 }
-
-use super::prelude::*;
 
 /// DescribeLogDirs in the API registry (`super::registry!`).
 pub struct DescribeLogDirs;

@@ -7,8 +7,8 @@ use kafka_protocol::messages::describe_producers_response::{
 };
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 
+use super::prelude::*;
 use super::some_str;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 
 pub(crate) fn handle(
@@ -57,8 +57,6 @@ pub(crate) fn handle(
         .collect();
     DescribeProducersResponse::default().with_topics(topics)
 }
-
-use super::prelude::*;
 
 /// DescribeProducers in the API registry (`super::registry!`).
 pub struct DescribeProducers;

@@ -7,8 +7,8 @@ use kafka_protocol::messages::{
     DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName,
 };
 
+use super::prelude::*;
 use super::str_bytes;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 
 pub(crate) fn handle(
@@ -56,8 +56,6 @@ pub(crate) fn handle(
         .collect();
     DescribeTransactionsResponse::default().with_transaction_states(states)
 }
-
-use super::prelude::*;
 
 /// DescribeTransactions in the API registry (`super::registry!`).
 pub struct DescribeTransactions;

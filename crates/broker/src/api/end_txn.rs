@@ -2,12 +2,10 @@
 //! outcome is durable and its markers are fsync'd in every partition of the transaction, so
 //! a read_committed consumer sees a committed transaction as soon as the commit returns.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 
+use super::prelude::*;
 use super::BoxFuture;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 
 pub(crate) fn handle(
@@ -34,8 +32,6 @@ pub(crate) fn handle(
         EndTxnResponse::default().with_error_code(code)
     })
 }
-
-use super::prelude::*;
 
 /// EndTxn in the API registry (`super::registry!`).
 pub struct EndTxn;

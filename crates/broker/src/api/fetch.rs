@@ -4,7 +4,6 @@
 //! partitions' state signals while fewer than min_bytes are available and max_wait_ms has
 //! not passed.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,8 +14,8 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use weir_storage::StorageError;
 
+use super::prelude::*;
 use super::Reply;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 use crate::partition::{Partition, PartitionError};
 
@@ -232,8 +231,6 @@ fn read_partition(
     };
     (pd, Some(p))
 }
-
-use super::prelude::*;
 
 /// Fetch in the API registry (`super::registry!`).
 pub struct Fetch;

@@ -9,8 +9,8 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::prelude::*;
 use super::{some_str, str_bytes};
-use crate::broker::Broker;
 use crate::error_codes as ec;
 
 const KEY_TYPE_GROUP: i8 = 0;
@@ -83,8 +83,6 @@ pub(crate) fn handle(
         }
     }
 }
-
-use super::prelude::*;
 
 /// FindCoordinator in the API registry (`super::registry!`).
 pub struct FindCoordinator;

@@ -2,7 +2,7 @@
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
-use crate::broker::Broker;
+use super::prelude::*;
 use crate::error_codes as ec;
 
 pub(crate) fn handle(broker: &Broker, _version: i16, req: HeartbeatRequest) -> HeartbeatResponse {
@@ -18,8 +18,6 @@ pub(crate) fn handle(broker: &Broker, _version: i16, req: HeartbeatRequest) -> H
     };
     HeartbeatResponse::default().with_error_code(code)
 }
-
-use super::prelude::*;
 
 /// Heartbeat in the API registry (`super::registry!`).
 pub struct Heartbeat;

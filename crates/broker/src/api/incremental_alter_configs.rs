@@ -2,12 +2,11 @@
 //! config overrides, applied live. APPEND and SUBTRACT work on list settings
 //! (cleanup.policy), starting from the effective value.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
 use super::alter_configs::{no_duplicates, topic_resource};
+use super::prelude::*;
 use super::{some_str, BoxFuture};
 use crate::broker::{Broker, TopicError};
 use crate::config::{ConfigType, TOPIC_SETTINGS};
@@ -155,8 +154,6 @@ pub(crate) fn handle(
         IncrementalAlterConfigsResponse::default().with_responses(responses)
     })
 }
-
-use super::prelude::*;
 
 /// IncrementalAlterConfigs in the API registry (`super::registry!`).
 pub struct IncrementalAlterConfigs;

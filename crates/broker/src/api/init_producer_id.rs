@@ -6,12 +6,10 @@
 //! With a transactional id the transaction coordinator answers: the id's producer id with a
 //! bumped epoch, fencing the previous incarnation and aborting its open transaction.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
+use super::prelude::*;
 use super::BoxFuture;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 
 pub(crate) fn handle(
@@ -58,8 +56,6 @@ pub(crate) fn handle(
         }
     })
 }
-
-use super::prelude::*;
 
 /// InitProducerId in the API registry (`super::registry!`).
 pub struct InitProducerId;

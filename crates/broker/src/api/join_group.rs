@@ -1,13 +1,11 @@
 //! JoinGroup (key 11): join or rejoin a group; answered when the rebalance completes.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use weir_protocol::RequestMeta;
 
+use super::prelude::*;
 use super::{str_bytes, Reply};
-use crate::broker::Broker;
 use crate::error_codes as ec;
 use crate::group::{join_outcome, JoinOutcome, JoinRequest};
 
@@ -88,8 +86,6 @@ fn response(version: i16, out: JoinOutcome) -> JoinGroupResponse {
     }
     r
 }
-
-use super::prelude::*;
 
 /// JoinGroup in the API registry (`super::registry!`).
 pub struct JoinGroup;

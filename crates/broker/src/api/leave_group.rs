@@ -3,8 +3,8 @@
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
+use super::prelude::*;
 use super::str_bytes;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 
 pub(crate) fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
@@ -43,8 +43,6 @@ pub(crate) fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> L
                 .collect(),
         )
 }
-
-use super::prelude::*;
 
 /// LeaveGroup in the API registry (`super::registry!`).
 pub struct LeaveGroup;

@@ -4,8 +4,8 @@
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
+use super::prelude::*;
 use super::str_bytes;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 
 pub(crate) fn handle(broker: &Broker, version: i16, req: ListGroupsRequest) -> ListGroupsResponse {
@@ -39,8 +39,6 @@ pub(crate) fn handle(broker: &Broker, version: i16, req: ListGroupsRequest) -> L
         .with_error_code(ec::NONE)
         .with_groups(groups)
 }
-
-use super::prelude::*;
 
 /// ListGroups in the API registry (`super::registry!`).
 pub struct ListGroups;

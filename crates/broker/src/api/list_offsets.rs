@@ -9,7 +9,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use weir_storage::StorageError;
 
-use crate::broker::Broker;
+use super::prelude::*;
 use crate::error_codes as ec;
 use crate::partition::{Partition, PartitionError};
 
@@ -112,8 +112,6 @@ fn timestamp_answer(
         Err(_) => (ec::UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1),
     }
 }
-
-use super::prelude::*;
 
 /// ListOffsets in the API registry (`super::registry!`).
 pub struct ListOffsets;

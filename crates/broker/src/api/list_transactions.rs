@@ -6,8 +6,8 @@ use kafka_protocol::messages::{
     ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId,
 };
 
+use super::prelude::*;
 use super::str_bytes;
-use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error_codes as ec;
 use crate::txn::TxnState;
@@ -68,8 +68,6 @@ pub(crate) fn handle(
         .with_unknown_state_filters(unknown)
         .with_transaction_states(states)
 }
-
-use super::prelude::*;
 
 /// ListTransactions in the API registry (`super::registry!`).
 pub struct ListTransactions;

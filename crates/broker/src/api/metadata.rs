@@ -2,7 +2,6 @@
 //! Auto-creates requested topics when the request and the broker both allow it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -10,6 +9,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
+use super::prelude::*;
 use super::{some_str, str_bytes};
 use crate::broker::{Broker, Topic};
 use crate::error_codes as ec;
@@ -127,8 +127,6 @@ fn describe_topic(broker: &Broker, version: i16, t: &Topic) -> MetadataResponseT
     }
     topic
 }
-
-use super::prelude::*;
 
 /// Metadata in the API registry (`super::registry!`).
 pub struct Metadata;

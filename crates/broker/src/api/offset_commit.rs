@@ -1,15 +1,13 @@
 //! OffsetCommit (key 8): a consumer records how far it has processed; answered once the
 //! commit is fsync'd in `__consumer_offsets`.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
+use super::prelude::*;
 use super::Reply;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 use crate::group::OffsetCommitEntry;
 
@@ -83,8 +81,6 @@ pub(crate) async fn handle(
         OffsetCommitResponse::default().with_topics(topics)
     }))
 }
-
-use super::prelude::*;
 
 /// OffsetCommit in the API registry (`super::registry!`).
 pub struct OffsetCommit;

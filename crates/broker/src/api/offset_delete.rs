@@ -1,15 +1,13 @@
 //! OffsetDelete (key 47): drop a group's committed offsets for partitions it no longer
 //! consumes (GROUP_SUBSCRIBED_TO_TOPIC while a member still subscribes to the topic).
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
+use super::prelude::*;
 use super::Reply;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 
 pub(crate) fn handle(
@@ -70,8 +68,6 @@ pub(crate) fn handle(
             .with_topics(topics)
     }))
 }
-
-use super::prelude::*;
 
 /// OffsetDelete in the API registry (`super::registry!`).
 pub struct OffsetDelete;

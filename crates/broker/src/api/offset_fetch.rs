@@ -9,8 +9,8 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 
+use super::prelude::*;
 use super::str_bytes;
-use crate::broker::Broker;
 use crate::error_codes as ec;
 use crate::group::CommittedOffset;
 
@@ -132,8 +132,6 @@ const NO_OFFSET: CommittedOffset = CommittedOffset {
     commit_timestamp: -1,
     record_offset: -1,
 };
-
-use super::prelude::*;
 
 /// OffsetFetch in the API registry (`super::registry!`).
 pub struct OffsetFetch;

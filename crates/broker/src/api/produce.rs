@@ -5,7 +5,6 @@
 //! request on the connection is read: that is what keeps a pipelining producer's batches in
 //! order. Only the wait for the fsync is deferred.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -14,8 +13,8 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use weir_storage::batch::validate_record_set;
 use weir_storage::{BatchError, BatchHeader, StorageError};
 
+use super::prelude::*;
 use super::{some_str, Reply};
-use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error_codes as ec;
 use crate::partition::{Appended, Partition, PartitionError, TxnCheck};
@@ -267,8 +266,6 @@ fn batch_error_code(e: &BatchError) -> i16 {
         BatchError::Invalid(_) => ec::INVALID_RECORD,
     }
 }
-
-use super::prelude::*;
 
 /// Produce in the API registry (`super::registry!`).
 pub struct Produce;

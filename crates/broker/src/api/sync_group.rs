@@ -1,11 +1,9 @@
 //! SyncGroup (key 14): the leader hands in the assignment; every member gets its own part.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
+use super::prelude::*;
 use super::{str_bytes, Reply};
-use crate::broker::Broker;
 use crate::error_codes as ec;
 use crate::group::{SyncOutcome, SyncRequest};
 
@@ -49,8 +47,6 @@ fn response(version: i16, out: SyncOutcome) -> SyncGroupResponse {
         r
     }
 }
-
-use super::prelude::*;
 
 /// SyncGroup in the API registry (`super::registry!`).
 pub struct SyncGroup;

@@ -1,15 +1,13 @@
 //! TxnOffsetCommit (key 28, v0-3): offsets committed as part of a transaction
 //! (`send_offsets_to_transaction`), applied to the group only when the transaction commits.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
+use super::prelude::*;
 use super::BoxFuture;
-use crate::broker::Broker;
 use crate::group::OffsetCommitEntry;
 
 pub(crate) fn handle(
@@ -92,8 +90,6 @@ pub(crate) fn handle(
         TxnOffsetCommitResponse::default().with_topics(topics)
     })
 }
-
-use super::prelude::*;
 
 /// TxnOffsetCommit in the API registry (`super::registry!`).
 pub struct TxnOffsetCommit;
