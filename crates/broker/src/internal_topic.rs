@@ -91,6 +91,7 @@ pub struct ReplayedRecord {
 #[derive(Debug, Clone)]
 pub struct DurableTicket {
     partition: Arc<Partition>,
+    topic: &'static str,
     /// The partition of the internal topic the records went to.
     pub partition_index: i32,
     /// Offset of the first record.
@@ -106,18 +107,9 @@ impl DurableTicket {
             .wait_durable(self.last_offset + 1)
             .await
             .map_err(|e| InternalTopicError::NotAvailable {
-                topic: leak_name(&self.partition.topic),
+                topic: self.topic,
                 reason: e.to_string(),
             })
-    }
-}
-
-/// Internal topic names are a closed set; this maps a partition's topic back to it.
-fn leak_name(topic: &str) -> &'static str {
-    match topic {
-        crate::catalog::OFFSETS_TOPIC => crate::catalog::OFFSETS_TOPIC,
-        crate::catalog::TXN_TOPIC => crate::catalog::TXN_TOPIC,
-        _ => "internal topic",
     }
 }
 
@@ -201,6 +193,7 @@ impl InternalTopic {
                 base_offset: info.base_offset,
                 last_offset: info.last_offset,
                 partition,
+                topic: self.name,
             }),
             Ok(Appended::Duplicate(_)) => unreachable!("a coordinator's batch is not idempotent"),
             Err(e) => Err(self.append_failed(&partition, e)),
@@ -227,6 +220,7 @@ impl InternalTopic {
                 base_offset: info.base_offset,
                 last_offset: info.last_offset,
                 partition,
+                topic: self.name,
             }),
             Err(e) => Err(self.append_failed(&partition, e)),
         }
