@@ -52,7 +52,10 @@ def gbroker(make_broker):
 def admin(b) -> AdminClient:
     """One AdminClient per broker, kept alive with it (a collected client fails its futures)."""
     if getattr(b, "_test_admin", None) is None:
-        b._test_admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        # Reconnects as quickly as the members do after a broker restart (librdkafka's backoff
+        # otherwise grows to 10 s, a third of the restart tests' deadline).
+        b._test_admin = AdminClient({"bootstrap.servers": b.bootstrap,
+                                     "reconnect.backoff.max.ms": 500})
     return b._test_admin
 
 
@@ -955,8 +958,8 @@ def test_acknowledged_commits_survive_broker_kill_9(gbroker, tmp_path):
 
 
 def _try(fn):
-    # TimeoutError: the AdminClient is still reconnecting to the restarted broker (its
-    # reconnect backoff grows to 10 s); try again until wait_for's own deadline.
+    # TimeoutError: the AdminClient is still reconnecting to the restarted broker; try again
+    # until wait_for's own deadline.
     try:
         return fn()
     except (KafkaException, TimeoutError):
