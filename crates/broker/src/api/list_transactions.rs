@@ -8,7 +8,6 @@ use kafka_protocol::messages::{
 
 use super::prelude::*;
 use super::str_bytes;
-use crate::clock::now_ms;
 use crate::error_codes as ec;
 use crate::txn::TxnState;
 
@@ -34,7 +33,7 @@ pub(crate) fn handle(
         .filter(|f| !STATES.iter().any(|s| s.name() == f.as_str()))
         .cloned()
         .collect();
-    let now = now_ms();
+    let now = broker.clock().now_ms();
     let min_duration = if version >= 1 {
         req.duration_filter
     } else {

@@ -15,7 +15,6 @@ use weir_storage::{BatchError, BatchHeader, StorageError};
 
 use super::prelude::*;
 use super::{some_str, Reply};
-use crate::clock::now_ms;
 use crate::error_codes as ec;
 use crate::partition::{Appended, Partition, PartitionError, TxnCheck};
 use crate::producer_state::{increment_sequence, ProducerBatch};
@@ -126,6 +125,7 @@ fn append_one(
     records: Option<Bytes>,
     transactional_id: Option<&str>,
 ) -> Outcome {
+    let now_ms = broker.clock().now_ms();
     let Some(partition) = broker.partition(topic, index) else {
         return Outcome::Failed(
             ec::UNKNOWN_TOPIC_OR_PARTITION,
@@ -182,7 +182,7 @@ fn append_one(
             epoch: h.producer_epoch,
             first_seq: h.base_sequence,
             last_seq: increment_sequence(h.base_sequence, h.last_offset_delta),
-            seen_ms: now_ms(),
+            seen_ms: now_ms,
             transactional: h.is_transactional(),
         }),
     };
@@ -200,7 +200,7 @@ fn append_one(
         .unwrap_or_else(|b| BytesMut::from(&b[..]));
     let check = verify.as_ref().map(|f| f as &TxnCheck<'_>);
     let len = buf.len() as u64;
-    match partition.append_checked(&mut buf, now_ms(), producer, check) {
+    match partition.append_checked(&mut buf, now_ms, producer, check) {
         Ok(Appended::New(info)) => {
             partition
                 .bytes_in
