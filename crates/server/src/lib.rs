@@ -5,9 +5,11 @@
 //! the limits that protect the broker from its clients ([`ServerLimits`], declared with the other
 //! settings in `weir_broker::settings`), and graceful shutdown.
 //!
-//! Invariants: responses on a connection go out in request order; a frame is never
-//! allocated before its size is checked against `socket.request.max.bytes`; a malformed
-//! frame, an unknown API or an unsupported version closes only that connection.
+//! Invariants: responses on a connection go out in request order, and requests take effect
+//! in that order too (a request waits for the deferred work of earlier ones it depends on,
+//! see [`ordering`]); a frame is never allocated before its size is checked against
+//! `socket.request.max.bytes`; a malformed frame, an unknown API or an unsupported version
+//! closes only that connection.
 //!
 //! Shutdown (mini-redis style): a watch channel tells every task to stop reading; each
 //! connection finishes the requests it has already read; every connection task holds a clone
@@ -41,7 +43,9 @@ use weir_protocol::{
 };
 
 pub mod metrics;
+mod ordering;
 use metrics::{CONNECTIONS_ACCEPTED, CONNECTIONS_OPEN, REQUESTS};
+use ordering::OrderBarrier;
 
 pub use weir_broker::config::ServerLimits;
 
@@ -173,6 +177,8 @@ enum ReadEnd {
 /// (released once it is written), its latency bookkeeping (None for a request whose header
 /// did not parse) and the request's span, in which it is awaited and written.
 struct Outgoing {
+    /// The request's place on its connection, from 1 (see [`OrderBarrier`]).
+    seq: u64,
     response: Response,
     held: Held,
     timed: Option<Timed>,
@@ -267,10 +273,14 @@ async fn handle_connection(
     let client_host = format!("/{}", peer.ip());
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Outgoing>(limits.max_in_flight_per_connection);
+    // The writer publishes the sequence number of the last request it has finished, so the
+    // reader can hold back a request until the earlier ones it depends on took effect.
+    let (finished_tx, mut finished_rx) = watch::channel(0u64);
     let writer_task = tokio::spawn(
         async move {
             while let Some(out) = rx.recv().await {
                 let Outgoing {
+                    seq,
                     response,
                     held,
                     timed,
@@ -296,6 +306,7 @@ async fn handle_connection(
                         if let Some(t) = timed {
                             REQUESTS.latency(t.api_key, t.read_at.elapsed());
                         }
+                        finished_tx.send_replace(seq);
                         continue;
                     }
                 };
@@ -306,6 +317,7 @@ async fn handle_connection(
                 if let Some(t) = timed {
                     REQUESTS.latency(t.api_key, t.read_at.elapsed());
                 }
+                finished_tx.send_replace(seq);
                 drop(held);
             }
             let _ = writer.shutdown().await;
@@ -314,6 +326,8 @@ async fn handle_connection(
     );
 
     let max_frame = broker.config.socket_request_max_bytes;
+    let mut barrier = OrderBarrier::default();
+    let mut seq = 0u64;
     loop {
         let (frame, held) = match read_request(
             &mut reader,
@@ -348,6 +362,7 @@ async fn handle_connection(
             }
         };
         let read_at = Instant::now();
+        seq += 1;
         let mut frame = frame.freeze();
         let meta = match parse_request_header(&mut frame, api::SUPPORTED_APIS) {
             Ok(mut m) => {
@@ -368,6 +383,7 @@ async fn handle_connection(
                 REQUESTS.error(api_key, api_version);
                 let resp = api::api_versions::unsupported_version_response(correlation_id);
                 let out = Outgoing {
+                    seq,
                     response: Response::Now(resp),
                     held,
                     timed: None,
@@ -396,19 +412,28 @@ async fn handle_connection(
             correlation_id = meta.correlation_id,
             client_id = meta.client_id.as_deref(),
         );
+        let wait_for = barrier.must_finish_before(meta.api_key, *finished_rx.borrow());
+        if wait_for > 0 && finished_rx.wait_for(|f| *f >= wait_for).await.is_err() {
+            // The writer is gone (its client went away): nothing more will be answered.
+            break;
+        }
         match api::dispatch(&broker, &meta, frame)
             .instrument(span.clone())
             .await
         {
             Ok(response) => {
                 let response = match response {
-                    // Produce waiting for its fsync, Fetch waiting for data: the rest of the
-                    // request (and the encoding of its response) runs in the writer task,
-                    // still in this request's span.
-                    Response::Later(fut) => Response::Later(Box::pin(fut.instrument(span.clone()))),
+                    // Produce waiting for its fsync, Fetch waiting for data, admin work
+                    // that writes a log: the rest of the request (and the encoding of its
+                    // response) runs in the writer task, still in this request's span.
+                    Response::Later(fut) => {
+                        barrier.pending(seq, meta.api_key);
+                        Response::Later(Box::pin(fut.instrument(span.clone())))
+                    }
                     other => other,
                 };
                 let out = Outgoing {
+                    seq,
                     response,
                     held,
                     timed: Some(timed),

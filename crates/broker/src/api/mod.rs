@@ -23,7 +23,10 @@
 //! reads its next request, so what it does before returning (create a topic, register a
 //! member) is seen by the requests after it. Work that waits on something (an fsync, a long
 //! poll, a rebalance) goes in `Reply::Later`: the connection keeps reading requests
-//! meanwhile, and writes responses in request order.
+//! meanwhile, and writes responses in request order. Work in `Reply::Later` may change
+//! state too (DeleteRecords, AlterConfigs, OffsetCommit write a log first): the server holds
+//! back a later request on the same connection until such work is done (only Produce behind
+//! Produce and Fetch behind Fetch overlap), so requests take effect in order as on Kafka.
 
 use std::future::Future;
 use std::ops::RangeInclusive;
