@@ -25,7 +25,12 @@ pub(crate) async fn handle(
         let outcome = create_one(broker, &t, req.validate_only).await;
         let result = match outcome {
             Ok((id, partitions, settings, overrides)) => {
-                let mut r = result.with_error_code(ec::NONE).with_topic_id(id);
+                // Kafka answers a created topic with a null message, not "" (the codec's
+                // default): aiokafka and others read any non-null message as an error.
+                let mut r = result
+                    .with_error_code(ec::NONE)
+                    .with_error_message(None)
+                    .with_topic_id(id);
                 if version >= 5 {
                     r = r
                         .with_num_partitions(partitions)

@@ -158,9 +158,8 @@ fn encode_entry(
     }
     if version >= 3 {
         r = r.with_config_type(e.config_type as i8);
-        if docs {
-            r = r.with_documentation(Some(StrBytes::from_string(e.doc)));
-        }
+        // Kafka sends null, not "" (the codec's default), when documentation was not asked for.
+        r = r.with_documentation(docs.then(|| StrBytes::from_string(e.doc)));
     }
     r
 }
