@@ -276,7 +276,30 @@ impl Client {
 
     /// Metadata of one existing topic (never auto-creates it).
     pub async fn topic_info(&mut self, topic: &str) -> Result<TopicInfo> {
-        let meta = self.metadata(Some(&[topic.to_string()]), false).await?;
+        self.topic_info_allowing(topic, false).await
+    }
+
+    /// Metadata of one topic, asking the broker to create it if it does not exist (the
+    /// broker does only when `auto.create.topics.enable` is on; otherwise this fails with
+    /// UNKNOWN_TOPIC_OR_PARTITION as [`Client::topic_info`] does). A broker that answers
+    /// LEADER_NOT_AVAILABLE while the new topic's partitions come up is asked again.
+    pub async fn topic_info_auto_create(&mut self, topic: &str) -> Result<TopicInfo> {
+        let mut attempt = 0;
+        loop {
+            match self.topic_info_allowing(topic, true).await {
+                Err(Error::Kafka { code: 5, .. }) if attempt < 20 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn topic_info_allowing(&mut self, topic: &str, auto_create: bool) -> Result<TopicInfo> {
+        let meta = self
+            .metadata(Some(&[topic.to_string()]), auto_create)
+            .await?;
         let t = meta
             .topics
             .iter()

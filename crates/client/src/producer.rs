@@ -42,6 +42,9 @@ pub struct ProducerConfig {
     pub idempotent: bool,
     /// How long an idempotent producer keeps retrying a batch after transient failures.
     pub delivery_timeout: Duration,
+    /// Ask the broker to create a missing topic (it does when `auto.create.topics.enable`
+    /// is on), as Kafka's producers and kcat do (`allow.auto.create.topics`).
+    pub allow_auto_create_topics: bool,
 }
 
 impl Default for ProducerConfig {
@@ -54,6 +57,7 @@ impl Default for ProducerConfig {
             timeout_ms: 30_000,
             idempotent: true,
             delivery_timeout: Duration::from_secs(120),
+            allow_auto_create_topics: true,
         }
     }
 }
@@ -135,7 +139,11 @@ pub struct Producer<'a> {
 impl<'a> Producer<'a> {
     /// A producer for an existing topic.
     pub async fn new(client: &'a mut Client, topic: &str, config: ProducerConfig) -> Result<Self> {
-        let info = client.topic_info(topic).await?;
+        let info = if config.allow_auto_create_topics {
+            client.topic_info_auto_create(topic).await?
+        } else {
+            client.topic_info(topic).await?
+        };
         let partition_count = info.partitions.len() as i32;
         if partition_count == 0 {
             return Err(Error::Invalid(format!("topic {topic:?} has no partitions")));

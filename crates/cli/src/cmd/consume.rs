@@ -22,6 +22,7 @@ use super::ClientArgs;
 ///
 /// Examples:
 ///   weir consume orders --from beginning --count 10
+///   weir consume orders --group billing --from-beginning
 ///   weir consume orders -p 0 --from offset:42 --format '%p:%o %k=%s\n'
 ///   weir consume orders --group billing --follow --json
 ///   weir consume orders --from timestamp:1700000000000
@@ -32,6 +33,9 @@ pub struct ConsumeArgs {
     /// timestamp:MS.
     #[arg(long, short = 'o', default_value = "beginning")]
     from: String,
+    /// Same as --from beginning (kafka-console-consumer's spelling).
+    #[arg(long, conflicts_with = "from")]
+    from_beginning: bool,
     /// Read only these partitions (repeatable).
     #[arg(long, short = 'p', conflicts_with = "group")]
     partition: Vec<i32>,
@@ -247,7 +251,11 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
-    let start = parse_from(&args.from)?;
+    let start = if args.from_beginning {
+        StartFrom::Beginning
+    } else {
+        parse_from(&args.from)?
+    };
     let template = if args.client.json {
         None
     } else {
