@@ -12,6 +12,7 @@ use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
+use uuid::Uuid;
 use weir_storage::StorageError;
 
 use super::prelude::*;
@@ -23,21 +24,41 @@ use crate::partition::{Partition, PartitionError};
 /// fetch.max.bytes default is 55 MiB; the client's own max_bytes usually applies first).
 const FETCH_MAX_BYTES_CAP: usize = 64 * 1024 * 1024;
 
+/// The first version that names topics by id instead of by name (KIP-516).
+const BY_TOPIC_ID: i16 = 13;
+
 struct Wanted {
+    /// The topic as the request names it (v4-12), echoed in the response.
     topic: TopicName,
+    /// The topic's id as the request names it (v13+), echoed in the response.
+    topic_id: Uuid,
+    /// The topic's name, resolved from its id at v13+; `None`: no topic has that id.
+    name: Option<String>,
     partitions: Vec<(i32, i64, i32)>, // (index, fetch_offset, partition_max_bytes)
+}
+
+impl Wanted {
+    fn partition(&self, broker: &Broker, index: i32) -> Option<Arc<Partition>> {
+        broker.partition(self.name.as_deref()?, index)
+    }
 }
 
 pub(crate) fn handle(
     broker: &Arc<Broker>,
-    _version: i16,
+    version: i16,
     req: FetchRequest,
 ) -> Reply<FetchResponse> {
     let wanted: Vec<Wanted> = req
         .topics
         .into_iter()
         .map(|t| Wanted {
+            name: if version >= BY_TOPIC_ID {
+                broker.topic_by_id(t.topic_id).map(|t| t.name.clone())
+            } else {
+                Some(t.topic.to_string())
+            },
             topic: t.topic,
+            topic_id: t.topic_id,
             partitions: t
                 .partitions
                 .into_iter()
@@ -66,7 +87,7 @@ pub(crate) fn handle(
             .flat_map(|w| {
                 w.partitions
                     .iter()
-                    .filter_map(|&(i, _, _)| broker.partition(w.topic.as_str(), i))
+                    .filter_map(|&(i, _, _)| w.partition(&broker, i))
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -129,14 +150,8 @@ fn read_all(
         for &(index, fetch_offset, partition_max_bytes) in &w.partitions {
             let remaining = max_bytes.saturating_sub(total);
             let limit = (partition_max_bytes.max(0) as usize).min(remaining);
-            let (pd, partition) = read_partition(
-                broker,
-                w.topic.as_str(),
-                index,
-                fetch_offset,
-                limit,
-                read_committed,
-            );
+            let (pd, partition) =
+                read_partition(broker, w, index, fetch_offset, limit, read_committed);
             if pd.error_code != ec::NONE {
                 has_error = true;
             }
@@ -150,6 +165,7 @@ fn read_all(
         topics.push(
             FetchableTopicResponse::default()
                 .with_topic(w.topic.clone())
+                .with_topic_id(w.topic_id)
                 .with_partitions(parts),
         );
     }
@@ -166,7 +182,7 @@ fn read_all(
 
 fn read_partition(
     broker: &Broker,
-    topic: &str,
+    topic: &Wanted,
     index: i32,
     fetch_offset: i64,
     limit: usize,
@@ -180,9 +196,14 @@ fn read_partition(
         } else {
             None
         });
-    let Some(p) = broker.partition(topic, index) else {
+    let Some(p) = topic.partition(broker, index) else {
+        let code = if topic.name.is_none() {
+            ec::UNKNOWN_TOPIC_ID
+        } else {
+            ec::UNKNOWN_TOPIC_OR_PARTITION
+        };
         let pd = pd
-            .with_error_code(ec::UNKNOWN_TOPIC_OR_PARTITION)
+            .with_error_code(code)
             .with_high_watermark(-1)
             .with_last_stable_offset(-1)
             .with_log_start_offset(-1);
@@ -237,7 +258,11 @@ pub struct Fetch;
 
 impl KafkaApi for Fetch {
     const KEY: ApiKey = ApiKey::Fetch;
-    const VERSIONS: RangeInclusive<i16> = 4..=12;
+    /// v13 names topics by id; v14 adds an error for tiered storage, which weir does not
+    /// have; v15-v18 change only what a follower sends (its replica state, directory id and
+    /// high watermark) and NodeEndpoints for NOT_LEADER_OR_FOLLOWER, which a single node
+    /// never answers.
+    const VERSIONS: RangeInclusive<i16> = 4..=18;
     type Request = FetchRequest;
     type Response = FetchResponse;
 
