@@ -8,8 +8,9 @@ client has describe_topic_partitions and list_config_resources); the exact versi
 picks by itself (Produce 13 and Fetch 18 by topic id, unknown ids, ListOffsets specials at
 each version) go through `kafka_raw.call`, which encodes with kafka-python's codec
 (generated from Kafka's JSON schemas, independent of weir's). confluent-kafka 2.16.1
-(librdkafka 2.16.0) has no DescribeTopicPartitions or ListConfigResources: librdkafka does
-not know API keys 74 and 75, its describe_topics sends Metadata.
+(librdkafka 2.16.0) fetches by topic id (Fetch 16) once weir serves Fetch 13+; it has no
+DescribeTopicPartitions or ListConfigResources: librdkafka does not know API keys 74 and 75,
+its describe_topics sends Metadata.
 """
 
 import threading
@@ -160,6 +161,42 @@ def test_kafka_python_infers_kafka_4_and_produces_consumes_and_administers(broke
     assert [d["name"] for d in desc] == ["kp4"] and len(desc[0]["partitions"]) == 3
 
 
+# --- confluent-kafka: librdkafka 2.16 fetches by topic id once Fetch 13+ is served ------
+
+
+def test_librdkafka_consumes_through_fetch_by_topic_id(broker):
+    from confluent_kafka import Consumer, Producer
+
+    from ops_http import scrape
+
+    create_topic(broker.bootstrap, "rdk-id", 2)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    for i in range(40):
+        p.produce("rdk-id", value=b"r%d" % i, partition=i % 2)
+    assert p.flush(30) == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "rdk-id-group",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe(["rdk-id"])
+    got = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(got) < 40 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None:
+                assert m.error() is None, m.error()
+                got.append((m.partition(), m.offset(), m.value()))
+    finally:
+        c.close()
+    assert sorted(v for _, _, v in got) == sorted(b"r%d" % i for i in range(40))
+    for part in (0, 1):
+        assert [o for pp, o, _ in got if pp == part] == list(range(20))
+    fetches = {dict(labels)["version"]: n for (name, labels), n in scrape(broker.admin_url).items()
+               if name == "weir_requests_total" and dict(labels).get("api") == "Fetch"}
+    print(f"Fetch requests by version: {fetches}")
+    assert fetches and all(int(v) >= 13 for v in fetches), \
+        f"librdkafka should name topics by id (Fetch 13+): {fetches}"
+
+
 # --- Produce 13, Fetch 18, ListOffsets 10 by topic id, raw -----------------------------
 
 
@@ -212,6 +249,37 @@ def test_produce_v13_and_fetch_v18_name_topics_by_id(broker):
     [t] = out["r"].responses
     assert kafka_raw.batch_values(t.partitions[0].records) == [(0, b"late")]
     assert out["waited"] < 10
+
+
+def test_fetch_by_id_never_serves_a_new_topic_under_the_old_id(broker):
+    """A long poll by topic id while the topic is deleted and created again under its name:
+    the answer is UNKNOWN_TOPIC_ID, never the new topic's records."""
+    from confluent_kafka.admin import AdminClient
+
+    create_topic(broker.bootstrap, "reborn", 1)
+    old = topic_id(broker.port, "reborn")
+    out = {}
+
+    def poll():
+        out["r"] = kafka_raw.call(broker.port, fetch_request({(old, 0): 0}, max_wait_ms=4000),
+                                  18, timeout=30)
+    th = threading.Thread(target=poll)
+    th.start()
+    time.sleep(0.3)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.delete_topics(["reborn"])["reborn"].result(15)
+    create_topic(broker.bootstrap, "reborn", 1)
+    new = topic_id(broker.port, "reborn")
+    assert new != old
+    _, p = produce(broker.port, 13, 0, [b"new"], tid=new)
+    assert p.error_code == 0
+    th.join(30)
+    [t] = out["r"].responses
+    [pd] = t.partitions
+    assert (t.topic_id, pd.error_code) == (old, UNKNOWN_TOPIC_ID)
+    assert not pd.records
+    _, p = produce(broker.port, 13, 0, [b"stale"], tid=old)
+    assert p.error_code == UNKNOWN_TOPIC_ID
 
 
 def test_list_offsets_v10_specials(broker):
@@ -311,6 +379,7 @@ def test_describe_topic_partitions_fields_and_errors(broker, kadmin):
     # kafka-python decodes the zero UUID as None.
     assert (missing["error_code"], missing["topic_id"], missing["partitions"]) == \
         (UNKNOWN_TOPIC_OR_PARTITION, None, [])
+    assert missing["topic_authorized_operations"] == TOPIC_OPERATIONS_ALL
     assert by_name["bad/name"]["error_code"] == INVALID_TOPIC_EXCEPTION
 
     # A cursor on a topic the list lacks, or on a negative partition: the whole request fails.

@@ -149,6 +149,8 @@ fn unknown_topic(name: &str) -> DescribeTopicPartitionsResponseTopic {
         .with_name(Some(TopicName(str_bytes(name))))
         .with_topic_id(Uuid::nil())
         .with_is_internal(is_internal_topic(name))
+        // Kafka fills in the operations of every topic the metadata answered, missing ones too.
+        .with_topic_authorized_operations(TOPIC_OPERATIONS_ALL)
 }
 
 fn describe_topic(

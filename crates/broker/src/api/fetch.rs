@@ -32,14 +32,35 @@ struct Wanted {
     topic: TopicName,
     /// The topic's id as the request names it (v13+), echoed in the response.
     topic_id: Uuid,
-    /// The topic's name, resolved from its id at v13+; `None`: no topic has that id.
+    /// Whether the request names topics by id (v13+).
+    by_id: bool,
+    /// The topic's name, resolved from its id at v13+; `None`: no topic had that id.
     name: Option<String>,
     partitions: Vec<(i32, i64, i32)>, // (index, fetch_offset, partition_max_bytes)
 }
 
 impl Wanted {
-    fn partition(&self, broker: &Broker, index: i32) -> Option<Arc<Partition>> {
-        broker.partition(self.name.as_deref()?, index)
+    /// The partition, looked up again at every read of a long poll: a topic named by id that
+    /// was deleted (and maybe created again under its name, with a new id) meanwhile is
+    /// UNKNOWN_TOPIC_ID, never the new topic's data.
+    fn partition(&self, broker: &Broker, index: i32) -> Result<Arc<Partition>, i16> {
+        let gone = if self.by_id {
+            ec::UNKNOWN_TOPIC_ID
+        } else {
+            ec::UNKNOWN_TOPIC_OR_PARTITION
+        };
+        let topic = self
+            .name
+            .as_deref()
+            .and_then(|n| broker.topic(n))
+            .ok_or(gone)?;
+        if self.by_id && topic.id != self.topic_id {
+            return Err(ec::UNKNOWN_TOPIC_ID);
+        }
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| topic.partitions.get(i).cloned())
+            .ok_or(ec::UNKNOWN_TOPIC_OR_PARTITION)
     }
 }
 
@@ -48,15 +69,22 @@ pub(crate) fn handle(
     version: i16,
     req: FetchRequest,
 ) -> Reply<FetchResponse> {
+    let by_id = version >= BY_TOPIC_ID;
+    let names = if by_id {
+        super::topic_names_by_id(broker, req.topics.iter().map(|t| t.topic_id))
+    } else {
+        Default::default()
+    };
     let wanted: Vec<Wanted> = req
         .topics
         .into_iter()
         .map(|t| Wanted {
-            name: if version >= BY_TOPIC_ID {
-                broker.topic_by_id(t.topic_id).map(|t| t.name.clone())
+            name: if by_id {
+                names.get(&t.topic_id).cloned()
             } else {
                 Some(t.topic.to_string())
             },
+            by_id,
             topic: t.topic,
             topic_id: t.topic_id,
             partitions: t
@@ -87,7 +115,7 @@ pub(crate) fn handle(
             .flat_map(|w| {
                 w.partitions
                     .iter()
-                    .filter_map(|&(i, _, _)| w.partition(&broker, i))
+                    .filter_map(|&(i, _, _)| w.partition(&broker, i).ok())
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -196,18 +224,16 @@ fn read_partition(
         } else {
             None
         });
-    let Some(p) = topic.partition(broker, index) else {
-        let code = if topic.name.is_none() {
-            ec::UNKNOWN_TOPIC_ID
-        } else {
-            ec::UNKNOWN_TOPIC_OR_PARTITION
-        };
-        let pd = pd
-            .with_error_code(code)
-            .with_high_watermark(-1)
-            .with_last_stable_offset(-1)
-            .with_log_start_offset(-1);
-        return (pd, None);
+    let p = match topic.partition(broker, index) {
+        Ok(p) => p,
+        Err(code) => {
+            let pd = pd
+                .with_error_code(code)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1);
+            return (pd, None);
+        }
     };
     let state = p.state();
     let pd = pd

@@ -300,6 +300,24 @@ pub(crate) fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(s.to_string())
 }
 
+/// The names of the topics whose ids are `ids` (Produce 13 and Fetch 13+ name topics by id);
+/// an id no topic has is absent. One pass over the catalog, whatever the number of ids.
+pub(crate) fn topic_names_by_id(
+    broker: &Broker,
+    ids: impl IntoIterator<Item = uuid::Uuid>,
+) -> std::collections::HashMap<uuid::Uuid, String> {
+    let wanted: std::collections::HashSet<uuid::Uuid> = ids.into_iter().collect();
+    if wanted.is_empty() {
+        return Default::default();
+    }
+    broker
+        .topics()
+        .into_iter()
+        .filter(|t| wanted.contains(&t.id))
+        .map(|t| (t.id, t.name.clone()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

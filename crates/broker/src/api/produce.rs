@@ -48,11 +48,17 @@ pub(crate) fn handle(
 ) -> Reply<ProduceResponse> {
     let acks = req.acks;
     let mut results: Vec<(TopicKey, Vec<(i32, Outcome)>)> = Vec::new();
+    let by_id = version >= BY_TOPIC_ID;
+    let names = if by_id {
+        super::topic_names_by_id(broker, req.topic_data.iter().map(|t| t.topic_id))
+    } else {
+        Default::default()
+    };
     for topic in req.topic_data {
         // v13+ names the topic by id only; an id no topic has is UNKNOWN_TOPIC_ID for each
         // of its partitions (Kafka's answer), never a guess by name.
-        let name: Option<String> = if version >= BY_TOPIC_ID {
-            broker.topic_by_id(topic.topic_id).map(|t| t.name.clone())
+        let name: Option<String> = if by_id {
+            names.get(&topic.topic_id).cloned()
         } else {
             Some(topic.name.to_string())
         };
