@@ -1,6 +1,6 @@
 """Just enough of the Kafka wire format, by hand, for tests that must send what no client
 library would: record batches built byte by byte (a decompression bomb), raw Produce and
-ListOffsets requests."""
+ListOffsets requests; and `call`, any request at any version through kafka-python's codec."""
 
 import socket
 import struct
@@ -110,3 +110,55 @@ def list_offsets_by_time_v4(port, topic, partition, timestamp_ms, timeout=60.0):
     name_len = struct.unpack_from(">h", resp, pos)[0]
     pos += 2 + name_len + 4 + 4
     return struct.unpack_from(">hqq", resp, pos)
+
+
+def call(port, request, version, correlation_id=1, timeout=30.0, sock=None):
+    """Send one request built with kafka-python's protocol classes (generated from Kafka's
+    own JSON schemas) at exactly `version`, and decode the response at that version. For
+    tests that need a version, or a field, that no client library would pick by itself
+    (Produce v13 by topic id, Fetch v18, ListOffsets v10 specials). With `sock`, uses that
+    connection and leaves it open."""
+    request.with_header(correlation_id=correlation_id, client_id="raw")
+    frame = bytes(request.encode(version=version, header=True, framed=True))
+    response_class = _response_class(request)
+
+    def exchange(s):
+        s.sendall(frame)
+        return response_class.decode(read_response(s), version=version, header=True)
+
+    if sock is not None:
+        return exchange(sock)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        return exchange(s)
+
+
+def _response_class(request):
+    import importlib
+    module = importlib.import_module(type(request).__module__)
+    return getattr(module, type(request).__name__.replace("Request", "Response"))
+
+
+def record_batch(values, base_timestamp_ms=1_700_000_000_000):
+    """An uncompressed v2 record batch holding `values` (bytes), one record each, with
+    timestamps base, base+1, ..."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False,
+                                  producer_id=-1, producer_epoch=-1, base_sequence=-1,
+                                  batch_size=1 << 20)
+    for i, v in enumerate(values):
+        b.append(i, timestamp=base_timestamp_ms + i, key=None, value=v, headers=[])
+    return bytes(b.build())
+
+
+def batch_values(records):
+    """The values of every record in a record set (as a Fetch returns it), in order, with
+    their offsets: [(offset, value), ...]."""
+    from kafka.record import MemoryRecords
+    out = []
+    mr = MemoryRecords(bytes(records))
+    while True:
+        batch = mr.next_batch()
+        if batch is None:
+            return out
+        for r in batch:
+            out.append((r.offset, r.value))

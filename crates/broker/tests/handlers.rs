@@ -68,38 +68,52 @@ async fn every_api_answers_at_every_advertised_version() {
         }
     }
 
+    // From v13 Produce and Fetch name topics by id only.
+    let t2_id = broker.topic("t2").unwrap().id;
     for v in range(ApiKey::Produce) {
+        let topic = if v >= 13 {
+            produce_request::TopicProduceData::default().with_topic_id(t2_id)
+        } else {
+            produce_request::TopicProduceData::default().with_name(topic_name("t2"))
+        };
         let req = ProduceRequest::default()
             .with_acks(-1)
             .with_timeout_ms(5000)
-            .with_topic_data(vec![produce_request::TopicProduceData::default()
-                .with_name(topic_name("t2"))
-                .with_partition_data(vec![
-                    produce_request::PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(batch(&["a", "b"]))),
-                ])]);
+            .with_topic_data(vec![topic.with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch(&["a", "b"]))),
+            ])]);
         let r: ProduceResponse = call(&broker, ApiKey::Produce, v, &req).await.unwrap();
         let pr = &r.responses[0].partition_responses[0];
         assert_eq!(pr.error_code, 0, "v{v}: {:?}", pr.error_message);
         assert_eq!(pr.base_offset, 2 * (v as i64 - 3));
+        if v >= 13 {
+            assert_eq!(r.responses[0].topic_id, t2_id);
+        }
     }
+    let produced = 2 * (range(ApiKey::Produce).end() - 2) as i64;
 
     for v in range(ApiKey::Fetch) {
+        let topic = if v >= 13 {
+            fetch_request::FetchTopic::default().with_topic_id(t2_id)
+        } else {
+            fetch_request::FetchTopic::default().with_topic(topic_name("t2"))
+        };
         let req = FetchRequest::default()
             .with_max_wait_ms(0)
             .with_min_bytes(1)
             .with_max_bytes(1 << 20)
-            .with_topics(vec![fetch_request::FetchTopic::default()
-                .with_topic(topic_name("t2"))
-                .with_partitions(vec![fetch_request::FetchPartition::default()
+            .with_topics(vec![topic.with_partitions(vec![
+                fetch_request::FetchPartition::default()
                     .with_partition(0)
                     .with_fetch_offset(1)
-                    .with_partition_max_bytes(1 << 20)])]);
+                    .with_partition_max_bytes(1 << 20),
+            ])]);
         let r: FetchResponse = call(&broker, ApiKey::Fetch, v, &req).await.unwrap();
         let pd = &r.responses[0].partitions[0];
         assert_eq!(pd.error_code, 0, "fetch v{v}: {pd:?}");
-        assert_eq!(pd.high_watermark, 16);
+        assert_eq!(pd.high_watermark, produced);
         let records = pd.records.clone().unwrap();
         // Fetching offset 1 returns whole batches, starting with the one holding offset 1.
         let first = weir_storage::BatchHeader::parse(&records).unwrap();
@@ -110,7 +124,7 @@ async fn every_api_answers_at_every_advertised_version() {
         let batches = weir_storage::batch::validate_record_set(&records, usize::MAX).unwrap();
         assert_eq!(
             batches.last().unwrap().last_offset(),
-            15,
+            produced - 1,
             "up to the high watermark"
         );
     }
@@ -125,7 +139,7 @@ async fn every_api_answers_at_every_advertised_version() {
                 ]),
         ]);
         let r: ListOffsetsResponse = call(&broker, ApiKey::ListOffsets, v, &req).await.unwrap();
-        assert_eq!(r.topics[0].partitions[0].offset, 16);
+        assert_eq!(r.topics[0].partitions[0].offset, produced);
         assert_eq!(r.topics[0].partitions[1].offset, 0);
     }
 
@@ -153,6 +167,37 @@ async fn every_api_answers_at_every_advertised_version() {
             "v{v}: {:?}",
             r.results[0]
         );
+    }
+
+    for v in range(ApiKey::DescribeTopicPartitions) {
+        let req = DescribeTopicPartitionsRequest::default()
+            .with_topics(vec![
+                describe_topic_partitions_request::TopicRequest::default()
+                    .with_name(topic_name("t2")),
+            ])
+            .with_response_partition_limit(1);
+        let r: DescribeTopicPartitionsResponse =
+            call(&broker, ApiKey::DescribeTopicPartitions, v, &req)
+                .await
+                .unwrap();
+        assert_eq!(r.topics[0].error_code, 0);
+        assert_eq!(r.topics[0].topic_id, t2_id);
+        assert_eq!(r.topics[0].partitions.len(), 1);
+        assert_eq!(r.next_cursor.as_ref().unwrap().partition_index, 1);
+    }
+
+    for v in range(ApiKey::ListConfigResources) {
+        let req = ListConfigResourcesRequest::default();
+        let r: ListConfigResourcesResponse = call(&broker, ApiKey::ListConfigResources, v, &req)
+            .await
+            .unwrap();
+        assert_eq!(r.error_code, 0);
+        let topics = r
+            .config_resources
+            .iter()
+            .filter(|c| c.resource_type == 2 && c.resource_name.as_str() == "t2")
+            .count();
+        assert_eq!(topics, if v == 0 { 0 } else { 1 }, "v{v}");
     }
 
     for v in range(ApiKey::DescribeCluster) {

@@ -12,6 +12,7 @@ use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
+use uuid::Uuid;
 use weir_storage::StorageError;
 
 use super::prelude::*;
@@ -23,21 +24,69 @@ use crate::partition::{Partition, PartitionError};
 /// fetch.max.bytes default is 55 MiB; the client's own max_bytes usually applies first).
 const FETCH_MAX_BYTES_CAP: usize = 64 * 1024 * 1024;
 
+/// The first version that names topics by id instead of by name (KIP-516).
+const BY_TOPIC_ID: i16 = 13;
+
 struct Wanted {
+    /// The topic as the request names it (v4-12), echoed in the response.
     topic: TopicName,
+    /// The topic's id as the request names it (v13+), echoed in the response.
+    topic_id: Uuid,
+    /// Whether the request names topics by id (v13+).
+    by_id: bool,
+    /// The topic's name, resolved from its id at v13+; `None`: no topic had that id.
+    name: Option<String>,
     partitions: Vec<(i32, i64, i32)>, // (index, fetch_offset, partition_max_bytes)
+}
+
+impl Wanted {
+    /// The partition, looked up again at every read of a long poll: a topic named by id that
+    /// was deleted (and maybe created again under its name, with a new id) meanwhile is
+    /// UNKNOWN_TOPIC_ID, never the new topic's data.
+    fn partition(&self, broker: &Broker, index: i32) -> Result<Arc<Partition>, i16> {
+        let gone = if self.by_id {
+            ec::UNKNOWN_TOPIC_ID
+        } else {
+            ec::UNKNOWN_TOPIC_OR_PARTITION
+        };
+        let topic = self
+            .name
+            .as_deref()
+            .and_then(|n| broker.topic(n))
+            .ok_or(gone)?;
+        if self.by_id && topic.id != self.topic_id {
+            return Err(ec::UNKNOWN_TOPIC_ID);
+        }
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| topic.partitions.get(i).cloned())
+            .ok_or(ec::UNKNOWN_TOPIC_OR_PARTITION)
+    }
 }
 
 pub(crate) fn handle(
     broker: &Arc<Broker>,
-    _version: i16,
+    version: i16,
     req: FetchRequest,
 ) -> Reply<FetchResponse> {
+    let by_id = version >= BY_TOPIC_ID;
+    let names = if by_id {
+        super::topic_names_by_id(broker, req.topics.iter().map(|t| t.topic_id))
+    } else {
+        Default::default()
+    };
     let wanted: Vec<Wanted> = req
         .topics
         .into_iter()
         .map(|t| Wanted {
+            name: if by_id {
+                names.get(&t.topic_id).cloned()
+            } else {
+                Some(t.topic.to_string())
+            },
+            by_id,
             topic: t.topic,
+            topic_id: t.topic_id,
             partitions: t
                 .partitions
                 .into_iter()
@@ -66,7 +115,7 @@ pub(crate) fn handle(
             .flat_map(|w| {
                 w.partitions
                     .iter()
-                    .filter_map(|&(i, _, _)| broker.partition(w.topic.as_str(), i))
+                    .filter_map(|&(i, _, _)| w.partition(&broker, i).ok())
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -129,14 +178,8 @@ fn read_all(
         for &(index, fetch_offset, partition_max_bytes) in &w.partitions {
             let remaining = max_bytes.saturating_sub(total);
             let limit = (partition_max_bytes.max(0) as usize).min(remaining);
-            let (pd, partition) = read_partition(
-                broker,
-                w.topic.as_str(),
-                index,
-                fetch_offset,
-                limit,
-                read_committed,
-            );
+            let (pd, partition) =
+                read_partition(broker, w, index, fetch_offset, limit, read_committed);
             if pd.error_code != ec::NONE {
                 has_error = true;
             }
@@ -150,6 +193,7 @@ fn read_all(
         topics.push(
             FetchableTopicResponse::default()
                 .with_topic(w.topic.clone())
+                .with_topic_id(w.topic_id)
                 .with_partitions(parts),
         );
     }
@@ -166,7 +210,7 @@ fn read_all(
 
 fn read_partition(
     broker: &Broker,
-    topic: &str,
+    topic: &Wanted,
     index: i32,
     fetch_offset: i64,
     limit: usize,
@@ -180,13 +224,16 @@ fn read_partition(
         } else {
             None
         });
-    let Some(p) = broker.partition(topic, index) else {
-        let pd = pd
-            .with_error_code(ec::UNKNOWN_TOPIC_OR_PARTITION)
-            .with_high_watermark(-1)
-            .with_last_stable_offset(-1)
-            .with_log_start_offset(-1);
-        return (pd, None);
+    let p = match topic.partition(broker, index) {
+        Ok(p) => p,
+        Err(code) => {
+            let pd = pd
+                .with_error_code(code)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1);
+            return (pd, None);
+        }
     };
     let state = p.state();
     let pd = pd
@@ -237,7 +284,11 @@ pub struct Fetch;
 
 impl KafkaApi for Fetch {
     const KEY: ApiKey = ApiKey::Fetch;
-    const VERSIONS: RangeInclusive<i16> = 4..=12;
+    /// v13 names topics by id; v14 adds an error for tiered storage, which weir does not
+    /// have; v15-v18 change only what a follower sends (its replica state, directory id and
+    /// high watermark) and NodeEndpoints for NOT_LEADER_OR_FOLLOWER, which a single node
+    /// never answers.
+    const VERSIONS: RangeInclusive<i16> = 4..=18;
     type Request = FetchRequest;
     type Response = FetchResponse;
 

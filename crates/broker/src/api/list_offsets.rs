@@ -1,6 +1,13 @@
-//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3, v7+), or the first
-//! offset at or after a timestamp. With isolation level read_committed (v2+) "latest" and
-//! the searches stop at the last stable offset instead of the high watermark.
+//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local
+//! (-4, v8+), latest tiered (-5, v9+), or the first offset at or after a timestamp. With
+//! isolation level read_committed (v2+) "latest" and the searches stop at the last stable
+//! offset instead of the high watermark.
+//!
+//! weir has no tiered storage (KIP-405): the whole log is local, so the earliest local
+//! offset is the log start offset, and nothing is tiered (-5 answers offset -1, as Kafka does
+//! for a topic without remote storage). v10's timeout is for remote reads: unused here. A
+//! special timestamp the request's version does not know, or one that no version knows,
+//! is UNSUPPORTED_VERSION (Kafka's answer).
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -16,6 +23,20 @@ use crate::partition::{Partition, PartitionError};
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+/// The first version that knows each special (negative) timestamp; any other negative
+/// timestamp is unsupported at every version.
+fn special_min_version(timestamp: i64) -> Option<i16> {
+    match timestamp {
+        LATEST | EARLIEST => Some(1),
+        MAX_TIMESTAMP => Some(7),
+        EARLIEST_LOCAL => Some(8),
+        LATEST_TIERED => Some(9),
+        _ => None,
+    }
+}
 
 pub(crate) fn handle(
     broker: &Broker,
@@ -69,6 +90,9 @@ fn lookup(
     version: i16,
     read_committed: bool,
 ) -> (i16, i64, i64, i32) {
+    if timestamp < 0 && special_min_version(timestamp).is_none_or(|min| version < min) {
+        return (ec::UNSUPPORTED_VERSION, -1, -1, -1);
+    }
     let Some(p) = broker.partition(topic, index) else {
         return (ec::UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1);
     };
@@ -81,16 +105,17 @@ fn lookup(
     };
     match timestamp {
         LATEST => (ec::NONE, -1, end, epoch),
-        EARLIEST => (ec::NONE, -1, state.log_start_offset, epoch),
-        MAX_TIMESTAMP if version >= 7 => {
+        EARLIEST | EARLIEST_LOCAL => (ec::NONE, -1, state.log_start_offset, epoch),
+        LATEST_TIERED => (ec::NONE, -1, -1, -1),
+        MAX_TIMESTAMP => {
             let found = p.with_log(|l| l.max_timestamp().map(|m| m.map(|(ts, o)| (o, ts))));
             timestamp_answer(&p, found, end, epoch)
         }
-        ts if ts >= 0 => {
+        ts => {
+            debug_assert!(ts >= 0, "negative timestamps are specials, handled above");
             let found = p.with_log(|l| l.offset_for_timestamp(ts));
             timestamp_answer(&p, found, end, epoch)
         }
-        _ => (ec::INVALID_REQUEST, -1, -1, -1),
     }
 }
 
@@ -118,7 +143,7 @@ pub struct ListOffsets;
 
 impl KafkaApi for ListOffsets {
     const KEY: ApiKey = ApiKey::ListOffsets;
-    const VERSIONS: RangeInclusive<i16> = 1..=7;
+    const VERSIONS: RangeInclusive<i16> = 1..=10;
     type Request = ListOffsetsRequest;
     type Response = ListOffsetsResponse;
 

@@ -53,6 +53,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
@@ -62,6 +63,7 @@ pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_transactions;
@@ -180,6 +182,8 @@ registry! {
     describe_producers::DescribeProducers,
     describe_transactions::DescribeTransactions,
     list_transactions::ListTransactions,
+    list_config_resources::ListConfigResources,
+    describe_topic_partitions::DescribeTopicPartitions,
 }
 
 const fn advertised<A: KafkaApi>() -> ApiVersionRange {
@@ -299,6 +303,24 @@ pub(crate) fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(s.to_string())
 }
 
+/// The names of the topics whose ids are `ids` (Produce 13 and Fetch 13+ name topics by id);
+/// an id no topic has is absent. One pass over the catalog, whatever the number of ids.
+pub(crate) fn topic_names_by_id(
+    broker: &Broker,
+    ids: impl IntoIterator<Item = uuid::Uuid>,
+) -> std::collections::HashMap<uuid::Uuid, String> {
+    let wanted: std::collections::HashSet<uuid::Uuid> = ids.into_iter().collect();
+    if wanted.is_empty() {
+        return Default::default();
+    }
+    broker
+        .topics()
+        .into_iter()
+        .filter(|t| wanted.contains(&t.id))
+        .map(|t| (t.id, t.name.clone()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,9 +328,9 @@ mod tests {
     /// What weir advertised when the registry replaced the hand-kept table. A registry edit
     /// that changes it must change this copy too, on purpose.
     const ADVERTISED: &[ApiVersionRange] = &[
-        (ApiKey::Produce, 0, 10),
-        (ApiKey::Fetch, 4, 12),
-        (ApiKey::ListOffsets, 1, 7),
+        (ApiKey::Produce, 0, 13),
+        (ApiKey::Fetch, 4, 18),
+        (ApiKey::ListOffsets, 1, 10),
         (ApiKey::Metadata, 0, 12),
         (ApiKey::OffsetCommit, 2, 8),
         (ApiKey::OffsetFetch, 1, 8),
@@ -339,6 +361,8 @@ mod tests {
         (ApiKey::DescribeProducers, 0, 0),
         (ApiKey::DescribeTransactions, 0, 0),
         (ApiKey::ListTransactions, 0, 1),
+        (ApiKey::ListConfigResources, 0, 1),
+        (ApiKey::DescribeTopicPartitions, 0, 0),
     ];
 
     #[test]
@@ -350,11 +374,11 @@ mod tests {
     fn produce_v0_is_advertised_but_only_decodable_versions_are_accepted() {
         assert_eq!(
             weir_protocol::supported_range(SUPPORTED_APIS, ApiKey::Produce),
-            Some((0, 10))
+            Some((0, 13))
         );
         assert_eq!(
             weir_protocol::accepted_range(SUPPORTED_APIS, ApiKey::Produce),
-            Some((3, 10))
+            Some((3, 13))
         );
     }
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use uuid::Uuid;
 use weir_storage::batch::validate_record_set;
 use weir_storage::{BatchError, BatchHeader, StorageError};
 
@@ -18,6 +19,9 @@ use super::{some_str, Reply};
 use crate::error_codes as ec;
 use crate::partition::{Appended, Partition, PartitionError, TxnCheck};
 use crate::producer_state::{increment_sequence, ProducerBatch};
+
+/// The first version that names topics by id instead of by name (KIP-516).
+const BY_TOPIC_ID: i16 = 13;
 
 /// A partition's outcome: an error now, or appended and waiting for durability.
 enum Outcome {
@@ -30,14 +34,34 @@ enum Outcome {
     },
 }
 
+/// How a request names a topic, answered the same way: by name up to v12, by id from v13
+/// (KIP-516).
+struct TopicKey {
+    name: TopicName,
+    id: Uuid,
+}
+
 pub(crate) fn handle(
     broker: &Arc<Broker>,
-    _version: i16,
+    version: i16,
     req: ProduceRequest,
 ) -> Reply<ProduceResponse> {
     let acks = req.acks;
-    let mut results: Vec<(kafka_protocol::messages::TopicName, Vec<(i32, Outcome)>)> = Vec::new();
+    let mut results: Vec<(TopicKey, Vec<(i32, Outcome)>)> = Vec::new();
+    let by_id = version >= BY_TOPIC_ID;
+    let names = if by_id {
+        super::topic_names_by_id(broker, req.topic_data.iter().map(|t| t.topic_id))
+    } else {
+        Default::default()
+    };
     for topic in req.topic_data {
+        // v13+ names the topic by id only; an id no topic has is UNKNOWN_TOPIC_ID for each
+        // of its partitions (Kafka's answer), never a guess by name.
+        let name: Option<String> = if by_id {
+            names.get(&topic.topic_id).cloned()
+        } else {
+            Some(topic.name.to_string())
+        };
         let mut parts = Vec::new();
         for pd in topic.partition_data {
             let outcome = if !(acks == 0 || acks == 1 || acks == -1) {
@@ -45,20 +69,29 @@ pub(crate) fn handle(
                     ec::INVALID_REQUIRED_ACKS,
                     format!("acks={acks} is not 0, 1 or -1"),
                 )
-            } else {
+            } else if let Some(name) = &name {
                 let txn_id = req
                     .transactional_id
                     .as_ref()
                     .map(|t| t.as_str())
                     .filter(|t| !t.is_empty());
-                append_one(broker, topic.name.as_str(), pd.index, pd.records, txn_id)
+                append_one(broker, name, pd.index, pd.records, txn_id)
+            } else {
+                Outcome::Failed(
+                    ec::UNKNOWN_TOPIC_ID,
+                    format!("no topic has the id {}", topic.topic_id),
+                )
             };
             if let Outcome::Failed(code, _) = &outcome {
                 crate::metrics::PRODUCE_ERRORS.record(*code);
             }
             parts.push((pd.index, outcome));
         }
-        results.push((topic.name, parts));
+        let key = TopicKey {
+            name: topic.name,
+            id: topic.topic_id,
+        };
+        results.push((key, parts));
     }
     if acks == 0 {
         return Reply::Nothing;
@@ -66,7 +99,7 @@ pub(crate) fn handle(
     let timeout_ms = req.timeout_ms.max(0) as u64;
     Reply::Later(Box::pin(async move {
         let mut responses = Vec::new();
-        for (name, parts) in results {
+        for (key, parts) in results {
             let mut prs = Vec::new();
             for (index, outcome) in parts {
                 let pr = PartitionProduceResponse::default().with_index(index);
@@ -110,7 +143,8 @@ pub(crate) fn handle(
             }
             responses.push(
                 TopicProduceResponse::default()
-                    .with_name(name)
+                    .with_name(key.name)
+                    .with_topic_id(key.id)
                     .with_partition_responses(prs),
             );
         }
@@ -272,10 +306,14 @@ pub struct Produce;
 
 impl KafkaApi for Produce {
     const KEY: ApiKey = ApiKey::Produce;
-    /// Min 0 although the codec cannot decode v0-2 (KIP-896; the header parser accepts 3..=10):
+    /// Min 0 although the codec cannot decode v0-2 (KIP-896; the header parser accepts 3..=13):
     /// librdkafka before 2.11.1 keys gzip/snappy/lz4 support off "Produce v0 supported" and
-    /// silently stops compressing when it is not listed.
-    const VERSIONS: RangeInclusive<i16> = 0..=10;
+    /// silently stops compressing when it is not listed. v11 only adds TRANSACTION_ABORTABLE,
+    /// which weir's synchronous transaction check never needs; v12 lets a transactions-v2
+    /// producer skip AddPartitionsToTxn, which no producer does while ApiVersions finalizes
+    /// no `transaction.version` (so a transactional batch must still be in the open
+    /// transaction); v13 names topics by id.
+    const VERSIONS: RangeInclusive<i16> = 0..=13;
     type Request = ProduceRequest;
     type Response = ProduceResponse;
 
