@@ -306,7 +306,9 @@ class ProcMember:
         self.proc.kill()
         self.proc.wait(10)
         self._log.close()
-        self.end_t = t
+        # It owned its partitions until it was dead: it may still have processed a message
+        # between `t` and the signal landing, so its interval ends after wait(), not at `t`.
+        self.end_t = time.time()
         return t
 
     def terminate(self, timeout=30):
