@@ -1008,6 +1008,73 @@ mod tests {
     }
 
     #[test]
+    fn every_kafka_topic_config_is_known_and_checked_as_kafka_does() {
+        let d = TopicDefaults::default();
+        let resolve = |k: &str, v: &str| {
+            let o = BTreeMap::from([(k.to_string(), v.to_string())]);
+            TopicSettings::resolve(&d, &o)
+        };
+        // Each config's own default is accepted and read back.
+        let builtin = TopicSettings::resolve(&d, &BTreeMap::new()).unwrap();
+        for s in TOPIC_SETTINGS {
+            let v = builtin.value_of(s.name).unwrap();
+            let again = resolve(s.name, &v).unwrap_or_else(|e| panic!("{}={v}: {e}", s.name));
+            assert_eq!(again.value_of(s.name).unwrap(), v, "{}", s.name);
+        }
+        for (k, v) in [
+            ("message.format.version", "2.8"),
+            ("message.format.version", "0.10.2"),
+            ("message.format.version", "2.8.1"),
+            ("message.format.version", "3.0-IV1"),
+            ("leader.replication.throttled.replicas", "0:1, 1:0"),
+            ("compression.gzip.level", "-1"),
+            ("retention.bytes", "-5"),
+            ("preallocate", "TRUE"),
+        ] {
+            assert!(resolve(k, v).is_ok(), "{k}={v}");
+        }
+        assert_eq!(
+            resolve("preallocate", "TRUE")
+                .unwrap()
+                .value_of("preallocate")
+                .unwrap(),
+            "true"
+        );
+        for (k, v, why) in [
+            ("message.format.version", "2.9", "not a valid version"),
+            ("message.format.version", "3.0-IV", "not a valid version"),
+            (
+                "leader.replication.throttled.replicas",
+                "0-1",
+                "[partitionId]:[brokerId]",
+            ),
+            ("compression.gzip.level", "0", "between 1 and 9"),
+            ("compression.lz4.level", "18", "no more than 17"),
+            ("segment.index.bytes", "3", "at least 4"),
+            ("segment.bytes", "4294967296", "Not a number of type INT"),
+            ("unclean.leader.election.enable", "yes", "true or false"),
+            (
+                "message.timestamp.type",
+                "createtime",
+                "String must be one of",
+            ),
+            ("remote.storage.enable", "true", "Tiered Storage"),
+        ] {
+            let e = resolve(k, v).unwrap_err();
+            assert!(e.0.contains(k) && e.0.contains(why), "{k}={v}: {e}");
+        }
+        let s = resolve("compression.type", "zstd").unwrap();
+        assert_eq!(
+            (
+                s.compression,
+                s.value_of("compression.type").unwrap().as_str()
+            ),
+            (Some(4), "zstd")
+        );
+        assert_eq!(builtin.compression, None);
+    }
+
+    #[test]
     fn topic_names_follow_kafka_rules() {
         assert!(validate_topic_name("orders.v1_a-b").is_ok());
         assert!(validate_topic_name("").is_err());
