@@ -112,6 +112,75 @@ def list_offsets_by_time_v4(port, topic, partition, timestamp_ms, timeout=60.0):
     return struct.unpack_from(">hqq", resp, pos)
 
 
+def record_batch(records, base_timestamp=None, codec=0) -> bytes:
+    """An uncompressed v2 record batch (base offset 0, no producer id) of `records`, a list
+    of (key, value, timestamp_ms); a None key or value is null."""
+    def varbytes(b):
+        return zigzag_varint(-1) if b is None else zigzag_varint(len(b)) + b
+
+    base = records[0][2] if base_timestamp is None else base_timestamp
+    body = b""
+    for i, (key, value, ts) in enumerate(records):
+        r = (b"\x00" + zigzag_varint(ts - base) + zigzag_varint(i) + varbytes(key)
+             + varbytes(value) + zigzag_varint(0))
+        body += zigzag_varint(len(r)) + r
+    max_ts = max(ts for _, _, ts in records)
+    after_crc = (struct.pack(">hiqqqhii", codec, len(records) - 1, base, max_ts, -1, -1, -1,
+                             len(records)) + body)
+    crc = crc32c(after_crc)
+    return struct.pack(">qiibI", 0, 4 + 1 + 4 + len(after_crc), -1, 2, crc) + after_crc
+
+
+def _nullable_str(resp, pos):
+    n = struct.unpack_from(">h", resp, pos)[0]
+    pos += 2
+    if n < 0:
+        return None, pos
+    return resp[pos:pos + n].decode(), pos + n
+
+
+def produce_v8(port, topic, partition, batch, timeout=30.0):
+    """Produce v8 (KIP-467's record errors, not yet flexible) of one record set with
+    acks=all: returns (error_code, base_offset, [(batch_index, message)], error_message)."""
+    body = (struct.pack(">hhi", -1, -1, 30000) + struct.pack(">i", 1) + kstr(topic)
+            + struct.pack(">i", 1) + struct.pack(">i", partition)
+            + struct.pack(">i", len(batch)) + batch)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request(0, 8, 1, body))
+        resp = read_response(s)
+    pos = 4 + 4  # correlation id, topics count
+    name_len = struct.unpack_from(">h", resp, pos)[0]
+    pos += 2 + name_len + 4  # name, partitions count
+    _index, error, base_offset, _append_time, _log_start, n = struct.unpack_from(">ihqqqi", resp, pos)
+    pos += 4 + 2 + 8 + 8 + 8 + 4
+    record_errors = []
+    for _ in range(n):
+        batch_index = struct.unpack_from(">i", resp, pos)[0]
+        message, pos = _nullable_str(resp, pos + 4)
+        record_errors.append((batch_index, message))
+    error_message, pos = _nullable_str(resp, pos)
+    return error, base_offset, record_errors, error_message
+
+
+def segment_batches(partition_dir):
+    """(base_offset, attributes, record_count) of every batch stored in a partition's
+    segment files, in offset order: what is on disk, not what a fetch re-encodes."""
+    import pathlib
+    out = []
+    for seg in sorted(pathlib.Path(partition_dir).glob("*.log")):
+        data = seg.read_bytes()
+        pos = 0
+        while pos + 61 <= len(data):
+            base_offset, length = struct.unpack_from(">qi", data, pos)
+            if length <= 0:
+                break
+            attributes = struct.unpack_from(">h", data, pos + 21)[0]
+            count = struct.unpack_from(">i", data, pos + 57)[0]
+            out.append((base_offset, attributes, count))
+            pos += 12 + length
+    return out
+
+
 def call(port, request, version, correlation_id=1, timeout=30.0, sock=None):
     """Send one request built with kafka-python's protocol classes (generated from Kafka's
     own JSON schemas) at exactly `version`, and decode the response at that version. For
@@ -138,7 +207,7 @@ def _response_class(request):
     return getattr(module, type(request).__name__.replace("Request", "Response"))
 
 
-def record_batch(values, base_timestamp_ms=1_700_000_000_000):
+def values_batch(values, base_timestamp_ms=1_700_000_000_000):
     """An uncompressed v2 record batch holding `values` (bytes), one record each, with
     timestamps base, base+1, ..."""
     from kafka.record.default_records import DefaultRecordBatchBuilder

@@ -61,7 +61,7 @@ def produce(port, version, partition, values, *, name=None, tid=None,
             timestamp_ms=1_700_000_000_000):
     T = ProduceRequest.TopicProduceData
     P = T.PartitionProduceData
-    records = kafka_raw.record_batch(values, timestamp_ms)
+    records = kafka_raw.values_batch(values, timestamp_ms)
     topic = T(topic_id=tid, partition_data=[P(index=partition, records=records)])
     if version < 13:
         topic = T(name=name, partition_data=topic.partition_data)

@@ -320,6 +320,7 @@ async fn delete_topic(
 
 fn type_name(t: ConfigType) -> &'static str {
     match t {
+        ConfigType::Boolean => "BOOLEAN",
         ConfigType::String => "STRING",
         ConfigType::Int => "INT",
         ConfigType::Long => "LONG",

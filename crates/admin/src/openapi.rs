@@ -291,7 +291,7 @@ fn schemas() -> Value {
                 "source": {"type": "string", "enum": ["DYNAMIC_TOPIC_CONFIG", "STATIC_BROKER_CONFIG", "DEFAULT_CONFIG", "UNKNOWN"]},
                 "read_only": {"type": "boolean"},
                 "sensitive": {"type": "boolean"},
-                "type": {"type": "string", "enum": ["STRING", "INT", "LONG", "DOUBLE", "LIST"]},
+                "type": {"type": "string", "enum": ["BOOLEAN", "STRING", "INT", "LONG", "DOUBLE", "LIST"]},
                 "synonyms": {"type": "array", "items": {"$ref": "#/components/schemas/ConfigSynonym"}}
             }
         },

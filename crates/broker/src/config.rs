@@ -212,6 +212,32 @@ pub struct TopicDefaults {
     pub max_compaction_lag_ms: i64,
     /// `log.cleaner.min.cleanable.ratio`.
     pub min_cleanable_dirty_ratio: f64,
+    /// `log.roll.jitter.ms`
+    pub segment_jitter_ms: i64,
+    /// `log.index.size.max.bytes`
+    pub segment_index_bytes: u64,
+    /// `log.message.timestamp.before.max.ms`
+    pub message_timestamp_before_max_ms: i64,
+    /// `log.message.timestamp.after.max.ms`
+    pub message_timestamp_after_max_ms: i64,
+    /// `log.message.timestamp.difference.max.ms` (deprecated)
+    pub message_timestamp_difference_max_ms: i64,
+    /// `compression.type`: `producer`, `uncompressed` or a codec.
+    pub compression_type: String,
+    /// `compression.gzip.level`
+    pub compression_gzip_level: i32,
+    /// `compression.lz4.level`
+    pub compression_lz4_level: i32,
+    /// `compression.zstd.level`
+    pub compression_zstd_level: i32,
+    /// `min.insync.replicas`
+    pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable`
+    pub unclean_leader_election_enable: bool,
+    /// `log.segment.delete.delay.ms`
+    pub file_delete_delay_ms: i64,
+    /// `log.preallocate`
+    pub preallocate: bool,
 }
 
 impl Default for TopicDefaults {
@@ -231,6 +257,19 @@ impl Default for TopicDefaults {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
+            segment_jitter_ms: 0,
+            segment_index_bytes: 10 * 1024 * 1024,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: i64::MAX,
+            message_timestamp_difference_max_ms: i64::MAX,
+            compression_type: "producer".to_string(),
+            compression_gzip_level: -1,
+            compression_lz4_level: 9,
+            compression_zstd_level: 3,
+            min_insync_replicas: 1,
+            unclean_leader_election_enable: false,
+            file_delete_delay_ms: 60_000,
+            preallocate: false,
         }
     }
 }
@@ -238,6 +277,8 @@ impl Default for TopicDefaults {
 /// Value types, as DescribeConfigs v3+ reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
+    /// `true` or `false`.
+    Boolean = 1,
     /// Free text.
     String = 2,
     /// A 32-bit integer.
@@ -250,112 +291,333 @@ pub enum ConfigType {
     List = 7,
 }
 
-/// One topic setting weir implements: its topic name, the broker setting that supplies its
-/// default, its type and documentation.
+/// How a topic setting's value is checked, as Kafka's `ConfigDef` validators do.
+#[derive(Debug, Clone, Copy)]
+pub enum Check {
+    /// A 32-bit integer within `[min, max]`.
+    Int(i64, i64),
+    /// A 64-bit integer within `[min, max]`.
+    Long(i64, i64),
+    /// A number within `[min, max]`.
+    Double(f64, f64),
+    /// `true` or `false` (any case).
+    Bool,
+    /// One of these words (case sensitive, as Kafka's `ValidString`).
+    OneOf(&'static [&'static str]),
+    /// A comma-separated list of these words (Kafka's `ValidList`), not empty.
+    ListOf(&'static [&'static str]),
+    /// `compression.gzip.level`: 1..=9, or -1 for the codec's default.
+    GzipLevel,
+    /// `message.format.version`: a Kafka version (`2.8`, `3.0-IV1`, `0.10.2`).
+    Version,
+    /// `*.replication.throttled.replicas`: `*` or `partition:broker,...`.
+    ThrottledReplicas,
+}
+
+/// One topic setting Kafka defines: its topic name, the broker setting that supplies its
+/// default, its type, validation, default and documentation.
 pub struct TopicSetting {
     /// The topic-level name (`retention.ms`).
     pub name: &'static str,
-    /// The broker setting that supplies the default (`log.retention.ms`).
-    pub broker_synonym: &'static str,
+    /// The broker setting that supplies the default (`log.retention.ms`); None for the few
+    /// Kafka gives no broker default (`LogConfig.CONFIGS_WITH_NO_SERVER_DEFAULTS`).
+    pub broker_synonym: Option<&'static str>,
     /// The type DescribeConfigs reports.
     pub config_type: ConfigType,
-    /// One line for DescribeConfigs' documentation field.
+    /// How a value is checked.
+    pub check: Check,
+    /// What it does on weir (DescribeConfigs' documentation field).
     pub doc: &'static str,
 }
 
-/// Every topic setting weir implements. Anything else is refused with INVALID_CONFIG, so a
-/// setting a user gives is never silently ignored.
+const fn setting(
+    name: &'static str,
+    broker_synonym: &'static str,
+    config_type: ConfigType,
+    check: Check,
+    doc: &'static str,
+) -> TopicSetting {
+    TopicSetting {
+        name,
+        broker_synonym: Some(broker_synonym),
+        config_type,
+        check,
+        doc,
+    }
+}
+
+const fn no_broker_default(
+    name: &'static str,
+    config_type: ConfigType,
+    check: Check,
+    doc: &'static str,
+) -> TopicSetting {
+    TopicSetting {
+        name,
+        broker_synonym: None,
+        config_type,
+        check,
+        doc,
+    }
+}
+
+const I32: i64 = i32::MAX as i64;
+const I64: i64 = i64::MAX;
+
+/// Compression codecs a topic may ask for (Kafka's `BrokerCompressionType`).
+pub const COMPRESSION_TYPES: &[&str] =
+    &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+
+/// Every topic setting of Kafka 3.9 (`LogConfig`), with Kafka's validation. Anything else
+/// is refused with INVALID_CONFIG; settings that mean nothing on one weir node are kept and
+/// reported (their doc says so), as Kafka keeps those it ignores.
 pub const TOPIC_SETTINGS: &[TopicSetting] = &[
-    TopicSetting {
-        name: "cleanup.policy",
-        broker_synonym: "log.cleanup.policy",
-        config_type: ConfigType::List,
-        doc: "delete: old segments are deleted by retention.ms and retention.bytes; compact: the latest record of each key is kept; both: compact,delete.",
-    },
-    TopicSetting {
-        name: "retention.ms",
-        broker_synonym: "log.retention.ms",
-        config_type: ConfigType::Long,
-        doc: "Segments whose newest record is older than this are deleted (-1: never).",
-    },
-    TopicSetting {
-        name: "retention.bytes",
-        broker_synonym: "log.retention.bytes",
-        config_type: ConfigType::Long,
-        doc: "Oldest segments are deleted while a partition is larger than this (-1: no limit).",
-    },
-    TopicSetting {
-        name: "delete.retention.ms",
-        broker_synonym: "log.cleaner.delete.retention.ms",
-        config_type: ConfigType::Long,
-        doc: "How long a tombstone is kept after its segment is compacted.",
-    },
-    TopicSetting {
-        name: "min.compaction.lag.ms",
-        broker_synonym: "log.cleaner.min.compaction.lag.ms",
-        config_type: ConfigType::Long,
-        doc: "Records younger than this are not compacted.",
-    },
-    TopicSetting {
-        name: "max.compaction.lag.ms",
-        broker_synonym: "log.cleaner.max.compaction.lag.ms",
-        config_type: ConfigType::Long,
-        doc: "Records older than this are compacted whatever the dirty ratio.",
-    },
-    TopicSetting {
-        name: "min.cleanable.dirty.ratio",
-        broker_synonym: "log.cleaner.min.cleanable.ratio",
-        config_type: ConfigType::Double,
-        doc: "Compact when this share of the log is not yet compacted.",
-    },
-    TopicSetting {
-        name: "segment.bytes",
-        broker_synonym: "log.segment.bytes",
-        config_type: ConfigType::Int,
-        doc: "Roll the active segment when it would grow past this size.",
-    },
-    TopicSetting {
-        name: "segment.ms",
-        broker_synonym: "log.roll.ms",
-        config_type: ConfigType::Long,
-        doc: "Roll the active segment when it is older than this.",
-    },
-    TopicSetting {
-        name: "max.message.bytes",
-        broker_synonym: "message.max.bytes",
-        config_type: ConfigType::Int,
-        doc: "Largest record batch accepted.",
-    },
-    TopicSetting {
-        name: "index.interval.bytes",
-        broker_synonym: "log.index.interval.bytes",
-        config_type: ConfigType::Int,
-        doc: "Bytes between two entries of the sparse offset index.",
-    },
-    TopicSetting {
-        name: "flush.messages",
-        broker_synonym: "log.flush.interval.messages",
-        config_type: ConfigType::Long,
-        doc: "1 (weir's default): fsync before acknowledging. Larger: acknowledge before fsync, fsync every N messages.",
-    },
-    TopicSetting {
-        name: "flush.ms",
-        broker_synonym: "log.flush.interval.ms",
-        config_type: ConfigType::Long,
-        doc: "With relaxed flush.messages: fsync at least this often.",
-    },
-    TopicSetting {
-        name: "message.timestamp.type",
-        broker_synonym: "log.message.timestamp.type",
-        config_type: ConfigType::String,
-        doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's clock.",
-    },
+    setting("cleanup.policy", "log.cleanup.policy", ConfigType::List, Check::ListOf(&["compact", "delete"]),
+        "delete: old segments are deleted by retention.ms and retention.bytes; compact: the latest record of each key is kept; both: compact,delete."),
+    setting("compression.type", "compression.type", ConfigType::String, Check::OneOf(COMPRESSION_TYPES),
+        "producer keeps each batch as the producer compressed it; a codec (or uncompressed) re-encodes batches in another codec on append."),
+    setting("compression.gzip.level", "compression.gzip.level", ConfigType::Int, Check::GzipLevel,
+        "gzip level (1-9, -1: the codec's default) when compression.type=gzip."),
+    setting("compression.lz4.level", "compression.lz4.level", ConfigType::Int, Check::Int(1, 17),
+        "lz4 level when compression.type=lz4. Validated and kept; weir's lz4 encoder has one level."),
+    setting("compression.zstd.level", "compression.zstd.level", ConfigType::Int, Check::Int(-131072, 22),
+        "zstd level when compression.type=zstd. Validated and kept; weir's zstd encoder (pure Rust) has one level, about zstd's 1."),
+    setting("delete.retention.ms", "log.cleaner.delete.retention.ms", ConfigType::Long, Check::Long(0, I64),
+        "How long a tombstone is kept after its segment is compacted."),
+    setting("file.delete.delay.ms", "log.segment.delete.delay.ms", ConfigType::Long, Check::Long(0, I64),
+        "How long a deleted segment's files wait before they are removed. Kept; weir removes them at once (open readers keep their file)."),
+    setting("flush.messages", "log.flush.interval.messages", ConfigType::Long, Check::Long(1, I64),
+        "1 (weir's default): fsync before acknowledging. Larger: acknowledge before fsync, fsync every N messages."),
+    setting("flush.ms", "log.flush.interval.ms", ConfigType::Long, Check::Long(0, I64),
+        "With relaxed flush.messages: fsync at least this often."),
+    no_broker_default("follower.replication.throttled.replicas", ConfigType::List, Check::ThrottledReplicas,
+        "Replicas whose follower replication is throttled. Kept for the cluster; one node has no followers."),
+    setting("index.interval.bytes", "log.index.interval.bytes", ConfigType::Int, Check::Int(0, I32),
+        "Bytes between two entries of the sparse offset index."),
+    no_broker_default("leader.replication.throttled.replicas", ConfigType::List, Check::ThrottledReplicas,
+        "Replicas whose leader replication is throttled. Kept for the cluster; one node has no followers."),
+    setting("local.retention.bytes", "log.local.retention.bytes", ConfigType::Long, Check::Long(-2, I64),
+        "Tiered storage's local retention. Kept; weir has no tiered storage."),
+    setting("local.retention.ms", "log.local.retention.ms", ConfigType::Long, Check::Long(-2, I64),
+        "Tiered storage's local retention. Kept; weir has no tiered storage."),
+    setting("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", ConfigType::Long, Check::Long(1, I64),
+        "Records older than this are compacted whatever the dirty ratio."),
+    setting("max.message.bytes", "message.max.bytes", ConfigType::Int, Check::Int(0, I32),
+        "Largest record batch accepted (after any recompression)."),
+    setting("message.downconversion.enable", "log.message.downconversion.enable", ConfigType::Boolean, Check::Bool,
+        "Ignored, as by Kafka 3.x: weir serves only the v2 record format and never down-converts."),
+    setting("message.format.version", "log.message.format.version", ConfigType::String, Check::Version,
+        "Ignored, as by Kafka 3.x with inter.broker.protocol.version 3.0 or later: batches are always v2."),
+    setting("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", ConfigType::Long, Check::Long(0, I64),
+        "With CreateTime: records timestamped more than this after the broker's clock are refused (INVALID_TIMESTAMP)."),
+    setting("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", ConfigType::Long, Check::Long(0, I64),
+        "With CreateTime: records timestamped more than this before the broker's clock are refused (INVALID_TIMESTAMP)."),
+    setting("message.timestamp.difference.max.ms", "log.message.timestamp.difference.max.ms", ConfigType::Long, Check::Long(0, I64),
+        "Deprecated: the window on both sides when message.timestamp.before/after.max.ms are not set."),
+    setting("message.timestamp.type", "log.message.timestamp.type", ConfigType::String, Check::OneOf(&["CreateTime", "LogAppendTime"]),
+        "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's clock."),
+    setting("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", ConfigType::Double, Check::Double(0.0, 1.0),
+        "Compact when this share of the log is not yet compacted."),
+    setting("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", ConfigType::Long, Check::Long(0, I64),
+        "Records younger than this are not compacted."),
+    setting("min.insync.replicas", "min.insync.replicas", ConfigType::Int, Check::Int(1, I32),
+        "Replicas that must have an acks=all write. Kept for the cluster; one node is its only replica."),
+    setting("preallocate", "log.preallocate", ConfigType::Boolean, Check::Bool,
+        "Preallocate segment files. Kept; weir grows segments as it appends."),
+    no_broker_default("remote.log.copy.disable", ConfigType::Boolean, Check::Bool,
+        "Tiered storage. Kept; weir has no tiered storage."),
+    no_broker_default("remote.log.delete.on.disable", ConfigType::Boolean, Check::Bool,
+        "Tiered storage. Kept; weir has no tiered storage."),
+    no_broker_default("remote.storage.enable", ConfigType::Boolean, Check::Bool,
+        "Tiered storage: weir has none, so only false is accepted."),
+    setting("retention.bytes", "log.retention.bytes", ConfigType::Long, Check::Long(i64::MIN, I64),
+        "Oldest segments are deleted while a partition is larger than this (negative: no limit)."),
+    setting("retention.ms", "log.retention.ms", ConfigType::Long, Check::Long(-1, I64),
+        "Segments whose newest record is older than this are deleted (-1: never)."),
+    setting("segment.bytes", "log.segment.bytes", ConfigType::Int, Check::Int(14, I32),
+        "Roll the active segment when it would grow past this size."),
+    setting("segment.index.bytes", "log.index.size.max.bytes", ConfigType::Int, Check::Int(4, I32),
+        "Roll the active segment when its offset index (8 bytes an entry) or time index (12) would grow past this size."),
+    setting("segment.jitter.ms", "log.roll.jitter.ms", ConfigType::Long, Check::Long(0, I64),
+        "Roll each segment up to this much before segment.ms (a per-segment amount), so partitions do not all roll at once."),
+    setting("segment.ms", "log.roll.ms", ConfigType::Long, Check::Long(1, I64),
+        "Roll the active segment when it is older than this."),
+    setting("unclean.leader.election.enable", "unclean.leader.election.enable", ConfigType::Boolean, Check::Bool,
+        "Whether an out-of-sync replica may become leader. Kept for the cluster; one node is its only replica."),
+];
+
+/// The row of topic setting `name`.
+pub fn topic_setting(name: &str) -> Option<&'static TopicSetting> {
+    TOPIC_SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// Kafka versions `message.format.version` may name (`MetadataVersion`), before `-IVn`.
+const KAFKA_VERSIONS: &[&str] = &[
+    "0.8.0", "0.8.1", "0.8.2", "0.9.0", "0.10.0", "0.10.1", "0.10.2", "0.11.0", "1.0", "1.1",
+    "2.0", "2.1", "2.2", "2.3", "2.4", "2.5", "2.6", "2.7", "2.8", "3.0", "3.1", "3.2", "3.3",
+    "3.4", "3.5", "3.6", "3.7", "3.8", "3.9",
 ];
 
 /// A setting refused, with why (answered as INVALID_CONFIG).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
+
+fn invalid_value(name: &str, value: &str, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!(
+        "Invalid value {value} for configuration {name}: {why}"
+    ))
+}
+
+/// Check `value` for setting `s` as Kafka's `ConfigDef` does and return it in its canonical
+/// form (trimmed; booleans in lower case; list items trimmed, joined by commas).
+pub fn check_value(s: &TopicSetting, value: &str) -> Result<String, ConfigError> {
+    let v = value.trim();
+    let int = |min: i64, max: i64, bits: &str| -> Result<String, ConfigError> {
+        let n: i64 = v
+            .parse()
+            .ok()
+            .filter(|n| bits == "64" || i32::try_from(*n).is_ok())
+            .ok_or_else(|| {
+                invalid_value(
+                    s.name,
+                    value,
+                    format!(
+                        "Not a number of type {}",
+                        if bits == "64" { "LONG" } else { "INT" }
+                    ),
+                )
+            })?;
+        if n < min {
+            return Err(invalid_value(
+                s.name,
+                value,
+                format!("Value must be at least {min}"),
+            ));
+        }
+        if n > max {
+            return Err(invalid_value(
+                s.name,
+                value,
+                format!("Value must be no more than {max}"),
+            ));
+        }
+        Ok(n.to_string())
+    };
+    match s.check {
+        Check::Int(min, max) => int(min, max, "32"),
+        Check::Long(min, max) => int(min, max, "64"),
+        Check::Double(min, max) => {
+            let n: f64 = v
+                .parse()
+                .ok()
+                .filter(|n: &f64| n.is_finite())
+                .ok_or_else(|| invalid_value(s.name, value, "Not a number of type DOUBLE"))?;
+            if n < min {
+                return Err(invalid_value(
+                    s.name,
+                    value,
+                    format!("Value must be at least {min}"),
+                ));
+            }
+            if n > max {
+                return Err(invalid_value(
+                    s.name,
+                    value,
+                    format!("Value must be no more than {max}"),
+                ));
+            }
+            Ok(n.to_string())
+        }
+        Check::Bool => match v.to_ascii_lowercase().as_str() {
+            b @ ("true" | "false") => Ok(b.to_string()),
+            _ => Err(invalid_value(
+                s.name,
+                value,
+                "Expected value to be either true or false",
+            )),
+        },
+        Check::OneOf(words) => {
+            if words.contains(&v) {
+                Ok(v.to_string())
+            } else {
+                Err(invalid_value(
+                    s.name,
+                    value,
+                    format!("String must be one of: {}", words.join(", ")),
+                ))
+            }
+        }
+        Check::ListOf(words) => {
+            let items: Vec<&str> = v.split(',').map(str::trim).collect();
+            if items.iter().any(|i| !words.contains(i)) {
+                return Err(invalid_value(
+                    s.name,
+                    value,
+                    format!("String must be one of: {}", words.join(", ")),
+                ));
+            }
+            Ok(items.join(","))
+        }
+        Check::GzipLevel => {
+            let n = int(i64::from(i32::MIN), I32, "32")?;
+            match n.parse::<i32>() {
+                Ok(-1 | 1..=9) => Ok(n),
+                _ => Err(invalid_value(
+                    s.name,
+                    value,
+                    "Value must be between 1 and 9 or equal to -1",
+                )),
+            }
+        }
+        Check::Version => {
+            let (base, iv) = match v.split_once("-IV") {
+                Some((b, n))
+                    if !n.is_empty() && n.len() <= 2 && n.bytes().all(|c| c.is_ascii_digit()) =>
+                {
+                    (b, Some(n))
+                }
+                Some(_) => {
+                    return Err(invalid_value(
+                        s.name,
+                        value,
+                        format!("Version {v} is not a valid version"),
+                    ))
+                }
+                None => (v, None),
+            };
+            // As Kafka's MetadataVersion.fromVersionString: "2.8.1" means "2.8", "0.10.2.1" "0.10.2".
+            let parts: Vec<&str> = base.split('.').collect();
+            let keep = if base.starts_with("0.") { 3 } else { 2 };
+            let key = parts[..parts.len().min(keep)].join(".");
+            if KAFKA_VERSIONS.contains(&key.as_str()) && (iv.is_none() || parts.len() <= keep) {
+                Ok(v.to_string())
+            } else {
+                Err(invalid_value(
+                    s.name,
+                    value,
+                    format!("Version {v} is not a valid version"),
+                ))
+            }
+        }
+        Check::ThrottledReplicas => {
+            if v.is_empty() || v == "*" {
+                return Ok(v.to_string());
+            }
+            let items: Vec<&str> = v.split(',').map(str::trim).collect();
+            let ok = items.iter().all(|i| {
+                i.split_once(':').is_some_and(|(p, b)| {
+                    p.trim().parse::<i32>().is_ok() && b.trim().parse::<i32>().is_ok()
+                })
+            });
+            if ok {
+                Ok(items.join(","))
+            } else {
+                Err(invalid_value(s.name, value, "must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],..."))
+            }
+        }
+    }
+}
 
 /// The effective settings of one topic: broker defaults overlaid with its overrides.
 #[derive(Debug, Clone, PartialEq)]
@@ -364,6 +626,10 @@ pub struct TopicSettings {
     pub segment_bytes: u64,
     /// `segment.ms`: a segment rolls once its first append is this old.
     pub segment_ms: i64,
+    /// `segment.jitter.ms`: each segment rolls up to this much earlier than `segment.ms`.
+    pub segment_jitter_ms: i64,
+    /// `segment.index.bytes`: a segment rolls once an index of it would grow past this.
+    pub segment_index_bytes: u64,
     /// `max.message.bytes`: the largest record set one produce may append to a partition.
     pub max_message_bytes: i64,
     /// `index.interval.bytes`: bytes between two entries of the sparse offset index.
@@ -374,6 +640,29 @@ pub struct TopicSettings {
     pub flush_ms: i64,
     /// `message.timestamp.type` is LogAppendTime: the broker stamps batches with its clock.
     pub log_append_time: bool,
+    /// `message.timestamp.before.max.ms` as given (see [`TopicSettings::timestamp_window`]).
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms` as given.
+    pub timestamp_after_max_ms: i64,
+    /// `message.timestamp.difference.max.ms` (deprecated) as given.
+    pub timestamp_difference_max_ms: i64,
+    /// `compression.type`: None for `producer` (batches kept as produced), else the Kafka codec
+    /// batches are re-encoded in (0 uncompressed, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+    pub compression: Option<i16>,
+    /// `compression.gzip.level` (-1: the codec's default).
+    pub compression_gzip_level: i32,
+    /// `compression.lz4.level`.
+    pub compression_lz4_level: i32,
+    /// `compression.zstd.level`.
+    pub compression_zstd_level: i32,
+    /// `min.insync.replicas` (kept for the cluster).
+    pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable` (kept for the cluster).
+    pub unclean_leader_election_enable: bool,
+    /// `file.delete.delay.ms` (kept).
+    pub file_delete_delay_ms: i64,
+    /// `preallocate` (kept).
+    pub preallocate: bool,
     /// `retention.ms`: segments whose newest record is older go (-1: never).
     pub retention_ms: i64,
     /// `retention.bytes`: the oldest segments go while the partition is larger (-1: no limit).
@@ -390,6 +679,9 @@ pub struct TopicSettings {
     pub max_compaction_lag_ms: i64,
     /// `min.cleanable.dirty.ratio`: the dirty share of the log that makes it due for cleaning.
     pub min_cleanable_dirty_ratio: f64,
+    /// Settings that mean nothing on weir (tiered storage, throttles, the old message format),
+    /// given for this topic: checked, kept and reported, in canonical form.
+    pub inert: BTreeMap<&'static str, String>,
 }
 
 /// cleanup.policy: (delete, compact).
@@ -409,6 +701,31 @@ fn parse_cleanup_policy(key: &str, value: &str) -> Result<(bool, bool), ConfigEr
     Ok((delete, compact))
 }
 
+/// Kafka's codec number of a `compression.type` other than `producer`.
+fn codec_of(name: &str) -> Option<i16> {
+    Some(match name {
+        "uncompressed" => 0,
+        "gzip" => 1,
+        "snappy" => 2,
+        "lz4" => 3,
+        "zstd" => 4,
+        _ => return None,
+    })
+}
+
+/// The default of an inert setting (one weir keeps but does not act on): Kafka's.
+fn inert_default(name: &str) -> &'static str {
+    match name {
+        "message.downconversion.enable" => "true",
+        "message.format.version" => "3.0-IV1",
+        "local.retention.bytes" | "local.retention.ms" => "-2",
+        "remote.log.copy.disable" | "remote.log.delete.on.disable" | "remote.storage.enable" => {
+            "false"
+        }
+        _ => "",
+    }
+}
+
 impl TopicSettings {
     /// Validate `overrides` and compute the effective settings.
     pub fn resolve(
@@ -418,11 +735,24 @@ impl TopicSettings {
         let mut s = TopicSettings {
             segment_bytes: defaults.segment_bytes,
             segment_ms: defaults.segment_ms,
+            segment_jitter_ms: defaults.segment_jitter_ms,
+            segment_index_bytes: defaults.segment_index_bytes,
             max_message_bytes: defaults.max_message_bytes,
             index_interval_bytes: defaults.index_interval_bytes,
             flush_messages: defaults.flush_messages,
             flush_ms: defaults.flush_ms,
             log_append_time: defaults.message_timestamp_type == "LogAppendTime",
+            timestamp_before_max_ms: defaults.message_timestamp_before_max_ms,
+            timestamp_after_max_ms: defaults.message_timestamp_after_max_ms,
+            timestamp_difference_max_ms: defaults.message_timestamp_difference_max_ms,
+            compression: codec_of(&defaults.compression_type),
+            compression_gzip_level: defaults.compression_gzip_level,
+            compression_lz4_level: defaults.compression_lz4_level,
+            compression_zstd_level: defaults.compression_zstd_level,
+            min_insync_replicas: defaults.min_insync_replicas,
+            unclean_leader_election_enable: defaults.unclean_leader_election_enable,
+            file_delete_delay_ms: defaults.file_delete_delay_ms,
+            preallocate: defaults.preallocate,
             retention_ms: defaults.retention_ms,
             retention_bytes: defaults.retention_bytes,
             cleanup_delete: true,
@@ -431,69 +761,87 @@ impl TopicSettings {
             min_compaction_lag_ms: defaults.min_compaction_lag_ms,
             max_compaction_lag_ms: defaults.max_compaction_lag_ms,
             min_cleanable_dirty_ratio: defaults.min_cleanable_dirty_ratio,
+            inert: BTreeMap::new(),
         };
         (s.cleanup_delete, s.cleanup_compact) =
             parse_cleanup_policy("log.cleanup.policy", &defaults.cleanup_policy)?;
         for (key, value) in overrides {
-            match key.as_str() {
+            let Some(row) = topic_setting(key) else {
+                return Err(ConfigError(format!("Unknown topic config name: {key}")));
+            };
+            let v = check_value(row, value)?;
+            let int = || v.parse::<i64>().expect("checked as an integer");
+            let flag = || v == "true";
+            match row.name {
                 "cleanup.policy" => {
-                    (s.cleanup_delete, s.cleanup_compact) = parse_cleanup_policy(key, value)?
+                    (s.cleanup_delete, s.cleanup_compact) = parse_cleanup_policy(key, &v)?
                 }
-                "retention.ms" => s.retention_ms = parse_ranged(key, value, -1, i64::MAX)?,
-                "retention.bytes" => s.retention_bytes = parse_ranged(key, value, -1, i64::MAX)?,
-                "delete.retention.ms" => {
-                    s.delete_retention_ms = parse_ranged(key, value, 0, i64::MAX)?
-                }
-                "min.compaction.lag.ms" => {
-                    s.min_compaction_lag_ms = parse_ranged(key, value, 0, i64::MAX)?
-                }
-                "max.compaction.lag.ms" => {
-                    s.max_compaction_lag_ms = parse_ranged(key, value, 1, i64::MAX)?
-                }
+                "compression.type" => s.compression = codec_of(&v),
+                "compression.gzip.level" => s.compression_gzip_level = int() as i32,
+                "compression.lz4.level" => s.compression_lz4_level = int() as i32,
+                "compression.zstd.level" => s.compression_zstd_level = int() as i32,
+                "retention.ms" => s.retention_ms = int(),
+                "retention.bytes" => s.retention_bytes = int(),
+                "delete.retention.ms" => s.delete_retention_ms = int(),
+                "min.compaction.lag.ms" => s.min_compaction_lag_ms = int(),
+                "max.compaction.lag.ms" => s.max_compaction_lag_ms = int(),
                 "min.cleanable.dirty.ratio" => {
-                    let v: f64 = value.trim().parse().map_err(|_| {
-                        ConfigError(format!("{key} must be a number, not '{value}'"))
-                    })?;
-                    if !(0.0..=1.0).contains(&v) {
-                        return Err(ConfigError(format!("{key}={v} is out of range [0, 1]")));
-                    }
-                    s.min_cleanable_dirty_ratio = v;
+                    s.min_cleanable_dirty_ratio = v.parse().expect("checked as a number")
                 }
-                "segment.bytes" => {
-                    s.segment_bytes = parse_ranged(key, value, 14, i32::MAX as i64)? as u64
-                }
-                "segment.ms" => s.segment_ms = parse_ranged(key, value, 1, i64::MAX)?,
-                "max.message.bytes" => {
-                    s.max_message_bytes = parse_ranged(key, value, 0, i32::MAX as i64)?
-                }
-                "index.interval.bytes" => {
-                    s.index_interval_bytes = parse_ranged(key, value, 0, i32::MAX as i64)? as u64
-                }
-                "flush.messages" => s.flush_messages = parse_ranged(key, value, 1, i64::MAX)?,
-                "flush.ms" => s.flush_ms = parse_ranged(key, value, 0, i64::MAX)?,
-                "message.timestamp.type" => match value.as_str() {
-                    "CreateTime" => s.log_append_time = false,
-                    "LogAppendTime" => s.log_append_time = true,
-                    _ => {
-                        return Err(ConfigError(format!(
-                        "message.timestamp.type must be CreateTime or LogAppendTime, not '{value}'"
-                    )))
-                    }
-                },
-                _ => {
-                    return Err(ConfigError(format!(
-                        "unknown or unsupported topic config '{key}'"
-                    )))
+                "segment.bytes" => s.segment_bytes = int() as u64,
+                "segment.ms" => s.segment_ms = int(),
+                "segment.jitter.ms" => s.segment_jitter_ms = int(),
+                "segment.index.bytes" => s.segment_index_bytes = int() as u64,
+                "max.message.bytes" => s.max_message_bytes = int(),
+                "index.interval.bytes" => s.index_interval_bytes = int() as u64,
+                "flush.messages" => s.flush_messages = int(),
+                "flush.ms" => s.flush_ms = int(),
+                "message.timestamp.type" => s.log_append_time = v == "LogAppendTime",
+                "message.timestamp.before.max.ms" => s.timestamp_before_max_ms = int(),
+                "message.timestamp.after.max.ms" => s.timestamp_after_max_ms = int(),
+                "message.timestamp.difference.max.ms" => s.timestamp_difference_max_ms = int(),
+                "min.insync.replicas" => s.min_insync_replicas = int() as i32,
+                "unclean.leader.election.enable" => s.unclean_leader_election_enable = flag(),
+                "file.delete.delay.ms" => s.file_delete_delay_ms = int(),
+                "preallocate" => s.preallocate = flag(),
+                name => {
+                    s.inert.insert(name, v);
                 }
             }
         }
         if s.min_compaction_lag_ms > s.max_compaction_lag_ms {
             return Err(ConfigError(format!(
-                "min.compaction.lag.ms ({}) must not be greater than max.compaction.lag.ms ({})",
+                "conflict topic config setting min.compaction.lag.ms ({}) > max.compaction.lag.ms ({})",
                 s.min_compaction_lag_ms, s.max_compaction_lag_ms
             )));
         }
+        if s.inert
+            .get("remote.storage.enable")
+            .is_some_and(|v| v == "true")
+        {
+            return Err(ConfigError(
+                "Invalid value true for configuration remote.storage.enable: Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.".into(),
+            ));
+        }
         Ok(s)
+    }
+
+    /// The window a CreateTime record's timestamp must fall in, as (before, after) the
+    /// broker's clock: `message.timestamp.before/after.max.ms`, each falling back to the
+    /// deprecated `message.timestamp.difference.max.ms` while left at its default (Kafka's
+    /// rule). `(i64::MAX, i64::MAX)`: no limit.
+    pub fn timestamp_window(&self) -> (i64, i64) {
+        let or_difference = |v: i64| {
+            if v != i64::MAX {
+                v
+            } else {
+                self.timestamp_difference_max_ms
+            }
+        };
+        (
+            or_difference(self.timestamp_before_max_ms),
+            or_difference(self.timestamp_after_max_ms),
+        )
     }
 
     /// The cleanup.policy value as Kafka writes it.
@@ -522,6 +870,8 @@ impl TopicSettings {
             } else {
                 self.segment_ms
             },
+            segment_jitter_ms: self.segment_jitter_ms,
+            segment_index_bytes: self.segment_index_bytes,
             index_interval_bytes: self.index_interval_bytes,
             max_message_bytes: self.max_message_bytes.max(0) as usize,
             log_append_time: self.log_append_time,
@@ -530,8 +880,21 @@ impl TopicSettings {
 
     /// The effective value of a setting, as a string (for DescribeConfigs).
     pub fn value_of(&self, name: &str) -> Option<String> {
-        Some(match name {
+        let row = topic_setting(name)?;
+        Some(match row.name {
             "cleanup.policy" => self.cleanup_policy(),
+            "compression.type" => match self.compression {
+                None => "producer",
+                Some(0) => "uncompressed",
+                Some(1) => "gzip",
+                Some(2) => "snappy",
+                Some(3) => "lz4",
+                Some(_) => "zstd",
+            }
+            .to_string(),
+            "compression.gzip.level" => self.compression_gzip_level.to_string(),
+            "compression.lz4.level" => self.compression_lz4_level.to_string(),
+            "compression.zstd.level" => self.compression_zstd_level.to_string(),
             "retention.ms" => self.retention_ms.to_string(),
             "retention.bytes" => self.retention_bytes.to_string(),
             "delete.retention.ms" => self.delete_retention_ms.to_string(),
@@ -540,6 +903,8 @@ impl TopicSettings {
             "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
             "segment.bytes" => self.segment_bytes.to_string(),
             "segment.ms" => self.segment_ms.to_string(),
+            "segment.jitter.ms" => self.segment_jitter_ms.to_string(),
+            "segment.index.bytes" => self.segment_index_bytes.to_string(),
             "max.message.bytes" => self.max_message_bytes.to_string(),
             "index.interval.bytes" => self.index_interval_bytes.to_string(),
             "flush.messages" => self.flush_messages.to_string(),
@@ -550,22 +915,20 @@ impl TopicSettings {
                 "CreateTime"
             }
             .to_string(),
-            _ => return None,
+            "message.timestamp.before.max.ms" => self.timestamp_before_max_ms.to_string(),
+            "message.timestamp.after.max.ms" => self.timestamp_after_max_ms.to_string(),
+            "message.timestamp.difference.max.ms" => self.timestamp_difference_max_ms.to_string(),
+            "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "unclean.leader.election.enable" => self.unclean_leader_election_enable.to_string(),
+            "file.delete.delay.ms" => self.file_delete_delay_ms.to_string(),
+            "preallocate" => self.preallocate.to_string(),
+            name => self
+                .inert
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| inert_default(name).to_string()),
         })
     }
-}
-
-fn parse_ranged(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
-    let v: i64 = value
-        .trim()
-        .parse()
-        .map_err(|_| ConfigError(format!("{key} must be an integer, not '{value}'")))?;
-    if v < min || v > max {
-        return Err(ConfigError(format!(
-            "{key}={v} is out of range [{min}, {max}]"
-        )));
-    }
-    Ok(v)
 }
 
 /// Kafka's topic name rule: 1..=249 characters of [a-zA-Z0-9._-], not "." or "..".
@@ -642,6 +1005,73 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.0.contains("min.compaction.lag.ms"), "{e}");
+    }
+
+    #[test]
+    fn every_kafka_topic_config_is_known_and_checked_as_kafka_does() {
+        let d = TopicDefaults::default();
+        let resolve = |k: &str, v: &str| {
+            let o = BTreeMap::from([(k.to_string(), v.to_string())]);
+            TopicSettings::resolve(&d, &o)
+        };
+        // Each config's own default is accepted and read back.
+        let builtin = TopicSettings::resolve(&d, &BTreeMap::new()).unwrap();
+        for s in TOPIC_SETTINGS {
+            let v = builtin.value_of(s.name).unwrap();
+            let again = resolve(s.name, &v).unwrap_or_else(|e| panic!("{}={v}: {e}", s.name));
+            assert_eq!(again.value_of(s.name).unwrap(), v, "{}", s.name);
+        }
+        for (k, v) in [
+            ("message.format.version", "2.8"),
+            ("message.format.version", "0.10.2"),
+            ("message.format.version", "2.8.1"),
+            ("message.format.version", "3.0-IV1"),
+            ("leader.replication.throttled.replicas", "0:1, 1:0"),
+            ("compression.gzip.level", "-1"),
+            ("retention.bytes", "-5"),
+            ("preallocate", "TRUE"),
+        ] {
+            assert!(resolve(k, v).is_ok(), "{k}={v}");
+        }
+        assert_eq!(
+            resolve("preallocate", "TRUE")
+                .unwrap()
+                .value_of("preallocate")
+                .unwrap(),
+            "true"
+        );
+        for (k, v, why) in [
+            ("message.format.version", "2.9", "not a valid version"),
+            ("message.format.version", "3.0-IV", "not a valid version"),
+            (
+                "leader.replication.throttled.replicas",
+                "0-1",
+                "[partitionId]:[brokerId]",
+            ),
+            ("compression.gzip.level", "0", "between 1 and 9"),
+            ("compression.lz4.level", "18", "no more than 17"),
+            ("segment.index.bytes", "3", "at least 4"),
+            ("segment.bytes", "4294967296", "Not a number of type INT"),
+            ("unclean.leader.election.enable", "yes", "true or false"),
+            (
+                "message.timestamp.type",
+                "createtime",
+                "String must be one of",
+            ),
+            ("remote.storage.enable", "true", "Tiered Storage"),
+        ] {
+            let e = resolve(k, v).unwrap_err();
+            assert!(e.0.contains(k) && e.0.contains(why), "{k}={v}: {e}");
+        }
+        let s = resolve("compression.type", "zstd").unwrap();
+        assert_eq!(
+            (
+                s.compression,
+                s.value_of("compression.type").unwrap().as_str()
+            ),
+            (Some(4), "zstd")
+        );
+        assert_eq!(builtin.compression, None);
     }
 
     #[test]

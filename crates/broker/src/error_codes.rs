@@ -36,6 +36,9 @@ pub const INVALID_REQUEST: i16 = 42;
 pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
 /// 36: a topic with this name already exists.
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+/// 32: a record's timestamp is outside the topic's window, or its timestamp type is not
+/// the producer's to set.
+pub const INVALID_TIMESTAMP: i16 = 32;
 /// 35: the broker does not support this API version.
 pub const UNSUPPORTED_VERSION: i16 = 35;
 /// 56: a disk error while accessing the log; the partition is failed-stop until reopened.
@@ -133,6 +136,7 @@ mod tests {
             ),
             (TOPIC_ALREADY_EXISTS, E::TopicAlreadyExists),
             (UNSUPPORTED_VERSION, E::UnsupportedVersion),
+            (INVALID_TIMESTAMP, E::InvalidTimestamp),
             (KAFKA_STORAGE_ERROR, E::KafkaStorageError),
             (INVALID_RECORD, E::InvalidRecord),
             (UNKNOWN_TOPIC_ID, E::UnknownTopicId),

@@ -19,6 +19,7 @@ pub mod error_codes;
 pub mod group;
 pub mod internal_topic;
 pub mod log_manager;
+pub mod log_validator;
 pub mod metrics;
 pub mod partition;
 pub mod producer_ids;

@@ -306,6 +306,14 @@ fn at_least<T: PartialOrd + Display>(v: T, min: T) -> Result<T, String> {
     Ok(v)
 }
 
+fn one_of(v: String, words: &[&str]) -> Result<String, String> {
+    if words.contains(&v.as_str()) {
+        Ok(v)
+    } else {
+        Err(format!("must be one of {}", words.join(", ")))
+    }
+}
+
 fn between<T: PartialOrd + Display>(v: T, min: T, max: T) -> Result<T, String> {
     if v < min || v > max {
         return Err(format!("must be between {min} and {max}"));
@@ -544,6 +552,136 @@ pub const BROKER_SETTINGS: &[BrokerSetting] = &[
         read_only: true,
         described: true,
         access: field!(broker.topic_defaults.message_timestamp_type: String),
+    },
+    BrokerSetting {
+        name: Some("log.message.timestamp.before.max.ms"),
+        key: Some("log_message_timestamp_before_max_ms"),
+        config_type: ConfigType::Long,
+        default: Some("9223372036854775807"),
+        doc: "Default `message.timestamp.before.max.ms`: with CreateTime, records older than the broker's clock by more than this are refused",
+        read_only: true,
+        described: true,
+        access: field!(broker.topic_defaults.message_timestamp_before_max_ms: i64, |v| at_least(v, 0)),
+    },
+    BrokerSetting {
+        name: Some("log.message.timestamp.after.max.ms"),
+        key: Some("log_message_timestamp_after_max_ms"),
+        config_type: ConfigType::Long,
+        default: Some("9223372036854775807"),
+        doc: "Default `message.timestamp.after.max.ms`: with CreateTime, records newer than the broker's clock by more than this are refused",
+        read_only: true,
+        described: true,
+        access: field!(broker.topic_defaults.message_timestamp_after_max_ms: i64, |v| at_least(v, 0)),
+    },
+    BrokerSetting {
+        name: Some("log.message.timestamp.difference.max.ms"),
+        key: Some("log_message_timestamp_difference_max_ms"),
+        config_type: ConfigType::Long,
+        default: Some("9223372036854775807"),
+        doc: "Default `message.timestamp.difference.max.ms` (deprecated): both bounds while the two above are unset",
+        read_only: true,
+        described: true,
+        access: field!(broker.topic_defaults.message_timestamp_difference_max_ms: i64, |v| at_least(v, 0)),
+    },
+    BrokerSetting {
+        name: Some("compression.type"),
+        key: Some("compression_type"),
+        config_type: ConfigType::String,
+        default: Some("producer"),
+        doc: "Default `compression.type`: producer keeps batches as produced; uncompressed, gzip, snappy, lz4 or zstd re-encodes them on append",
+        read_only: true,
+        described: true,
+        access: field!(broker.topic_defaults.compression_type: String, |v: String| one_of(v, crate::config::COMPRESSION_TYPES)),
+    },
+    BrokerSetting {
+        name: Some("compression.gzip.level"),
+        key: Some("compression_gzip_level"),
+        config_type: ConfigType::Int,
+        default: Some("-1"),
+        doc: "Default `compression.gzip.level`: 1-9, or -1 for the codec's default",
+        read_only: true,
+        described: true,
+        access: field!(broker.topic_defaults.compression_gzip_level: i32, |v| if v == -1 { Ok(v) } else { between(v, 1, 9) }),
+    },
+    BrokerSetting {
+        name: Some("compression.lz4.level"),
+        key: Some("compression_lz4_level"),
+        config_type: ConfigType::Int,
+        default: Some("9"),
+        doc: "Default `compression.lz4.level` (1-17; weir's lz4 encoder has one level)",
+        read_only: true,
+        described: true,
+        access: field!(broker.topic_defaults.compression_lz4_level: i32, |v| between(v, 1, 17)),
+    },
+    BrokerSetting {
+        name: Some("compression.zstd.level"),
+        key: Some("compression_zstd_level"),
+        config_type: ConfigType::Int,
+        default: Some("3"),
+        doc: "Default `compression.zstd.level` (-131072 to 22; weir's zstd encoder has one level)",
+        read_only: true,
+        described: true,
+        access: field!(broker.topic_defaults.compression_zstd_level: i32, |v| between(v, -131072, 22)),
+    },
+    BrokerSetting {
+        name: Some("min.insync.replicas"),
+        key: Some("min_insync_replicas"),
+        config_type: ConfigType::Int,
+        default: Some("1"),
+        doc: "Default `min.insync.replicas` (kept for the cluster; one node is its only replica)",
+        read_only: true,
+        described: true,
+        access: field!(broker.topic_defaults.min_insync_replicas: i32, |v| at_least(v, 1)),
+    },
+    BrokerSetting {
+        name: Some("unclean.leader.election.enable"),
+        key: Some("unclean_leader_election_enable"),
+        config_type: ConfigType::Boolean,
+        default: Some("false"),
+        doc: "Default `unclean.leader.election.enable` (kept for the cluster)",
+        read_only: true,
+        described: true,
+        access: field!(broker.topic_defaults.unclean_leader_election_enable: bool),
+    },
+    BrokerSetting {
+        name: Some("log.roll.jitter.ms"),
+        key: Some("log_roll_jitter_ms"),
+        config_type: ConfigType::Long,
+        default: Some("0"),
+        doc: "Default `segment.jitter.ms`: each segment rolls up to this much before its segment.ms",
+        read_only: true,
+        described: true,
+        access: field!(broker.topic_defaults.segment_jitter_ms: i64, |v| at_least(v, 0)),
+    },
+    BrokerSetting {
+        name: Some("log.index.size.max.bytes"),
+        key: Some("log_index_size_max_bytes"),
+        config_type: ConfigType::Int,
+        default: Some("10485760"),
+        doc: "Default `segment.index.bytes`: a segment rolls when an index of it would grow past this",
+        read_only: true,
+        described: true,
+        access: field!(broker.topic_defaults.segment_index_bytes: u64, |v| between(v, 4, i32::MAX as u64)),
+    },
+    BrokerSetting {
+        name: Some("log.segment.delete.delay.ms"),
+        key: Some("log_segment_delete_delay_ms"),
+        config_type: ConfigType::Long,
+        default: Some("60000"),
+        doc: "Default `file.delete.delay.ms` (kept; weir removes deleted segments at once)",
+        read_only: true,
+        described: true,
+        access: field!(broker.topic_defaults.file_delete_delay_ms: i64, |v| at_least(v, 0)),
+    },
+    BrokerSetting {
+        name: Some("log.preallocate"),
+        key: Some("log_preallocate"),
+        config_type: ConfigType::Boolean,
+        default: Some("false"),
+        doc: "Default `preallocate` (kept; weir grows segments as it appends)",
+        read_only: true,
+        described: true,
+        access: field!(broker.topic_defaults.preallocate: bool),
     },
     BrokerSetting {
         name: Some("socket.request.max.bytes"),
@@ -901,7 +1039,8 @@ mod tests {
             if let Some(k) = s.key {
                 assert!(keys.insert(k), "key {k} twice");
                 assert!(
-                    k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                    k.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
                     "key {k} is not snake_case"
                 );
             }

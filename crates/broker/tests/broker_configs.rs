@@ -77,6 +77,32 @@ async fn broker_entries_keep_their_names_types_and_values() {
         ("offsets.retention.check.interval.ms", 5, "600000"),
         ("offsets.topic.num.partitions", 3, "3"),
         ("offset.metadata.max.bytes", 3, "4096"),
+        // The broker defaults of Kafka's other topic configs.
+        (
+            "log.message.timestamp.before.max.ms",
+            5,
+            "9223372036854775807",
+        ),
+        (
+            "log.message.timestamp.after.max.ms",
+            5,
+            "9223372036854775807",
+        ),
+        (
+            "log.message.timestamp.difference.max.ms",
+            5,
+            "9223372036854775807",
+        ),
+        ("compression.type", 2, "producer"),
+        ("compression.gzip.level", 3, "-1"),
+        ("compression.lz4.level", 3, "9"),
+        ("compression.zstd.level", 3, "3"),
+        ("min.insync.replicas", 3, "1"),
+        ("unclean.leader.election.enable", 1, "false"),
+        ("log.roll.jitter.ms", 5, "0"),
+        ("log.index.size.max.bytes", 3, "10485760"),
+        ("log.segment.delete.delay.ms", 5, "60000"),
+        ("log.preallocate", 1, "false"),
     ];
     let mut got: Vec<(&str, i8, &str)> = configs
         .iter()

@@ -32,6 +32,13 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     /// `segment.ms`: roll when the active segment's first append is older than this.
     pub segment_ms: i64,
+    /// `segment.jitter.ms`: each segment rolls up to this much before `segment_ms`, by an
+    /// amount fixed per segment (see [`roll_jitter_ms`]), so partitions created together do
+    /// not all roll at the same moment.
+    pub segment_jitter_ms: i64,
+    /// `segment.index.bytes`: roll when the active segment's offset index (8 bytes an entry)
+    /// or time index (12 bytes an entry) would grow past this.
+    pub segment_index_bytes: u64,
     /// `index.interval.bytes`: add a sparse index entry every this many bytes.
     pub index_interval_bytes: u64,
     /// `max.message.bytes`: largest batch accepted.
@@ -45,11 +52,29 @@ impl Default for LogConfig {
         LogConfig {
             segment_bytes: 1024 * 1024 * 1024,
             segment_ms: 7 * 24 * 3600 * 1000,
+            segment_jitter_ms: 0,
+            segment_index_bytes: 10 * 1024 * 1024,
             index_interval_bytes: 4096,
             max_message_bytes: 1024 * 1024 + 12,
             log_append_time: false,
         }
     }
+}
+
+/// How much earlier than `segment_ms` the segment based at `base_offset` rolls: Kafka draws
+/// a random amount below `min(segment_jitter_ms, segment_ms)` per segment; weir derives it
+/// from the base offset (a fixed mix of its bits), so it is the same after a restart.
+pub fn roll_jitter_ms(base_offset: i64, config: &LogConfig) -> i64 {
+    let bound = config.segment_jitter_ms.min(config.segment_ms);
+    if bound <= 0 {
+        return 0;
+    }
+    // splitmix64's finaliser: neighbouring offsets get unrelated amounts.
+    let mut z = (base_offset as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z % bound as u64) as i64
 }
 
 /// Why a log operation failed.
@@ -457,7 +482,13 @@ impl Log {
             // Positions and relative offsets are u32 in the index.
             || new_size > u32::MAX as u64
             || seg.next_offset + offsets - 1 - seg.base_offset > u32::MAX as i64
-            || seg.first_append_ms.is_some_and(|t| now_ms - t > self.config.segment_ms)
+            || seg.first_append_ms.is_some_and(|t| {
+                let jitter = roll_jitter_ms(seg.base_offset, &self.config);
+                now_ms - t > self.config.segment_ms - jitter
+            })
+            // As Kafka's index isFull: entries of 8 (offset) and 12 (time) bytes.
+            || (seg.offset_index.len() as u64 + 1) * 8 > self.config.segment_index_bytes
+            || (seg.time_index.len() as u64 + 1) * 12 > self.config.segment_index_bytes
     }
 
     /// Make the active segment durable and closed, then start a new one at the log end.

@@ -219,7 +219,18 @@ pub(crate) fn put_record_tail(
 /// computed. The codecs produce what Kafka clients read: gzip, snappy in snappy-java's
 /// xerial framing, LZ4 frames with independent 64 KiB blocks, zstd.
 pub fn encode_batch(h: &BatchHeader, record_count: i32, records: &[u8]) -> io::Result<Vec<u8>> {
-    let body = compress(h.compression(), records)?;
+    encode_batch_with_level(h, record_count, records, -1)
+}
+
+/// [`encode_batch`] with a gzip level (1-9; -1: flate2's default, as Kafka's
+/// `compression.gzip.level` -1); the other codecs have one level each here.
+pub fn encode_batch_with_level(
+    h: &BatchHeader,
+    record_count: i32,
+    records: &[u8],
+    gzip_level: i32,
+) -> io::Result<Vec<u8>> {
+    let body = compress_with_level(h.compression(), records, gzip_level)?;
     let mut b = Vec::with_capacity(BATCH_HEADER_LEN + body.len());
     b.extend_from_slice(&h.base_offset.to_be_bytes());
     let batch_length = i32::try_from(BATCH_HEADER_LEN - 12 + body.len())
@@ -245,10 +256,18 @@ pub fn encode_batch(h: &BatchHeader, record_count: i32, records: &[u8]) -> io::R
 
 /// `data` compressed with Kafka codec `codec` (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
 pub fn compress(codec: i16, data: &[u8]) -> io::Result<Cow<'_, [u8]>> {
+    compress_with_level(codec, data, -1)
+}
+
+fn compress_with_level(codec: i16, data: &[u8], gzip_level: i32) -> io::Result<Cow<'_, [u8]>> {
     Ok(Cow::Owned(match codec {
         0 => return Ok(Cow::Borrowed(data)),
         1 => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            let level = match u32::try_from(gzip_level) {
+                Ok(l @ 1..=9) => flate2::Compression::new(l),
+                _ => flate2::Compression::default(),
+            };
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), level);
             e.write_all(data)?;
             e.finish()?
         }
@@ -276,6 +295,28 @@ pub fn compress(codec: i16, data: &[u8]) -> io::Result<Cow<'_, [u8]>> {
         4 => ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest),
         other => return Err(invalid(&format!("unknown compression codec {other}"))),
     }))
+}
+
+/// A produced batch re-encoded with codec `codec` (a topic's `compression.type`), as Kafka's
+/// LogValidator rebuilds it when the topic's codec differs from the producer's: the same
+/// records (keys, values, headers and timestamps; record attributes written 0, offset deltas
+/// 0, 1, 2... as Kafka assigns them) under the same header fields (producer id, epoch, base
+/// sequence, transactional bit, timestamps, offsets). The batch must have passed
+/// `validate_record_set` (so its record count is `last_offset_delta + 1`). Errors if its
+/// records do not parse or inflate past the decompression bound.
+pub fn recompress_batch(batch: &[u8], codec: i16, gzip_level: i32) -> io::Result<Vec<u8>> {
+    let h = BatchHeader::parse(batch).ok_or_else(|| invalid("batch shorter than a header"))?;
+    let data = records_section(batch)?;
+    let records = parse_records(&h, &data)?;
+    let mut out = Vec::with_capacity(data.len());
+    for (i, r) in records.iter().enumerate() {
+        put_record_tail(&mut out, 0, r.timestamp_delta, i as i32, r.tail);
+    }
+    let mut h2 = h;
+    h2.attributes = (h.attributes & !0x7) | (codec & 0x7);
+    let count = i32::try_from(records.len()).map_err(|_| invalid("too many records"))?;
+    h2.last_offset_delta = count - 1;
+    encode_batch_with_level(&h2, count, &out, gzip_level)
 }
 
 /// Zigzag varint, as Kafka's record fields use.
@@ -447,6 +488,41 @@ mod tests {
         h2.attributes |= DELETE_HORIZON_FLAG;
         let b2 = encode_batch(&h2, 3, &out).unwrap();
         assert_eq!(decode_records(&b2).unwrap(), decode_records(&b).unwrap());
+    }
+
+    #[test]
+    fn recompression_keeps_records_and_producer_fields() {
+        for from in 0..=4 {
+            for to in 0..=4 {
+                let mut h = header(from);
+                h.base_offset = 0;
+                h.attributes |= 0x10; // transactional
+                let mut recs = Vec::new();
+                for i in 0..5 {
+                    put_record(
+                        &mut recs,
+                        i,
+                        i as i32,
+                        Some(b"k"),
+                        Some(&[i as u8; 300]),
+                        &[],
+                    );
+                }
+                let b = encode_batch(&h, 5, &recs).unwrap();
+                crate::batch::validate_record_set(&b, usize::MAX).unwrap();
+                let r = recompress_batch(&b, to, 9).unwrap();
+                let got = crate::batch::validate_record_set(&r, usize::MAX).unwrap()[0];
+                assert_eq!(got.compression(), to);
+                assert!(got.is_transactional());
+                assert_eq!(
+                    (got.producer_id, got.producer_epoch, got.base_sequence),
+                    (7, 1, 10)
+                );
+                assert_eq!((got.base_timestamp, got.max_timestamp), (1_000, 1_004));
+                assert_eq!(got.last_offset_delta, 4);
+                assert_eq!(decode_records(&r).unwrap(), decode_records(&b).unwrap());
+            }
+        }
     }
 
     #[test]

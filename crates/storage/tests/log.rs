@@ -579,3 +579,82 @@ fn a_log_ending_near_i64_max_refuses_appends_instead_of_overflowing() {
     let err = log.append(&mut record_batch(3, 10, 0), 0, 0).unwrap_err();
     assert!(err.to_string().contains("largest offset"), "{err}");
 }
+
+#[test]
+fn a_full_index_rolls_the_segment_as_kafka_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 16 bytes hold two offset-index entries (8 bytes each) and one time-index entry (12).
+    let cfg = LogConfig {
+        segment_bytes: 1 << 30,
+        index_interval_bytes: 0,
+        segment_index_bytes: 16,
+        ..LogConfig::default()
+    };
+    let (mut log, _) = Log::open(tmp.path(), cfg, false).unwrap();
+    for i in 0..6 {
+        append(&mut log, 1, 10, 1_000 + i);
+    }
+    assert!(log.segment_count() >= 3, "{} segments", log.segment_count());
+    let (mut big, _) = Log::open(
+        &tmp.path().join("big"),
+        LogConfig {
+            segment_bytes: 1 << 30,
+            index_interval_bytes: 0,
+            ..LogConfig::default()
+        },
+        false,
+    )
+    .unwrap();
+    for i in 0..6 {
+        append(&mut big, 1, 10, 1_000 + i);
+    }
+    assert_eq!(big.segment_count(), 1);
+}
+
+#[test]
+fn segment_jitter_rolls_each_segment_somewhat_early() {
+    let cfg = LogConfig {
+        segment_ms: 1_000,
+        segment_jitter_ms: 400,
+        ..LogConfig::default()
+    };
+    let jitters: Vec<i64> = (0..200)
+        .map(|o| weir_storage::log::roll_jitter_ms(o, &cfg))
+        .collect();
+    assert!(jitters.iter().all(|j| (0..400).contains(j)));
+    assert!(
+        jitters
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 50
+    );
+    // Never more than segment.ms, and none without a jitter.
+    let capped = LogConfig {
+        segment_ms: 10,
+        segment_jitter_ms: 1_000,
+        ..cfg.clone()
+    };
+    assert!((0..100).all(|o| weir_storage::log::roll_jitter_ms(o, &capped) < 10));
+    let none = LogConfig {
+        segment_jitter_ms: 0,
+        ..cfg.clone()
+    };
+    assert_eq!(weir_storage::log::roll_jitter_ms(7, &none), 0);
+
+    // A segment whose jitter is j rolls once it is older than segment.ms - j.
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut log, _) = Log::open(tmp.path(), cfg.clone(), false).unwrap();
+    append(&mut log, 1, 10, 0);
+    let j = weir_storage::log::roll_jitter_ms(0, &cfg);
+    let mut b = record_batch(1, 10, 0);
+    log.append(&mut b, 1, 1_000 - j).unwrap();
+    assert_eq!(
+        log.segment_count(),
+        1,
+        "not yet older than segment.ms - jitter"
+    );
+    let mut b = record_batch(1, 10, 0);
+    log.append(&mut b, 1, 1_001 - j).unwrap();
+    assert_eq!(log.segment_count(), 2);
+}

@@ -183,24 +183,27 @@ pub fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, (i16, St
         .iter()
         .map(|s| {
             let value = settings.value_of(s.name).unwrap_or_default();
-            let explicit = broker.config.explicit.contains(s.broker_synonym);
             let mut synonyms = Vec::new();
             if let Some(v) = overrides.get(s.name) {
                 synonyms.push((s.name.to_string(), v.clone(), SOURCE_TOPIC));
             }
-            if explicit {
+            if let Some(broker_synonym) = s.broker_synonym {
+                if broker.config.explicit.contains(broker_synonym) {
+                    synonyms.push((
+                        broker_synonym.to_string(),
+                        broker_defaults.value_of(s.name).unwrap_or_default(),
+                        SOURCE_STATIC_BROKER,
+                    ));
+                }
                 synonyms.push((
-                    s.broker_synonym.to_string(),
-                    broker_defaults.value_of(s.name).unwrap_or_default(),
-                    SOURCE_STATIC_BROKER,
+                    broker_synonym.to_string(),
+                    builtin.value_of(s.name).unwrap_or_default(),
+                    SOURCE_DEFAULT,
                 ));
             }
-            synonyms.push((
-                s.broker_synonym.to_string(),
-                builtin.value_of(s.name).unwrap_or_default(),
-                SOURCE_DEFAULT,
-            ));
-            let source = synonyms[0].2;
+            // Kafka gives no broker default for a few (tiered storage, throttles): their
+            // default is the topic's own.
+            let source = synonyms.first().map_or(SOURCE_DEFAULT, |s| s.2);
             Entry {
                 name: s.name.to_string(),
                 value,

@@ -8,15 +8,18 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use uuid::Uuid;
 use weir_storage::batch::validate_record_set;
-use weir_storage::{BatchError, BatchHeader, StorageError};
+use weir_storage::{BatchError, StorageError};
 
 use super::prelude::*;
 use super::{some_str, Reply};
 use crate::error_codes as ec;
+use crate::log_validator::{self, PartitionName, RecordRules, Rejection};
 use crate::partition::{Appended, Partition, PartitionError, TxnCheck};
 use crate::producer_state::{increment_sequence, ProducerBatch};
 
@@ -26,6 +29,8 @@ const BY_TOPIC_ID: i16 = 13;
 /// A partition's outcome: an error now, or appended and waiting for durability.
 enum Outcome {
     Failed(i16, String),
+    /// Refused because of some of its records (KIP-467) or their re-encoding.
+    Rejected(Rejection),
     Appended {
         partition: Arc<Partition>,
         base_offset: i64,
@@ -82,8 +87,10 @@ pub(crate) fn handle(
                     format!("no topic has the id {}", topic.topic_id),
                 )
             };
-            if let Outcome::Failed(code, _) = &outcome {
-                crate::metrics::PRODUCE_ERRORS.record(*code);
+            match &outcome {
+                Outcome::Failed(code, _) => crate::metrics::PRODUCE_ERRORS.record(*code),
+                Outcome::Rejected(r) => crate::metrics::PRODUCE_ERRORS.record(r.code),
+                Outcome::Appended { .. } => {}
             }
             parts.push((pd.index, outcome));
         }
@@ -108,6 +115,20 @@ pub(crate) fn handle(
                         .with_error_code(code)
                         .with_base_offset(-1)
                         .with_error_message(some_str(&message)),
+                    Outcome::Rejected(r) => pr
+                        .with_error_code(r.code)
+                        .with_base_offset(-1)
+                        .with_error_message(some_str(&r.message))
+                        .with_record_errors(
+                            r.record_errors
+                                .iter()
+                                .map(|(index, why)| {
+                                    BatchIndexAndErrorMessage::default()
+                                        .with_batch_index(*index)
+                                        .with_batch_index_error_message(some_str(why))
+                                })
+                                .collect(),
+                        ),
                     Outcome::Appended {
                         partition,
                         base_offset,
@@ -187,11 +208,6 @@ fn append_one(
             "control batches are written by the transaction coordinator only".into(),
         );
     }
-    if settings.cleanup_compact {
-        if let Err(why) = every_record_has_a_key(&records) {
-            return Outcome::Failed(ec::INVALID_RECORD, why);
-        }
-    }
     if headers
         .iter()
         .any(|h| h.is_transactional() && h.producer_id < 0)
@@ -219,6 +235,19 @@ fn append_one(
             seen_ms: now_ms,
             transactional: h.is_transactional(),
         }),
+    };
+    // Kafka's LogValidator: per-record rules, then the topic's compression.type.
+    let partition_name = PartitionName(topic, index);
+    let rules = RecordRules::new(&settings, now_ms);
+    if headers.iter().any(|h| rules.must_walk(h)) {
+        if let Err(r) = log_validator::check_records(&records, &headers, &rules, partition_name) {
+            return Outcome::Rejected(r);
+        }
+    }
+    let records = match log_validator::recompress(&records, &headers, &settings, partition_name) {
+        Ok(None) => records,
+        Ok(Some(re)) => Bytes::from(re),
+        Err(r) => return Outcome::Rejected(r),
     };
     let verify = producer.filter(|b| b.transactional).map(|b| {
         move || {
@@ -265,32 +294,6 @@ fn append_one(
             Outcome::Failed(ec::KAFKA_STORAGE_ERROR, e.to_string())
         }
     }
-}
-
-/// Compaction keeps the latest record per key, so a compacted topic refuses records without
-/// one (Kafka's rule). Compressed batches are walked as a bounded stream.
-fn every_record_has_a_key(records: &[u8]) -> Result<(), String> {
-    let mut pos = 0;
-    while let Some(h) = records.get(pos..).and_then(BatchHeader::parse) {
-        let batch = &records[pos..(pos + h.total_len()).min(records.len())];
-        let mut keyless = None;
-        weir_storage::records::for_each_record_time(batch, |r| {
-            if r.key_len < 0 {
-                keyless = Some(r.offset - h.base_offset);
-                std::ops::ControlFlow::Break(())
-            } else {
-                std::ops::ControlFlow::Continue(())
-            }
-        })
-        .map_err(|e| format!("the records of a batch cannot be read: {e}"))?;
-        if let Some(n) = keyless {
-            return Err(format!(
-                "record {n} of a batch has no key: a compacted topic needs a key on every record"
-            ));
-        }
-        pos += h.total_len();
-    }
-    Ok(())
 }
 
 fn batch_error_code(e: &BatchError) -> i16 {
