@@ -1,4 +1,5 @@
-"""Consumer groups (the classic protocol) and committed offsets, seen through real clients.
+"""Consumer groups (the classic protocol and the KIP-848 consumer protocol) and committed
+offsets, seen through real clients.
 
 JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, OffsetDelete, ListGroups,
 DescribeGroups and DeleteGroups, driven by confluent-kafka (librdkafka) and kafka-python. Offsets
@@ -12,7 +13,12 @@ the test can line up events from several processes:
 Consumers that only need to close cleanly run as threads in the test process (`Member`).
 
 Every broker here starts with `--group-initial-rebalance-delay-ms 0` (unless the test wants
-joins batched) and `--group-min-session-timeout-ms 1000`, so session timeouts can be short.
+joins batched) and `--group-min-session-timeout-ms 1000`, so session timeouts can be short; and
+with the consumer protocol's session timeout and heartbeat interval (broker settings in KIP-848)
+as short as the classic members' FAST ones.
+
+The acceptance tests run with both protocols (`protocol` parameter): `group.protocol=consumer`
+members use the broker-side `uniform` assignor, and their rebalance callbacks are incremental.
 """
 
 import json
@@ -39,9 +45,30 @@ NON_EMPTY_GROUP = 68
 GROUP_ID_NOT_FOUND = 69
 GROUP_SUBSCRIBED_TO_TOPIC = 86
 
-GROUP_ARGS = ("--group-initial-rebalance-delay-ms", "0", "--group-min-session-timeout-ms", "1000")
 # Short sessions so a dead member is noticed in seconds, not the default 45 s.
 FAST = {"session.timeout.ms": 3000, "heartbeat.interval.ms": 500}
+CONSUMER_ARGS = ("--group-consumer-session-timeout-ms", str(FAST["session.timeout.ms"]),
+                 "--group-consumer-heartbeat-interval-ms", str(FAST["heartbeat.interval.ms"]))
+GROUP_ARGS = ("--group-initial-rebalance-delay-ms", "0", "--group-min-session-timeout-ms", "1000",
+              *CONSUMER_ARGS)
+# Settings librdkafka refuses with group.protocol=consumer: the broker decides them.
+CLASSIC_ONLY = ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy")
+
+
+def member_conf(protocol, base, conf):
+    """A consumer's configuration: the classic defaults of these tests (range, FAST) and
+    `conf` over them; for the consumer protocol without the settings it leaves to the broker."""
+    merged = {**base, "partition.assignment.strategy": "range", **FAST, **(conf or {})}
+    if protocol == "consumer":
+        merged = {k: v for k, v in merged.items() if k not in CLASSIC_ONLY}
+        merged["group.protocol"] = "consumer"
+    return merged
+
+
+@pytest.fixture(params=["classic", "consumer"])
+def protocol(request):
+    """The group protocol of the test's members (`group.protocol`)."""
+    return request.param
 
 
 @pytest.fixture
@@ -197,6 +224,8 @@ c = Consumer(cfg["conf"])
 
 def on_assign(cons, parts):
     t = time.time()
+    if not parts and cfg.get("skip_empty_assign"):
+        return
     committed = {}
     if parts and cfg.get("committed_on_assign"):
         for tp in cons.committed(parts, timeout=20):
@@ -261,16 +290,18 @@ class ProcMember:
     """One consumer subprocess running MEMBER_SCRIPT."""
 
     def __init__(self, script, tmp_path, name, bootstrap, group, topic, mode, conf=None,
-                 committed_on_assign=False, record_commits=False):
+                 committed_on_assign=False, record_commits=False, protocol="classic"):
         self.name = name
         self.out = tmp_path / f"{name}.events"
         self.log_path = tmp_path / f"{name}.log"
         self.cfg = {
             "out": str(self.out), "topic": topic, "mode": mode,
             "committed_on_assign": committed_on_assign, "record_commits": record_commits,
-            "conf": {"bootstrap.servers": bootstrap, "group.id": group, "client.id": name,
-                     "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                     "partition.assignment.strategy": "range", **FAST, **(conf or {})},
+            # Incremental (consumer protocol) callbacks may hand over nothing at all.
+            "skip_empty_assign": protocol == "consumer",
+            "conf": member_conf(protocol, {"bootstrap.servers": bootstrap, "group.id": group,
+                                           "client.id": name, "auto.offset.reset": "earliest",
+                                           "enable.auto.commit": False}, conf),
         }
         self.script = script
         self.proc = None
@@ -345,7 +376,8 @@ class Member(threading.Thread):
     """A confluent-kafka consumer in its own thread: subscribes, polls, records callbacks and
     messages; commits synchronously after each message if `commit`."""
 
-    def __init__(self, bootstrap, group, topic, name, conf=None, commit=False):
+    def __init__(self, bootstrap, group, topic, name, conf=None, commit=False,
+                 protocol="classic"):
         super().__init__(daemon=True, name=name)
         self.member_name = name
         self.topic = topic
@@ -355,9 +387,9 @@ class Member(threading.Thread):
         self.owned = set()
         self.errors = []
         self.stop_flag = threading.Event()
-        self.conf = {"bootstrap.servers": bootstrap, "group.id": group, "client.id": name,
-                     "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                     "partition.assignment.strategy": "range", **FAST, **(conf or {}),
+        self.conf = {**member_conf(protocol, {"bootstrap.servers": bootstrap, "group.id": group,
+                                              "client.id": name, "auto.offset.reset": "earliest",
+                                              "enable.auto.commit": False}, conf),
                      "error_cb": self._on_error}
         self.c = Consumer(self.conf)
         self.subscribed_at = None
@@ -447,7 +479,7 @@ def settled(owned_sets, partitions, sizes=None):
 
 
 def test_auto_commit_resumes_at_committed_offset_after_kill_9(gbroker, tmp_path, member_script,
-                                                              procs):
+                                                              procs, protocol):
     b, topic, group, P, N = gbroker, "auto", "g-auto", 3, 12_000
     create_topic(b.bootstrap, topic, P)
     # At-least-once with auto-commit: the offset is stored only once the message is recorded
@@ -458,7 +490,8 @@ def test_auto_commit_resumes_at_committed_offset_after_kill_9(gbroker, tmp_path,
             "enable.auto.offset.store": False}
     prod = RateProducer(b.bootstrap, topic, P, rate=2000, total=N)
     prod.start()
-    first = ProcMember(member_script, tmp_path, "auto-1", b.bootstrap, group, topic, "store", conf)
+    first = ProcMember(member_script, tmp_path, "auto-1", b.bootstrap, group, topic, "store", conf,
+                       protocol=protocol)
     procs.append(first.start())
 
     def enough():
@@ -484,7 +517,7 @@ def test_auto_commit_resumes_at_committed_offset_after_kill_9(gbroker, tmp_path,
     assert any(c > 0 for c in committed.values()), "no auto-commit reached the broker"
 
     second = ProcMember(member_script, tmp_path, "auto-2", b.bootstrap, group, topic, "store",
-                        conf, committed_on_assign=True)
+                        conf, committed_on_assign=True, protocol=protocol)
     procs.append(second.start())
     prod.join(60)
     prod.finish()
@@ -631,12 +664,14 @@ def ownership_intervals(events, end_t):
     return out
 
 
-def test_three_members_exclusive_ownership_leave_and_kill(gbroker, tmp_path, member_script, procs):
+def test_three_members_exclusive_ownership_leave_and_kill(gbroker, tmp_path, member_script, procs,
+                                                         protocol):
     b, topic, group, P = gbroker, "three", "g-three", 6
     create_topic(b.bootstrap, topic, P)
     prod = RateProducer(b.bootstrap, topic, P, rate=600)
     prod.start()
-    ms = {n: ProcMember(member_script, tmp_path, n, b.bootstrap, group, topic, "commit")
+    ms = {n: ProcMember(member_script, tmp_path, n, b.bootstrap, group, topic, "commit",
+                        protocol=protocol)
           for n in ("a", "b", "c")}
     t_start = time.time()
     for m in ms.values():
@@ -833,12 +868,13 @@ def test_twenty_members_settle_in_one_generation(make_broker, members):
 
 
 @pytest.mark.parametrize("stop", ["sigterm", "kill-9"])
-def test_broker_restart_keeps_committed_offsets_and_group_resumes(gbroker, members, stop):
+def test_broker_restart_keeps_committed_offsets_and_group_resumes(gbroker, members, stop, protocol):
     b, topic, group, P = gbroker, "restart-g", "g-restart", 4
     create_topic(b.bootstrap, topic, P)
     acked = produce_numbered(b.bootstrap, topic, P, 0, 2000)
     conf = {"reconnect.backoff.max.ms": 500}
-    ms = [Member(b.bootstrap, group, topic, n, conf, commit=True) for n in ("a", "b")]
+    ms = [Member(b.bootstrap, group, topic, n, conf, commit=True, protocol=protocol)
+          for n in ("a", "b")]
     start_members(members, *ms)
     ends = end_offsets(acked, P)
     wait_for(lambda: committed_offsets(b, group, topic, P) == ends, 60,
