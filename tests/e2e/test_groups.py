@@ -32,8 +32,8 @@ import time
 from collections import Counter, defaultdict
 
 import pytest
-from confluent_kafka import (ConsumerGroupState, ConsumerGroupTopicPartitions, Consumer,
-                             KafkaException, Producer, TopicPartition)
+from confluent_kafka import (ConsumerGroupState, ConsumerGroupTopicPartitions, ConsumerGroupType,
+                             Consumer, KafkaException, Producer, TopicPartition)
 from confluent_kafka.admin import AdminClient
 from conftest import create_topic
 
@@ -832,6 +832,56 @@ def test_static_member_restarted_within_session_keeps_partitions_without_rebalan
     assert by_instance == {"static-a": a_owned, "static-b": b_owned}
 
 
+def test_consumer_protocol_static_member_restarted_within_session_takes_its_partitions_back(
+        gbroker, tmp_path, member_script, procs, members):
+    """KIP-848 static membership: a static member that closes leaves with epoch -2 and keeps
+    its partitions for a session timeout; its next incarnation (same group.instance.id) takes
+    them over at once, and nobody else sees a rebalance. An instance id still in use by a live
+    member is refused (UNRELEASED_INSTANCE_ID), so a duplicate never steals partitions."""
+    b, topic, group, P = gbroker, "static-c", "g-static-c", 4
+    create_topic(b.bootstrap, topic, P)
+    a = Member(b.bootstrap, group, topic, "a", {"group.instance.id": "static-a"},
+               protocol="consumer")
+    start_members(members, a)
+    wait_for(lambda: a.assignment() == set(range(P)), 20, "a to own everything", b)
+
+    def proc_b(name):
+        return ProcMember(member_script, tmp_path, name, b.bootstrap, group, topic, "none",
+                          {"group.instance.id": "static-b"}, protocol="consumer")
+
+    b1 = proc_b("b1")
+    procs.append(b1.start())
+    wait_for(lambda: settled([a.assignment(), b1.owned()], P, [2, 2]), 20, "a 2 / b 2", b)
+    time.sleep(1.0)
+    a_events = len(a.evs())
+    a_owned, b_owned = a.assignment(), b1.owned()
+
+    # A second process with b's instance id while b1 is alive gets nothing.
+    dup = Member(b.bootstrap, group, topic, "dup", {"group.instance.id": "static-b"},
+                 protocol="consumer")
+    start_members(members, dup)
+    time.sleep(2.0)
+    assert dup.assignment() == set() and b1.owned() == b_owned
+    dup.close()
+    print(f"duplicate instance id: errors {[str(e) for e in dup.errors][:3]}")
+
+    t_stop = b1.terminate()  # close(): a static leave (epoch -2)
+    b2 = proc_b("b2")
+    procs.append(b2.start())
+    wait_for(lambda: b2.owned() == b_owned, 15, "the restarted static member's partitions", b)
+    back = b2.events("A")[-1]["t"] - t_stop
+    print(f"static member back with its partitions {back:.2f} s after its close")
+    time.sleep(FAST["session.timeout.ms"] / 1000 + 1.0)
+    assert a.evs()[a_events:] == [], f"a saw a rebalance: {a.evs()[a_events:]}"
+    assert a.assignment() == a_owned and b2.owned() == b_owned
+    d = describe(b, group)
+    assert d.type == ConsumerGroupType.CONSUMER and d.state == ConsumerGroupState.STABLE
+    assert sorted(m.group_instance_id for m in d.members) == ["static-a", "static-b"]
+    by_instance = {m.group_instance_id: {tp.partition for tp in m.assignment.topic_partitions}
+                   for m in d.members}
+    assert by_instance == {"static-a": a_owned, "static-b": b_owned}
+
+
 # --------------------------------------------------------------------------------------------
 # 6. Twenty members at once
 
@@ -858,6 +908,43 @@ def test_twenty_members_settle_in_one_generation(make_broker, members):
     d = describe(b, group)
     assert d.state == ConsumerGroupState.STABLE, d.state
     assert len(d.members) == N
+    described = {m.client_id: {tp.partition for tp in m.assignment.topic_partitions}
+                 for m in d.members}
+    assert described == {m.member_name: m.assignment() for m in ms}
+
+
+def test_twenty_members_join_at_once_with_the_consumer_protocol(gbroker, members):
+    """The consumer protocol has no join phase to batch joins in: twenty members subscribing at
+    once converge heartbeat by heartbeat. Whatever the path, a partition is never owned by two
+    members at once, nothing is lost, and the end is 2 partitions each, stable."""
+    b, topic, group, P, N = gbroker, "twenty-c", "g-twenty-c", 40, 20
+    create_topic(b.bootstrap, topic, P)
+    ms = [Member(b.bootstrap, group, topic, f"m{i:02d}", protocol="consumer") for i in range(N)]
+    t0 = time.time()
+    start_members(members, *ms)
+    wait_for(lambda: settled([m.assignment() for m in ms], P, [2] * N), 60,
+             "20 members with 2 partitions each", b)
+    t_last = max(m.evs("A")[-1]["t"] for m in ms)
+    time.sleep(2.0)
+    assert settled([m.assignment() for m in ms], P, [2] * N), "moved after settling"
+    assigns = sum(len(m.evs("A")) for m in ms)
+    revokes = sum(len(m.evs("R")) for m in ms)
+    print(f"20 members settled {t_last - t0:.2f} s after the first subscribe; "
+          f"{assigns} on_assign and {revokes} on_revoke calls in all")
+    assert not any(m.evs("L") for m in ms), "partitions lost"
+    per_p = defaultdict(list)
+    now = time.time()
+    for m in ms:
+        for p, s_, e in ownership_intervals(m.evs(), now):
+            per_p[p].append((s_, e, m.member_name))
+    for p, ivs in per_p.items():
+        ivs.sort()
+        for (s1, e1, n1), (s2, e2, n2) in zip(ivs, ivs[1:]):
+            assert s2 >= e1, f"partition {p} owned by {n1} until {e1} and by {n2} from {s2}"
+    d = describe(b, group)
+    assert d.type == ConsumerGroupType.CONSUMER, d.type
+    assert d.state == ConsumerGroupState.STABLE, d.state
+    assert d.partition_assignor == "uniform"
     described = {m.client_id: {tp.partition for tp in m.assignment.topic_partitions}
                  for m in d.members}
     assert described == {m.member_name: m.assignment() for m in ms}
@@ -1156,6 +1243,73 @@ def test_list_and_describe_groups(gbroker, members):
     print(f"outsider commit into an active group: {codes}")
     assert codes in ([UNKNOWN_MEMBER_ID], [ILLEGAL_GENERATION]), codes
     assert committed_offsets(b, "g-active", topic, P)[0] == -1001
+
+
+def test_list_and_describe_groups_of_both_protocols(gbroker, members):
+    """A classic and a consumer-protocol (KIP-848) group side by side: ListGroups reports and
+    filters their types, describe_consumer_groups (ConsumerGroupDescribe, DescribeGroups for
+    the classic one) and `weir group describe|list` show each with its own terms."""
+    from conftest import WEIR_BIN
+
+    b, topic, P = gbroker, "both-g", 4
+    create_topic(b.bootstrap, topic, P)
+    produce_numbered(b.bootstrap, topic, P, 0, 40)
+    old = Member(b.bootstrap, "g-classic", topic, "old")
+    new = [Member(b.bootstrap, "g-kip848", topic, n, commit=True, protocol="consumer")
+           for n in ("new-1", "new-2")]
+    start_members(members, old, *new)
+    wait_for(lambda: old.assignment() == set(range(P)), 20, "the classic member's partitions", b)
+    wait_for(lambda: settled([m.assignment() for m in new], P, [2, 2]), 20, "2 / 2", b)
+    wait_for(lambda: committed_offsets(b, "g-kip848", topic, P) == {p: 10 for p in range(P)},
+             30, "the consumer-protocol members' commits", b)
+
+    every = group_listing(b)
+    assert every["g-classic"].type == ConsumerGroupType.CLASSIC
+    assert every["g-kip848"].type == ConsumerGroupType.CONSUMER
+    assert every["g-kip848"].state == ConsumerGroupState.STABLE
+    only_new = group_listing(b, types={ConsumerGroupType.CONSUMER})
+    only_old = group_listing(b, types={ConsumerGroupType.CLASSIC})
+    assert "g-kip848" in only_new and "g-classic" not in only_new, only_new
+    assert "g-classic" in only_old and "g-kip848" not in only_old, only_old
+
+    d = describe(b, "g-kip848")
+    assert d.type == ConsumerGroupType.CONSUMER and d.state == ConsumerGroupState.STABLE
+    assert d.partition_assignor == "uniform" and not d.is_simple_consumer_group
+    described = {m.client_id: {tp.partition for tp in m.assignment.topic_partitions}
+                 for m in d.members}
+    assert described == {m.member_name: m.assignment() for m in new}
+    for m in d.members:
+        assert {tp.topic for tp in m.assignment.topic_partitions} == {topic}
+        assert m.target_assignment is not None
+        assert {tp.partition for tp in m.target_assignment.topic_partitions} == \
+            described[m.client_id]
+    c = describe(b, "g-classic")
+    assert c.type == ConsumerGroupType.CLASSIC and c.partition_assignor == "range"
+    assert [m.client_id for m in c.members] == ["old"]
+
+    env = dict(os.environ, WEIR_BROKERS=b.bootstrap)
+
+    def weir(*args):
+        r = subprocess.run([str(WEIR_BIN), *args], capture_output=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+        return r.stdout.decode()
+
+    cli = json.loads(weir("group", "describe", "g-kip848", "--json"))
+    print(f"weir group describe g-kip848: {cli}")
+    assert cli["group_type"] == "consumer" and cli["state"] == "Stable"
+    assert cli["protocol"] == "uniform" and cli["group_epoch"] >= 2
+    assert cli["assignment_epoch"] == cli["group_epoch"]
+    assert {m["client_id"]: set(m["assignment"][topic]) for m in cli["members"]} == described
+    assert all(m["member_epoch"] == cli["group_epoch"] for m in cli["members"])
+    assert {(o["partition"], o["committed_offset"]) for o in cli["offsets"]} == \
+        {(p, 10) for p in range(P)}
+    human = weir("group", "describe", "g-kip848")
+    assert "ASSIGNOR" in human and "uniform" in human and "GROUP-EPOCH" in human, human
+    classic = json.loads(weir("group", "describe", "g-classic", "--json"))
+    assert classic["group_type"] == "classic" and classic["protocol"] == "range"
+    listed = {g["group"]: g for g in json.loads(weir("group", "list", "--json"))}
+    assert listed["g-kip848"]["group_type"] == "consumer"
+    assert listed["g-classic"]["group_type"] == "classic"
 
 
 def test_delete_groups(gbroker, members):
