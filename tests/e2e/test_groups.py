@@ -950,6 +950,66 @@ def test_twenty_members_join_at_once_with_the_consumer_protocol(gbroker, members
     assert described == {m.member_name: m.assignment() for m in ms}
 
 
+def test_empty_group_moves_between_classic_and_consumer_protocols_keeping_offsets(gbroker,
+                                                                                 members):
+    """Kafka 4's offline conversions: an empty classic group (with committed offsets) becomes a
+    consumer-protocol group when a `group.protocol=consumer` member joins, and an empty one
+    becomes classic again when a classic member joins; the committed offsets carry over both
+    ways (each generation of members reads only what is new), also across a kill -9. While
+    consumer-protocol members are in the group, a classic member is refused
+    (INCONSISTENT_GROUP_PROTOCOL) instead of sharing partitions."""
+    b, topic, group, P = gbroker, "convert", "g-convert", 4
+    create_topic(b.bootstrap, topic, P)
+    acked = produce_numbered(b.bootstrap, topic, P, 0, 400)
+
+    def run(protocol, names, start):
+        ms = [Member(b.bootstrap, group, topic, n, commit=True, protocol=protocol)
+              for n in names]
+        start_members(members, *ms)
+        wait_for(lambda: committed_offsets(b, group, topic, P) == end_offsets(acked, P), 60,
+                 f"the {protocol} members to read and commit everything", b)
+        values = Counter(e["v"] for m in ms for e in m.evs("M"))
+        assert set(values) == set(range(start, len(acked))), \
+            f"{protocol} members read {min(values)}..{max(values)}, not {start}.."
+        assert all(n == 1 for n in values.values()), "read twice"
+        return ms
+
+    old = run("classic", ["classic-1"], 0)
+    assert describe(b, group).type == ConsumerGroupType.CLASSIC
+    old[0].close()
+
+    acked.update(produce_numbered(b.bootstrap, topic, P, 400, 400))
+    new = run("consumer", ["new-1", "new-2"], 400)
+    d = describe(b, group)
+    assert d.type == ConsumerGroupType.CONSUMER and len(d.members) == 2, d
+    outsider = Member(b.bootstrap, group, topic, "outsider", protocol="classic")
+    start_members(members, outsider)
+    wait_for(lambda: any(e.code() == 23 for e in outsider.errors), 20,
+             "the classic member's INCONSISTENT_GROUP_PROTOCOL", b)
+    assert outsider.assignment() == set() and not outsider.evs("M")
+    outsider.close()
+    for m in new:
+        m.close()
+
+    acked.update(produce_numbered(b.bootstrap, topic, P, 800, 400))
+    back = run("classic", ["classic-2"], 800)
+    assert describe(b, group).type == ConsumerGroupType.CLASSIC
+    back[0].close()
+    wait_for(lambda: group_listing(b)[group].state == ConsumerGroupState.EMPTY, 20,
+             "the classic group to be empty", b)
+    time.sleep(0.5)  # its Empty metadata record is written by the coordinator's timer
+    b.kill()
+    b.start()
+    b._test_admin = None  # a fresh AdminClient: the old one's OffsetFetch can stall after kill -9
+    listing = wait_for(lambda: _try(lambda: group_listing(b)), 30, "ListGroups after restart", b)
+    assert listing[group].type == ConsumerGroupType.CLASSIC, listing[group]
+    after = wait_for(lambda: _try(lambda: committed_offsets(b, group, topic, P)), 30,
+                     "OffsetFetch after the restart", b)
+    assert after == end_offsets(acked, P)
+    acked.update(produce_numbered(b.bootstrap, topic, P, 1200, 400))
+    run("consumer", ["new-3"], 1200)
+
+
 # --------------------------------------------------------------------------------------------
 # 7. Broker restart with an active group
 

@@ -390,10 +390,28 @@ impl GroupCoordinator {
     // ---- membership ----------------------------------------------------------------------
 
     /// JoinGroup. A join without a member id creates the group if needed; one with a member
-    /// id for an unknown group is UNKNOWN_MEMBER_ID.
-    pub fn join(&self, group_id: &str, req: JoinRequest) -> JoinAction {
+    /// id for an unknown group is UNKNOWN_MEMBER_ID. An empty consumer group (KIP-848)
+    /// becomes a classic group again, keeping its offsets; one with members refuses the
+    /// classic member (INCONSISTENT_GROUP_PROTOCOL).
+    pub async fn join(self: &Arc<Self>, group_id: &str, req: JoinRequest) -> JoinAction {
+        if self
+            .lock()
+            .get(group_id)
+            .is_some_and(|g| g.consumer.is_some())
+        {
+            if let Err(code) = self.consumer_to_classic(group_id).await {
+                return JoinAction::Now(JoinOutcome::error(code, &req.member_id));
+            }
+        }
         let now = self.now_ms();
         let mut groups = self.lock();
+        if groups.get(group_id).is_some_and(|g| g.consumer.is_some()) {
+            // A consumer-protocol member joined meanwhile.
+            return JoinAction::Now(JoinOutcome::error(
+                ec::INCONSISTENT_GROUP_PROTOCOL,
+                &req.member_id,
+            ));
+        }
         if !req.member_id.is_empty() && !groups.contains_key(group_id) {
             return JoinAction::Now(JoinOutcome::error(ec::UNKNOWN_MEMBER_ID, &req.member_id));
         }
@@ -407,6 +425,41 @@ impl GroupCoordinator {
         let action = group.join(req, &self.config, now, || new_member_id(&prefix));
         debug_assert_eq!(group.validate(), Ok(()));
         action
+    }
+
+    /// Turn an empty consumer group back into a classic one (its offsets stay): the
+    /// tombstones of its consumer-protocol records are appended in order with the consumer
+    /// groups' other records. A consumer group with members: INCONSISTENT_GROUP_PROTOCOL.
+    async fn consumer_to_classic(&self, group_id: &str) -> Result<(), i16> {
+        let order = self.consumer_order.lock().await;
+        let now = self.now_ms();
+        let tombstones = {
+            let mut groups = self.lock();
+            let Some(group) = groups.get_mut(group_id) else {
+                return Ok(());
+            };
+            let Some(c) = &group.consumer else {
+                return Ok(());
+            };
+            if !c.members.is_empty() {
+                return Err(ec::INCONSISTENT_GROUP_PROTOCOL);
+            }
+            let tombstones = c.tombstones(group_id);
+            let offsets = std::mem::take(&mut group.offsets);
+            *group = Group::new(group_id, now);
+            group.offsets = offsets;
+            tombstones
+        };
+        tracing::info!(
+            group = group_id,
+            "empty consumer group becomes a classic group"
+        );
+        let appended = self.append(group_id, tombstones).await;
+        drop(order);
+        match appended {
+            Ok(ticket) => ticket.wait().await.map_err(|e| e.code()),
+            Err(e) => Err(e.code()),
+        }
     }
 
     /// SyncGroup; resolves when the member has its assignment (or an error).
@@ -1094,9 +1147,12 @@ impl GroupCoordinator {
                 });
             }
             if g.offsets.is_empty() && g.protocol_type.is_some() {
-                keys.push(Key::Group {
-                    group: g.id.clone(),
-                });
+                match &g.consumer {
+                    Some(c) => keys.extend(c.tombstones(&g.id).into_iter().map(|(k, _)| k)),
+                    None => keys.push(Key::Group {
+                        group: g.id.clone(),
+                    }),
+                }
             }
             out.push((g.id.clone(), keys));
         }
