@@ -1372,6 +1372,81 @@ mod tests {
     }
 
     #[test]
+    fn offset_commits_need_the_members_current_epoch() {
+        let mut g = ConsumerGroup::default();
+        let a = join(&mut g, "a", 0, 4);
+        assert_eq!(g.check_member_epoch("a", a.member_epoch, false), ec::NONE);
+        assert_eq!(
+            g.check_member_epoch("a", a.member_epoch - 1, false),
+            ec::STALE_MEMBER_EPOCH
+        );
+        assert_eq!(g.check_member_epoch("x", 1, false), ec::UNKNOWN_MEMBER_ID);
+        // From outside the group: fetches always, commits only while it is empty.
+        assert_eq!(g.check_member_epoch("", -1, true), ec::NONE);
+        assert_eq!(g.check_member_epoch("", -1, false), ec::UNKNOWN_MEMBER_ID);
+    }
+
+    #[test]
+    fn a_static_member_that_left_is_taken_over_by_its_next_incarnation() {
+        let mut g = ConsumerGroup::default();
+        let hb = |id: &str, epoch: i32, owned: Option<Assignment>| Heartbeat {
+            member_id: id.into(),
+            member_epoch: epoch,
+            instance_id: Some("i".into()),
+            rebalance_timeout_ms: if epoch == 0 { 5000 } else { -1 },
+            subscribed_topic_names: (epoch == 0).then(|| vec!["t".into()]),
+            owned,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        let a = g.heartbeat(
+            "g",
+            hb("a1", 0, Some(Assignment::new())),
+            &lookup(4),
+            &T,
+            0,
+            || unreachable!(),
+            &mut out,
+        );
+        assert_eq!(parts(&a), vec![0, 1, 2, 3]);
+        // A second process with the same instance id is refused while a1 is there.
+        let dup = g.heartbeat(
+            "g",
+            hb("a2", 0, Some(Assignment::new())),
+            &lookup(4),
+            &T,
+            1,
+            || unreachable!(),
+            &mut out,
+        );
+        assert_eq!(dup.error, ec::UNRELEASED_INSTANCE_ID);
+        let left = g.heartbeat(
+            "g",
+            hb("a1", LEAVE_GROUP_STATIC_MEMBER_EPOCH, None),
+            &lookup(4),
+            &T,
+            2,
+            || unreachable!(),
+            &mut out,
+        );
+        assert_eq!(left.member_epoch, LEAVE_GROUP_STATIC_MEMBER_EPOCH);
+        let epoch = g.group_epoch;
+        let back = g.heartbeat(
+            "g",
+            hb("a2", 0, Some(Assignment::new())),
+            &lookup(4),
+            &T,
+            3,
+            || unreachable!(),
+            &mut out,
+        );
+        assert_eq!(parts(&back), vec![0, 1, 2, 3]);
+        assert_eq!(g.group_epoch, epoch, "no rebalance for the takeover");
+        assert!(!g.members.contains_key("a1"));
+        g.validate().unwrap();
+    }
+
+    #[test]
     fn uniform_is_balanced_and_sticky() {
         let topics = TopicsMetadata::from([("t".to_string(), (topic_id(), 7))]);
         let m = |ids: &[&str]| -> Vec<(String, Vec<String>)> {
