@@ -1372,6 +1372,22 @@ def test_list_and_describe_groups_of_both_protocols(gbroker, members):
     assert listed["g-classic"]["group_type"] == "classic"
 
 
+def test_consumer_protocol_range_assignor_on_request(gbroker, members):
+    """group.remote.assignor=range picks the broker's range assignor: each member gets a
+    contiguous range of partitions (by member id order), and the group reports it."""
+    b, topic, group, P = gbroker, "range-c", "g-range-c", 6
+    create_topic(b.bootstrap, topic, P)
+    ms = [Member(b.bootstrap, group, topic, n, {"group.remote.assignor": "range"},
+                 protocol="consumer") for n in ("r1", "r2")]
+    start_members(members, *ms)
+    wait_for(lambda: settled([m.assignment() for m in ms], P, [3, 3]), 20, "3 / 3", b)
+    d = describe(b, group)
+    assert d.partition_assignor == "range", d.partition_assignor
+    ranges = sorted((m.member_id, sorted(tp.partition for tp in m.assignment.topic_partitions))
+                    for m in d.members)
+    assert [r for _, r in ranges] == [[0, 1, 2], [3, 4, 5]], ranges
+
+
 def test_delete_groups(gbroker, members):
     b, topic, P = gbroker, "delete-g", 2
     create_topic(b.bootstrap, topic, P)
