@@ -1564,6 +1564,17 @@ fn summary(g: &Group, topic_name: &dyn Fn(Uuid) -> String) -> GroupSummary {
 fn subscribed_topics(g: &Group) -> Vec<String> {
     use kafka_protocol::messages::ConsumerProtocolSubscription;
     use kafka_protocol::protocol::Decodable;
+    if let Some(c) = &g.consumer {
+        // A consumer group (KIP-848): its members' subscriptions, by name and by the
+        // topics their regular expressions matched at the last assignment.
+        let mut topics: Vec<String> = c
+            .members
+            .values()
+            .flat_map(|m| m.meta.subscribed_topic_names.iter().cloned())
+            .collect();
+        topics.extend(c.topics.keys().cloned());
+        return topics;
+    }
     if g.protocol_type.as_deref() != Some("consumer") {
         return Vec::new();
     }
