@@ -568,7 +568,8 @@ def test_auto_commit_resumes_at_committed_offset_after_kill_9(gbroker, tmp_path,
 # 2. Manual commit after processing, 20 x kill -9
 
 
-def test_commit_after_processing_survives_20_kill_9(gbroker, tmp_path, member_script, procs):
+def test_commit_after_processing_survives_20_kill_9(gbroker, tmp_path, member_script, procs,
+                                                    protocol):
     b, topic, group, P = gbroker, "manual", "g-manual", 3
     create_topic(b.bootstrap, topic, P)
     acked = produce_numbered(b.bootstrap, topic, P, 0, 3000)
@@ -588,7 +589,8 @@ def test_commit_after_processing_survives_20_kill_9(gbroker, tmp_path, member_sc
             acked.update(produce_numbered(b.bootstrap, topic, P, len(acked), 1500))
         before = committed_offsets(b, group, topic, P)
         pm = ProcMember(member_script, tmp_path, f"manual-{run}", b.bootstrap, group, topic,
-                        "commit", conf, committed_on_assign=True, record_commits=True)
+                        "commit", conf, committed_on_assign=True, record_commits=True,
+                        protocol=protocol)
         procs.append(pm.start())
         if final:
             # The earlier runs may already have read everything: wait for the assignment too,
