@@ -15,9 +15,15 @@ Starts the release binary on a free loopback port with a fresh data directory
       (10 connections, 10 groups) committing synchronously at once: whether concurrent commits
       share an fsync shows in the total.
 
+With `--protocol consumer` the members use the KIP-848 consumer protocol
+(`group.protocol=consumer`, the broker's `uniform` assignor, incremental callbacks) and the broker
+runs with `--group-consumer-heartbeat-interval-ms 500` and `--group-consumer-session-timeout-ms
+10000`, the classic members' heartbeat interval and session timeout.
+
 Prints a Markdown table; the last line of stdout is a JSON object with the figures.
 
 Usage: bench/groups.py [--bin target/release/weir] [--members 1,10,50] [--seconds 5]
+                       [--protocol classic|consumer]
 """
 import argparse
 import json
@@ -42,6 +48,18 @@ CONCURRENT_COMMITTERS = 10
 MEMBER_CONF = {"session.timeout.ms": 10000, "heartbeat.interval.ms": 500,
                "partition.assignment.strategy": "range", "enable.auto.commit": False,
                "auto.offset.reset": "earliest"}
+# The same timings for the consumer protocol, where the broker decides them.
+CONSUMER_BROKER_ARGS = ["--group-consumer-heartbeat-interval-ms", "500",
+                        "--group-consumer-session-timeout-ms", "10000"]
+CLASSIC_ONLY = ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy")
+PROTOCOL = "classic"
+
+
+def member_conf():
+    if PROTOCOL == "consumer":
+        conf = {k: v for k, v in MEMBER_CONF.items() if k not in CLASSIC_ONLY}
+        return {**conf, "group.protocol": "consumer"}
+    return dict(MEMBER_CONF)
 
 
 def free_port():
@@ -50,14 +68,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_broker(binary, data_dir, log_path):
+def start_broker(binary, data_dir, log_path, extra=()):
     port = free_port()
     log = open(log_path, "wb")
     env = dict(os.environ)
     env.setdefault("RUST_LOG", "warn")
     proc = subprocess.Popen(
         [binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir,
-         "--group-initial-rebalance-delay-ms", "0", "--admin-listen", "127.0.0.1:0"],
+         "--group-initial-rebalance-delay-ms", "0", "--admin-listen", "127.0.0.1:0", *extra],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     bootstrap = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -94,11 +112,16 @@ class Member(threading.Thread):
         self.assigns = 0
         self.stop_flag = threading.Event()
         self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": name,
-                           **MEMBER_CONF})
+                           **member_conf()})
 
     def _assign(self, _c, parts):
         with self.lock:
-            self.owned = {tp.partition for tp in parts}
+            if PROTOCOL == "consumer":  # incremental: only what is added
+                if not parts:
+                    return
+                self.owned |= {tp.partition for tp in parts}
+            else:
+                self.owned = {tp.partition for tp in parts}
             self.assigns += 1
 
     def _revoke(self, _c, parts):
@@ -163,7 +186,7 @@ def bench_commits(bootstrap, seconds):
     topic, group = "commit-bench", "bench-commit"
     create_topic(bootstrap, topic, 1)
     done = []
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **MEMBER_CONF,
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **member_conf(),
                   "on_commit": lambda err, parts: done.append((time.perf_counter(), err, parts))})
     c.subscribe([topic])
     deadline = time.monotonic() + 30
@@ -271,11 +294,16 @@ def main():
     ap.add_argument("--members", default="1,10,50")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    ap.add_argument("--protocol", choices=["classic", "consumer"], default="classic",
+                    help="group.protocol of the members")
     args = ap.parse_args()
+    global PROTOCOL
+    PROTOCOL = args.protocol
 
     tmp = tempfile.mkdtemp(prefix="weir-bench-groups-")
     proc, bootstrap = start_broker(args.bin, os.path.join(tmp, "data"),
-                                   os.path.join(tmp, "weir.log"))
+                                   os.path.join(tmp, "weir.log"),
+                                   CONSUMER_BROKER_ARGS if PROTOCOL == "consumer" else ())
     t_start = time.monotonic()
     try:
         rebalances = [bench_rebalance(bootstrap, int(n)) for n in args.members.split(",")]
@@ -293,15 +321,18 @@ def main():
     def s(v):
         return "timeout" if v is None else f"{v:.2f} s"
 
-    print(f"\n### Consumer groups ({PARTITIONS}-partition topic, range assignor, "
+    assignor = "uniform assignor, group.protocol=consumer" if PROTOCOL == "consumer" \
+        else "range assignor, group.protocol=classic"
+    print(f"\n### Consumer groups ({PARTITIONS}-partition topic, {assignor}, "
           f"heartbeat.interval.ms {MEMBER_CONF['heartbeat.interval.ms']}, "
           f"--group-initial-rebalance-delay-ms 0)\n")
     print("| what | figure |")
     print("| --- | --- |")
+    callbacks = "non-empty on_assign call(s)" if PROTOCOL == "consumer" else "generation(s)"
     for r in rebalances:
         print(f"| rebalance, {r['members']} member(s) subscribing at once: first subscribe -> "
               f"all partitions assigned once | {s(r['join_s'])} "
-              f"({r['generations']} generation(s) seen by the busiest member) |")
+              f"({r['generations']} {callbacks} seen by the busiest member) |")
         if r["leave_s"] is not None or r["members"] > 1:
             print(f"| rebalance, 1 of {r['members']} members leaves -> the others cover all "
                   f"partitions | {s(r['leave_s'])} |")
@@ -315,7 +346,7 @@ def main():
           f"and group each) | {conc['per_s']:,.0f} commits/s in total, p50 {conc['p50_ms']:.2f} ms, "
           f"p99 {conc['p99_ms']:.2f} ms ({conc['commits']:,} commits) |")
     print(f"\ntotal {time.monotonic() - t_start:.1f} s")
-    print(json.dumps({"rebalance": rebalances, "commit_sync": sync, "commit_async": asyn,
+    print(json.dumps({"protocol": PROTOCOL, "rebalance": rebalances, "commit_sync": sync, "commit_async": asyn,
                       "commit_sync_concurrent": conc}))
     ok = all(r["join_s"] is not None for r in rebalances) and asyn["errors"] == 0 \
         and asyn["last_committed_ok"]

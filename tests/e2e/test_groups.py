@@ -1,4 +1,5 @@
-"""Consumer groups (the classic protocol) and committed offsets, seen through real clients.
+"""Consumer groups (the classic protocol and the KIP-848 consumer protocol) and committed
+offsets, seen through real clients.
 
 JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, OffsetDelete, ListGroups,
 DescribeGroups and DeleteGroups, driven by confluent-kafka (librdkafka) and kafka-python. Offsets
@@ -12,7 +13,12 @@ the test can line up events from several processes:
 Consumers that only need to close cleanly run as threads in the test process (`Member`).
 
 Every broker here starts with `--group-initial-rebalance-delay-ms 0` (unless the test wants
-joins batched) and `--group-min-session-timeout-ms 1000`, so session timeouts can be short.
+joins batched) and `--group-min-session-timeout-ms 1000`, so session timeouts can be short; and
+with the consumer protocol's session timeout and heartbeat interval (broker settings in KIP-848)
+as short as the classic members' FAST ones.
+
+The acceptance tests run with both protocols (`protocol` parameter): `group.protocol=consumer`
+members use the broker-side `uniform` assignor, and their rebalance callbacks are incremental.
 """
 
 import json
@@ -26,8 +32,8 @@ import time
 from collections import Counter, defaultdict
 
 import pytest
-from confluent_kafka import (ConsumerGroupState, ConsumerGroupTopicPartitions, Consumer,
-                             KafkaException, Producer, TopicPartition)
+from confluent_kafka import (ConsumerGroupState, ConsumerGroupTopicPartitions, ConsumerGroupType,
+                             Consumer, KafkaException, Producer, TopicPartition)
 from confluent_kafka.admin import AdminClient
 from conftest import create_topic
 
@@ -39,9 +45,30 @@ NON_EMPTY_GROUP = 68
 GROUP_ID_NOT_FOUND = 69
 GROUP_SUBSCRIBED_TO_TOPIC = 86
 
-GROUP_ARGS = ("--group-initial-rebalance-delay-ms", "0", "--group-min-session-timeout-ms", "1000")
 # Short sessions so a dead member is noticed in seconds, not the default 45 s.
 FAST = {"session.timeout.ms": 3000, "heartbeat.interval.ms": 500}
+CONSUMER_ARGS = ("--group-consumer-session-timeout-ms", str(FAST["session.timeout.ms"]),
+                 "--group-consumer-heartbeat-interval-ms", str(FAST["heartbeat.interval.ms"]))
+GROUP_ARGS = ("--group-initial-rebalance-delay-ms", "0", "--group-min-session-timeout-ms", "1000",
+              *CONSUMER_ARGS)
+# Settings librdkafka refuses with group.protocol=consumer: the broker decides them.
+CLASSIC_ONLY = ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy")
+
+
+def member_conf(protocol, base, conf):
+    """A consumer's configuration: the classic defaults of these tests (range, FAST) and
+    `conf` over them; for the consumer protocol without the settings it leaves to the broker."""
+    merged = {**base, "partition.assignment.strategy": "range", **FAST, **(conf or {})}
+    if protocol == "consumer":
+        merged = {k: v for k, v in merged.items() if k not in CLASSIC_ONLY}
+        merged["group.protocol"] = "consumer"
+    return merged
+
+
+@pytest.fixture(params=["classic", "consumer"])
+def protocol(request):
+    """The group protocol of the test's members (`group.protocol`)."""
+    return request.param
 
 
 @pytest.fixture
@@ -197,6 +224,8 @@ c = Consumer(cfg["conf"])
 
 def on_assign(cons, parts):
     t = time.time()
+    if not parts and cfg.get("skip_empty_assign"):
+        return
     committed = {}
     if parts and cfg.get("committed_on_assign"):
         for tp in cons.committed(parts, timeout=20):
@@ -261,16 +290,18 @@ class ProcMember:
     """One consumer subprocess running MEMBER_SCRIPT."""
 
     def __init__(self, script, tmp_path, name, bootstrap, group, topic, mode, conf=None,
-                 committed_on_assign=False, record_commits=False):
+                 committed_on_assign=False, record_commits=False, protocol="classic"):
         self.name = name
         self.out = tmp_path / f"{name}.events"
         self.log_path = tmp_path / f"{name}.log"
         self.cfg = {
             "out": str(self.out), "topic": topic, "mode": mode,
             "committed_on_assign": committed_on_assign, "record_commits": record_commits,
-            "conf": {"bootstrap.servers": bootstrap, "group.id": group, "client.id": name,
-                     "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                     "partition.assignment.strategy": "range", **FAST, **(conf or {})},
+            # Incremental (consumer protocol) callbacks may hand over nothing at all.
+            "skip_empty_assign": protocol == "consumer",
+            "conf": member_conf(protocol, {"bootstrap.servers": bootstrap, "group.id": group,
+                                           "client.id": name, "auto.offset.reset": "earliest",
+                                           "enable.auto.commit": False}, conf),
         }
         self.script = script
         self.proc = None
@@ -347,7 +378,8 @@ class Member(threading.Thread):
     """A confluent-kafka consumer in its own thread: subscribes, polls, records callbacks and
     messages; commits synchronously after each message if `commit`."""
 
-    def __init__(self, bootstrap, group, topic, name, conf=None, commit=False):
+    def __init__(self, bootstrap, group, topic, name, conf=None, commit=False,
+                 protocol="classic"):
         super().__init__(daemon=True, name=name)
         self.member_name = name
         self.topic = topic
@@ -357,9 +389,9 @@ class Member(threading.Thread):
         self.owned = set()
         self.errors = []
         self.stop_flag = threading.Event()
-        self.conf = {"bootstrap.servers": bootstrap, "group.id": group, "client.id": name,
-                     "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                     "partition.assignment.strategy": "range", **FAST, **(conf or {}),
+        self.conf = {**member_conf(protocol, {"bootstrap.servers": bootstrap, "group.id": group,
+                                              "client.id": name, "auto.offset.reset": "earliest",
+                                              "enable.auto.commit": False}, conf),
                      "error_cb": self._on_error}
         self.c = Consumer(self.conf)
         self.subscribed_at = None
@@ -449,7 +481,7 @@ def settled(owned_sets, partitions, sizes=None):
 
 
 def test_auto_commit_resumes_at_committed_offset_after_kill_9(gbroker, tmp_path, member_script,
-                                                              procs):
+                                                              procs, protocol):
     b, topic, group, P, N = gbroker, "auto", "g-auto", 3, 12_000
     create_topic(b.bootstrap, topic, P)
     # At-least-once with auto-commit: the offset is stored only once the message is recorded
@@ -460,7 +492,8 @@ def test_auto_commit_resumes_at_committed_offset_after_kill_9(gbroker, tmp_path,
             "enable.auto.offset.store": False}
     prod = RateProducer(b.bootstrap, topic, P, rate=2000, total=N)
     prod.start()
-    first = ProcMember(member_script, tmp_path, "auto-1", b.bootstrap, group, topic, "store", conf)
+    first = ProcMember(member_script, tmp_path, "auto-1", b.bootstrap, group, topic, "store", conf,
+                       protocol=protocol)
     procs.append(first.start())
 
     def enough():
@@ -486,7 +519,7 @@ def test_auto_commit_resumes_at_committed_offset_after_kill_9(gbroker, tmp_path,
     assert any(c > 0 for c in committed.values()), "no auto-commit reached the broker"
 
     second = ProcMember(member_script, tmp_path, "auto-2", b.bootstrap, group, topic, "store",
-                        conf, committed_on_assign=True)
+                        conf, committed_on_assign=True, protocol=protocol)
     procs.append(second.start())
     prod.join(60)
     prod.finish()
@@ -537,7 +570,8 @@ def test_auto_commit_resumes_at_committed_offset_after_kill_9(gbroker, tmp_path,
 # 2. Manual commit after processing, 20 x kill -9
 
 
-def test_commit_after_processing_survives_20_kill_9(gbroker, tmp_path, member_script, procs):
+def test_commit_after_processing_survives_20_kill_9(gbroker, tmp_path, member_script, procs,
+                                                    protocol):
     b, topic, group, P = gbroker, "manual", "g-manual", 3
     create_topic(b.bootstrap, topic, P)
     acked = produce_numbered(b.bootstrap, topic, P, 0, 3000)
@@ -557,7 +591,8 @@ def test_commit_after_processing_survives_20_kill_9(gbroker, tmp_path, member_sc
             acked.update(produce_numbered(b.bootstrap, topic, P, len(acked), 1500))
         before = committed_offsets(b, group, topic, P)
         pm = ProcMember(member_script, tmp_path, f"manual-{run}", b.bootstrap, group, topic,
-                        "commit", conf, committed_on_assign=True, record_commits=True)
+                        "commit", conf, committed_on_assign=True, record_commits=True,
+                        protocol=protocol)
         procs.append(pm.start())
         if final:
             # The earlier runs may already have read everything: wait for the assignment too,
@@ -633,12 +668,14 @@ def ownership_intervals(events, end_t):
     return out
 
 
-def test_three_members_exclusive_ownership_leave_and_kill(gbroker, tmp_path, member_script, procs):
+def test_three_members_exclusive_ownership_leave_and_kill(gbroker, tmp_path, member_script, procs,
+                                                         protocol):
     b, topic, group, P = gbroker, "three", "g-three", 6
     create_topic(b.bootstrap, topic, P)
     prod = RateProducer(b.bootstrap, topic, P, rate=600)
     prod.start()
-    ms = {n: ProcMember(member_script, tmp_path, n, b.bootstrap, group, topic, "commit")
+    ms = {n: ProcMember(member_script, tmp_path, n, b.bootstrap, group, topic, "commit",
+                        protocol=protocol)
           for n in ("a", "b", "c")}
     t_start = time.time()
     for m in ms.values():
@@ -799,6 +836,56 @@ def test_static_member_restarted_within_session_keeps_partitions_without_rebalan
     assert by_instance == {"static-a": a_owned, "static-b": b_owned}
 
 
+def test_consumer_protocol_static_member_restarted_within_session_takes_its_partitions_back(
+        gbroker, tmp_path, member_script, procs, members):
+    """KIP-848 static membership: a static member that closes leaves with epoch -2 and keeps
+    its partitions for a session timeout; its next incarnation (same group.instance.id) takes
+    them over at once, and nobody else sees a rebalance. An instance id still in use by a live
+    member is refused (UNRELEASED_INSTANCE_ID), so a duplicate never steals partitions."""
+    b, topic, group, P = gbroker, "static-c", "g-static-c", 4
+    create_topic(b.bootstrap, topic, P)
+    a = Member(b.bootstrap, group, topic, "a", {"group.instance.id": "static-a"},
+               protocol="consumer")
+    start_members(members, a)
+    wait_for(lambda: a.assignment() == set(range(P)), 20, "a to own everything", b)
+
+    def proc_b(name):
+        return ProcMember(member_script, tmp_path, name, b.bootstrap, group, topic, "none",
+                          {"group.instance.id": "static-b"}, protocol="consumer")
+
+    b1 = proc_b("b1")
+    procs.append(b1.start())
+    wait_for(lambda: settled([a.assignment(), b1.owned()], P, [2, 2]), 20, "a 2 / b 2", b)
+    time.sleep(1.0)
+    a_events = len(a.evs())
+    a_owned, b_owned = a.assignment(), b1.owned()
+
+    # A second process with b's instance id while b1 is alive gets nothing.
+    dup = Member(b.bootstrap, group, topic, "dup", {"group.instance.id": "static-b"},
+                 protocol="consumer")
+    start_members(members, dup)
+    time.sleep(2.0)
+    assert dup.assignment() == set() and b1.owned() == b_owned
+    dup.close()
+    print(f"duplicate instance id: errors {[str(e) for e in dup.errors][:3]}")
+
+    t_stop = b1.terminate()  # close(): a static leave (epoch -2)
+    b2 = proc_b("b2")
+    procs.append(b2.start())
+    wait_for(lambda: b2.owned() == b_owned, 15, "the restarted static member's partitions", b)
+    back = b2.events("A")[-1]["t"] - t_stop
+    print(f"static member back with its partitions {back:.2f} s after its close")
+    time.sleep(FAST["session.timeout.ms"] / 1000 + 1.0)
+    assert a.evs()[a_events:] == [], f"a saw a rebalance: {a.evs()[a_events:]}"
+    assert a.assignment() == a_owned and b2.owned() == b_owned
+    d = describe(b, group)
+    assert d.type == ConsumerGroupType.CONSUMER and d.state == ConsumerGroupState.STABLE
+    assert sorted(m.group_instance_id for m in d.members) == ["static-a", "static-b"]
+    by_instance = {m.group_instance_id: {tp.partition for tp in m.assignment.topic_partitions}
+                   for m in d.members}
+    assert by_instance == {"static-a": a_owned, "static-b": b_owned}
+
+
 # --------------------------------------------------------------------------------------------
 # 6. Twenty members at once
 
@@ -830,17 +917,137 @@ def test_twenty_members_settle_in_one_generation(make_broker, members):
     assert described == {m.member_name: m.assignment() for m in ms}
 
 
+def test_twenty_members_join_at_once_with_the_consumer_protocol(gbroker, members):
+    """The consumer protocol has no join phase to batch joins in: twenty members subscribing at
+    once converge heartbeat by heartbeat. Whatever the path, the coordinator never assigns a
+    partition to two members at once (ConsumerGroupDescribe snapshots taken throughout),
+    nothing is lost, and the end is 2 partitions each, stable."""
+    b, topic, group, P, N = gbroker, "twenty-c", "g-twenty-c", 40, 20
+    create_topic(b.bootstrap, topic, P)
+    ms = [Member(b.bootstrap, group, topic, f"m{i:02d}", protocol="consumer") for i in range(N)]
+    snapshots, stop = [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            try:
+                d = describe(b, group)
+            except KafkaException:
+                continue
+            snapshots.append([tp.partition for m in d.members
+                              for tp in m.assignment.topic_partitions])
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    t0 = time.time()
+    start_members(members, *ms)
+    watcher.start()
+    try:
+        wait_for(lambda: settled([m.assignment() for m in ms], P, [2] * N), 60,
+                 "20 members with 2 partitions each", b)
+    finally:
+        stop.set()
+        watcher.join(30)
+    t_last = max(m.evs("A")[-1]["t"] for m in ms)
+    time.sleep(2.0)
+    assert settled([m.assignment() for m in ms], P, [2] * N), "moved after settling"
+    assigns = sum(len(m.evs("A")) for m in ms)
+    revokes = sum(len(m.evs("R")) for m in ms)
+    # The callbacks' own view: how far apart a revoke and the next owner's assign came.
+    per_p, now, worst = defaultdict(list), time.time(), 0.0
+    for m in ms:
+        for p, s_, e in ownership_intervals(m.evs(), now):
+            per_p[p].append((s_, e))
+    for ivs in per_p.values():
+        ivs.sort()
+        for (_, e1), (s2, _) in zip(ivs, ivs[1:]):
+            worst = max(worst, e1 - s2)
+    print(f"20 members settled {t_last - t0:.2f} s after the first subscribe; "
+          f"{assigns} on_assign and {revokes} on_revoke calls in all; {len(snapshots)} "
+          f"ConsumerGroupDescribe snapshots; largest callback overlap {worst * 1000:.0f} ms")
+    assert not any(m.evs("L") for m in ms), "partitions lost"
+    assert snapshots, "no snapshot of the group during the join"
+    for snap in snapshots:
+        assert len(snap) == len(set(snap)), f"a partition assigned twice: {sorted(snap)}"
+    d = describe(b, group)
+    assert d.type == ConsumerGroupType.CONSUMER, d.type
+    assert d.state == ConsumerGroupState.STABLE, d.state
+    assert d.partition_assignor == "uniform"
+    described = {m.client_id: {tp.partition for tp in m.assignment.topic_partitions}
+                 for m in d.members}
+    assert described == {m.member_name: m.assignment() for m in ms}
+
+
+def test_empty_group_moves_between_classic_and_consumer_protocols_keeping_offsets(gbroker,
+                                                                                 members):
+    """Kafka 4's offline conversions: an empty classic group (with committed offsets) becomes a
+    consumer-protocol group when a `group.protocol=consumer` member joins, and an empty one
+    becomes classic again when a classic member joins; the committed offsets carry over both
+    ways (each generation of members reads only what is new), also across a kill -9. While
+    consumer-protocol members are in the group, a classic member is refused
+    (INCONSISTENT_GROUP_PROTOCOL) instead of sharing partitions."""
+    b, topic, group, P = gbroker, "convert", "g-convert", 4
+    create_topic(b.bootstrap, topic, P)
+    acked = produce_numbered(b.bootstrap, topic, P, 0, 400)
+
+    def run(protocol, names, start):
+        ms = [Member(b.bootstrap, group, topic, n, commit=True, protocol=protocol)
+              for n in names]
+        start_members(members, *ms)
+        wait_for(lambda: committed_offsets(b, group, topic, P) == end_offsets(acked, P), 60,
+                 f"the {protocol} members to read and commit everything", b)
+        values = Counter(e["v"] for m in ms for e in m.evs("M"))
+        assert set(values) == set(range(start, len(acked))), \
+            f"{protocol} members read {min(values)}..{max(values)}, not {start}.."
+        assert all(n == 1 for n in values.values()), "read twice"
+        return ms
+
+    old = run("classic", ["classic-1"], 0)
+    assert describe(b, group).type == ConsumerGroupType.CLASSIC
+    old[0].close()
+
+    acked.update(produce_numbered(b.bootstrap, topic, P, 400, 400))
+    new = run("consumer", ["new-1", "new-2"], 400)
+    d = describe(b, group)
+    assert d.type == ConsumerGroupType.CONSUMER and len(d.members) == 2, d
+    outsider = Member(b.bootstrap, group, topic, "outsider", protocol="classic")
+    start_members(members, outsider)
+    wait_for(lambda: any(e.code() == 23 for e in outsider.errors), 20,
+             "the classic member's INCONSISTENT_GROUP_PROTOCOL", b)
+    assert outsider.assignment() == set() and not outsider.evs("M")
+    outsider.close()
+    for m in new:
+        m.close()
+
+    acked.update(produce_numbered(b.bootstrap, topic, P, 800, 400))
+    back = run("classic", ["classic-2"], 800)
+    assert describe(b, group).type == ConsumerGroupType.CLASSIC
+    back[0].close()
+    wait_for(lambda: group_listing(b)[group].state == ConsumerGroupState.EMPTY, 20,
+             "the classic group to be empty", b)
+    time.sleep(0.5)  # its Empty metadata record is written by the coordinator's timer
+    b.kill()
+    b.start()
+    b._test_admin = None  # a fresh AdminClient: the old one's OffsetFetch can stall after kill -9
+    listing = wait_for(lambda: _try(lambda: group_listing(b)), 30, "ListGroups after restart", b)
+    assert listing[group].type == ConsumerGroupType.CLASSIC, listing[group]
+    after = wait_for(lambda: _try(lambda: committed_offsets(b, group, topic, P)), 30,
+                     "OffsetFetch after the restart", b)
+    assert after == end_offsets(acked, P)
+    acked.update(produce_numbered(b.bootstrap, topic, P, 1200, 400))
+    run("consumer", ["new-3"], 1200)
+
+
 # --------------------------------------------------------------------------------------------
 # 7. Broker restart with an active group
 
 
 @pytest.mark.parametrize("stop", ["sigterm", "kill-9"])
-def test_broker_restart_keeps_committed_offsets_and_group_resumes(gbroker, members, stop):
+def test_broker_restart_keeps_committed_offsets_and_group_resumes(gbroker, members, stop, protocol):
     b, topic, group, P = gbroker, "restart-g", "g-restart", 4
     create_topic(b.bootstrap, topic, P)
     acked = produce_numbered(b.bootstrap, topic, P, 0, 2000)
     conf = {"reconnect.backoff.max.ms": 500}
-    ms = [Member(b.bootstrap, group, topic, n, conf, commit=True) for n in ("a", "b")]
+    ms = [Member(b.bootstrap, group, topic, n, conf, commit=True, protocol=protocol)
+          for n in ("a", "b")]
     start_members(members, *ms)
     ends = end_offsets(acked, P)
     wait_for(lambda: committed_offsets(b, group, topic, P) == ends, 60,
@@ -1122,6 +1329,89 @@ def test_list_and_describe_groups(gbroker, members):
     print(f"outsider commit into an active group: {codes}")
     assert codes in ([UNKNOWN_MEMBER_ID], [ILLEGAL_GENERATION]), codes
     assert committed_offsets(b, "g-active", topic, P)[0] == -1001
+
+
+def test_list_and_describe_groups_of_both_protocols(gbroker, members):
+    """A classic and a consumer-protocol (KIP-848) group side by side: ListGroups reports and
+    filters their types, describe_consumer_groups (ConsumerGroupDescribe, DescribeGroups for
+    the classic one) and `weir group describe|list` show each with its own terms."""
+    from conftest import WEIR_BIN
+
+    b, topic, P = gbroker, "both-g", 4
+    create_topic(b.bootstrap, topic, P)
+    produce_numbered(b.bootstrap, topic, P, 0, 40)
+    old = Member(b.bootstrap, "g-classic", topic, "old")
+    new = [Member(b.bootstrap, "g-kip848", topic, n, commit=True, protocol="consumer")
+           for n in ("new-1", "new-2")]
+    start_members(members, old, *new)
+    wait_for(lambda: old.assignment() == set(range(P)), 20, "the classic member's partitions", b)
+    wait_for(lambda: settled([m.assignment() for m in new], P, [2, 2]), 20, "2 / 2", b)
+    wait_for(lambda: committed_offsets(b, "g-kip848", topic, P) == {p: 10 for p in range(P)},
+             30, "the consumer-protocol members' commits", b)
+
+    every = group_listing(b)
+    assert every["g-classic"].type == ConsumerGroupType.CLASSIC
+    assert every["g-kip848"].type == ConsumerGroupType.CONSUMER
+    assert every["g-kip848"].state == ConsumerGroupState.STABLE
+    only_new = group_listing(b, types={ConsumerGroupType.CONSUMER})
+    only_old = group_listing(b, types={ConsumerGroupType.CLASSIC})
+    assert "g-kip848" in only_new and "g-classic" not in only_new, only_new
+    assert "g-classic" in only_old and "g-kip848" not in only_old, only_old
+
+    d = describe(b, "g-kip848")
+    assert d.type == ConsumerGroupType.CONSUMER and d.state == ConsumerGroupState.STABLE
+    assert d.partition_assignor == "uniform" and not d.is_simple_consumer_group
+    described = {m.client_id: {tp.partition for tp in m.assignment.topic_partitions}
+                 for m in d.members}
+    assert described == {m.member_name: m.assignment() for m in new}
+    for m in d.members:
+        assert {tp.topic for tp in m.assignment.topic_partitions} == {topic}
+        assert m.target_assignment is not None
+        assert {tp.partition for tp in m.target_assignment.topic_partitions} == \
+            described[m.client_id]
+    c = describe(b, "g-classic")
+    assert c.type == ConsumerGroupType.CLASSIC and c.partition_assignor == "range"
+    assert [m.client_id for m in c.members] == ["old"]
+
+    env = dict(os.environ, WEIR_BROKERS=b.bootstrap)
+
+    def weir(*args):
+        r = subprocess.run([str(WEIR_BIN), *args], capture_output=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+        return r.stdout.decode()
+
+    cli = json.loads(weir("group", "describe", "g-kip848", "--json"))
+    print(f"weir group describe g-kip848: {cli}")
+    assert cli["group_type"] == "consumer" and cli["state"] == "Stable"
+    assert cli["protocol"] == "uniform" and cli["group_epoch"] >= 2
+    assert cli["assignment_epoch"] == cli["group_epoch"]
+    assert {m["client_id"]: set(m["assignment"][topic]) for m in cli["members"]} == described
+    assert all(m["member_epoch"] == cli["group_epoch"] for m in cli["members"])
+    assert {(o["partition"], o["committed_offset"]) for o in cli["offsets"]} == \
+        {(p, 10) for p in range(P)}
+    human = weir("group", "describe", "g-kip848")
+    assert "ASSIGNOR" in human and "uniform" in human and "GROUP-EPOCH" in human, human
+    classic = json.loads(weir("group", "describe", "g-classic", "--json"))
+    assert classic["group_type"] == "classic" and classic["protocol"] == "range"
+    listed = {g["group"]: g for g in json.loads(weir("group", "list", "--json"))}
+    assert listed["g-kip848"]["group_type"] == "consumer"
+    assert listed["g-classic"]["group_type"] == "classic"
+
+
+def test_consumer_protocol_range_assignor_on_request(gbroker, members):
+    """group.remote.assignor=range picks the broker's range assignor: each member gets a
+    contiguous range of partitions (by member id order), and the group reports it."""
+    b, topic, group, P = gbroker, "range-c", "g-range-c", 6
+    create_topic(b.bootstrap, topic, P)
+    ms = [Member(b.bootstrap, group, topic, n, {"group.remote.assignor": "range"},
+                 protocol="consumer") for n in ("r1", "r2")]
+    start_members(members, *ms)
+    wait_for(lambda: settled([m.assignment() for m in ms], P, [3, 3]), 20, "3 / 3", b)
+    d = describe(b, group)
+    assert d.partition_assignor == "range", d.partition_assignor
+    ranges = sorted((m.member_id, sorted(tp.partition for tp in m.assignment.topic_partitions))
+                    for m in d.members)
+    assert [r for _, r in ranges] == [[0, 1, 2], [3, 4, 5]], ranges
 
 
 def test_delete_groups(gbroker, members):

@@ -421,10 +421,11 @@ async fn list_groups(State(s): State<Shared>) -> Result<Json<Value>, ApiError> {
         .map(|g| {
             json!({
                 "group_id": g.group_id,
-                "state": g.state.name(),
+                "state": g.state,
+                "type": g.group_type,
                 "protocol_type": g.protocol_type,
                 "protocol": g.protocol,
-                "members": g.members.len(),
+                "members": g.consumer.as_ref().map_or(g.members.len(), |c| c.members.len()),
             })
         })
         .collect();
@@ -471,10 +472,23 @@ async fn describe_group(
             format!("group '{group_id}' does not exist"),
         )));
     };
-    let members: Vec<Value> = g
-        .members
-        .iter()
-        .map(|m| {
+    let consumer_members = g.consumer.iter().flat_map(|c| c.members.iter()).map(|m| {
+        let assignment: Vec<Value> = m
+            .assignment
+            .iter()
+            .map(|(_, topic, parts)| json!({"topic": topic, "partitions": parts}))
+            .collect();
+        json!({
+            "member_id": m.member_id,
+            "group_instance_id": m.instance_id,
+            "client_id": m.client_id,
+            "client_host": m.client_host,
+            "member_epoch": m.member_epoch,
+            "assignment": assignment,
+        })
+    });
+    let members: Vec<Value> = consumer_members
+        .chain(g.members.iter().map(|m| {
             let assignment = if g.protocol_type == "consumer" {
                 assigned_partitions(&m.assignment)
             } else {
@@ -487,7 +501,7 @@ async fn describe_group(
                 "client_host": m.client_host,
                 "assignment": assignment,
             })
-        })
+        }))
         .collect();
     let total_lag: i64 = lag.iter().map(|l| l.lag).sum();
     let offsets: Vec<Value> = lag
@@ -504,7 +518,8 @@ async fn describe_group(
         .collect();
     Ok(Json(json!({
         "group_id": g.group_id,
-        "state": g.state.name(),
+        "state": g.state,
+        "type": g.group_type,
         "protocol_type": g.protocol_type,
         "protocol": g.protocol,
         "members": members,

@@ -55,6 +55,12 @@ pub struct GroupConfig {
     pub max_session_timeout_ms: i32,
     /// `group.max.size`: members per group.
     pub max_size: usize,
+    /// `group.consumer.session.timeout.ms`: how long a consumer-protocol member may go
+    /// without a heartbeat (the broker decides it, not the client).
+    pub consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`: how often consumer-protocol members
+    /// heartbeat; they learn of assignment changes at that pace.
+    pub consumer_heartbeat_interval_ms: i32,
 }
 
 impl Default for GroupConfig {
@@ -64,6 +70,8 @@ impl Default for GroupConfig {
             min_session_timeout_ms: 6000,
             max_session_timeout_ms: 1_800_000,
             max_size: 10_000,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }

@@ -83,6 +83,16 @@ pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 /// 86: offsets of a topic cannot be deleted while the group is subscribed to it.
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+/// 128: a subscription's regular expression does not compile.
+pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
+/// 110: the consumer group member's epoch is not the coordinator's: it must rejoin.
+pub const FENCED_MEMBER_EPOCH: i16 = 110;
+/// 111: the static member's instance id is still held by a member that has not left.
+pub const UNRELEASED_INSTANCE_ID: i16 = 111;
+/// 112: the server assignor asked for is not one of the coordinator's.
+pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+/// 113: an offset commit or fetch with a member epoch that is not the member's current one.
+pub const STALE_MEMBER_EPOCH: i16 = 113;
 /// 45: the producer's sequence number is not the next one expected for its producer id and partition.
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 /// 47: the producer epoch is older than the current one for this producer id.
@@ -161,6 +171,11 @@ mod tests {
             (GROUP_MAX_SIZE_REACHED, E::GroupMaxSizeReached),
             (FENCED_INSTANCE_ID, E::FencedInstanceId),
             (GROUP_SUBSCRIBED_TO_TOPIC, E::GroupSubscribedToTopic),
+            (FENCED_MEMBER_EPOCH, E::FencedMemberEpoch),
+            (UNRELEASED_INSTANCE_ID, E::UnreleasedInstanceId),
+            (UNSUPPORTED_ASSIGNOR, E::UnsupportedAssignor),
+            (STALE_MEMBER_EPOCH, E::StaleMemberEpoch),
+            (INVALID_REGULAR_EXPRESSION, E::InvalidRegularExpression),
             (OUT_OF_ORDER_SEQUENCE_NUMBER, E::OutOfOrderSequenceNumber),
             (INVALID_PRODUCER_EPOCH, E::InvalidProducerEpoch),
             (INVALID_TXN_STATE, E::InvalidTxnState),

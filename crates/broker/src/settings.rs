@@ -176,6 +176,11 @@ impl ServeConfig {
                 "group.min.session.timeout.ms must be at most group.max.session.timeout.ms".into(),
             ));
         }
+        if b.group.consumer_heartbeat_interval_ms >= b.group.consumer_session_timeout_ms {
+            return Err(ConfigError(
+                "group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms".into(),
+            ));
+        }
         if p.limits.queued_max_request_bytes < b.socket_request_max_bytes {
             return Err(ConfigError(format!(
                 "queued.max.request.bytes ({}) must be at least socket.request.max.bytes ({}): a largest request must fit in the budget",
@@ -742,6 +747,26 @@ pub const BROKER_SETTINGS: &[BrokerSetting] = &[
         read_only: true,
         described: true,
         access: field!(broker.group.max_size: usize, |v| at_least(v, 1)),
+    },
+    BrokerSetting {
+        name: Some("group.consumer.session.timeout.ms"),
+        key: Some("group_consumer_session_timeout_ms"),
+        config_type: ConfigType::Int,
+        default: Some("45000"),
+        doc: "How long a consumer-protocol group member may go without a heartbeat",
+        read_only: true,
+        described: true,
+        access: field!(broker.group.consumer_session_timeout_ms: i32, |v| at_least(v, 1)),
+    },
+    BrokerSetting {
+        name: Some("group.consumer.heartbeat.interval.ms"),
+        key: Some("group_consumer_heartbeat_interval_ms"),
+        config_type: ConfigType::Int,
+        default: Some("5000"),
+        doc: "How often consumer-protocol group members heartbeat",
+        read_only: true,
+        described: true,
+        access: field!(broker.group.consumer_heartbeat_interval_ms: i32, |v| at_least(v, 1)),
     },
     BrokerSetting {
         name: Some("offsets.retention.minutes"),

@@ -73,6 +73,8 @@ async fn broker_entries_keep_their_names_types_and_values() {
         ("group.min.session.timeout.ms", 3, "6000"),
         ("group.max.session.timeout.ms", 3, "1800000"),
         ("group.max.size", 3, "10000"),
+        ("group.consumer.session.timeout.ms", 3, "45000"),
+        ("group.consumer.heartbeat.interval.ms", 3, "5000"),
         ("offsets.retention.minutes", 3, "10080"),
         ("offsets.retention.check.interval.ms", 5, "600000"),
         ("offsets.topic.num.partitions", 3, "3"),

@@ -34,7 +34,7 @@ pub const CLIENT_MAX_VERSIONS: &[(ApiKey, i16)] = &[
     (ApiKey::LeaveGroup, 5),
     (ApiKey::SyncGroup, 5),
     (ApiKey::DescribeGroups, 5),
-    (ApiKey::ListGroups, 4),
+    (ApiKey::ListGroups, 5),
     (ApiKey::ApiVersions, 3),
     (ApiKey::CreateTopics, 7),
     (ApiKey::DeleteTopics, 6),
@@ -42,6 +42,7 @@ pub const CLIENT_MAX_VERSIONS: &[(ApiKey, i16)] = &[
     (ApiKey::DeleteGroups, 2),
     (ApiKey::IncrementalAlterConfigs, 1),
     (ApiKey::DescribeCluster, 1),
+    (ApiKey::ConsumerGroupDescribe, 1),
 ];
 
 /// The Kafka name of an API key ("Metadata") for messages.

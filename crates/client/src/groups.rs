@@ -10,9 +10,9 @@ use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, ConsumerProtocolSubscription, DeleteGroupsRequest,
-    DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
-    TopicName,
+    ConsumerGroupDescribeRequest, ConsumerProtocolAssignment, ConsumerProtocolSubscription,
+    DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest,
+    OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use serde::Serialize;
@@ -150,6 +150,8 @@ pub struct GroupListing {
     pub protocol_type: String,
     /// Stable, PreparingRebalance, Empty, ...; None from brokers before ListGroups v4.
     pub state: Option<String>,
+    /// "classic" or "consumer" (KIP-848); None from brokers before ListGroups v5.
+    pub group_type: Option<String>,
 }
 
 /// A group member as DescribeGroups reports it.
@@ -165,6 +167,8 @@ pub struct MemberDescription {
     pub client_host: String,
     /// topic -> partitions, decoded when the group's protocol type is "consumer".
     pub assignment: BTreeMap<String, Vec<i32>>,
+    /// The member epoch, in a consumer group of the KIP-848 protocol.
+    pub member_epoch: Option<i32>,
 }
 
 /// A partition of a group: committed offset, end and lag, and who reads it.
@@ -197,8 +201,15 @@ pub struct GroupDescription {
     pub state: String,
     /// "consumer" for consumer groups; empty for groups that only commit offsets.
     pub protocol_type: String,
-    /// The chosen assignor ("range", "cooperative-sticky", ...).
+    /// "classic", or "consumer" for a group of the KIP-848 consumer protocol.
+    pub group_type: String,
+    /// The chosen assignor ("range", "cooperative-sticky", ...; the server assignor,
+    /// "uniform" or "range", of a consumer-protocol group).
     pub protocol: String,
+    /// The group epoch of a consumer-protocol group.
+    pub group_epoch: Option<i32>,
+    /// The target assignment epoch of a consumer-protocol group.
+    pub assignment_epoch: Option<i32>,
     /// Node id of the group's coordinator.
     pub coordinator: i32,
     /// Every member of the current generation.
@@ -264,6 +275,7 @@ impl Client {
                 group: g.group_id.0.to_string(),
                 protocol_type: g.protocol_type.to_string(),
                 state: (!g.group_state.is_empty()).then(|| g.group_state.to_string()),
+                group_type: (!g.group_type.is_empty()).then(|| g.group_type.to_string()),
             }));
         }
         out.sort_by(|a, b| a.group.cmp(&b.group));
@@ -311,33 +323,89 @@ impl Client {
     /// ListOffsets); GROUP_ID_NOT_FOUND for a group the coordinator does not know.
     pub async fn describe_group(&mut self, group: &str) -> Result<GroupDescription> {
         let coordinator = self.group_coordinator(group).await?;
-        let req = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
-        let resp = self.call_node(coordinator, &req).await?;
-        let g = only(&resp.groups, "DescribeGroups")?;
-        check(
-            g.error_code,
-            || format!("describing group {group:?}"),
-            g.error_message.as_ref().map(|m| m.to_string()),
-        )?;
-        let consumer = g.protocol_type.as_str() == "consumer";
-        let members: Vec<MemberDescription> = g
-            .members
-            .iter()
-            .map(|m| MemberDescription {
-                member_id: m.member_id.to_string(),
-                group_instance_id: m.group_instance_id.as_ref().map(|s| s.to_string()),
-                client_id: m.client_id.to_string(),
-                client_host: m.client_host.to_string(),
-                assignment: if consumer {
-                    decode_assignment(&m.member_assignment).unwrap_or_default()
-                } else {
-                    BTreeMap::new()
-                },
-            })
-            .collect();
-        if g.group_state.as_str() == "Dead" {
-            return Err(Error::kafka(format!("group {group:?}"), 69, None));
-        }
+        // A KIP-848 consumer group first (ConsumerGroupDescribe); GROUP_ID_NOT_FOUND there,
+        // or a broker without the API, means a classic group (DescribeGroups).
+        let modern = self
+            .call_node(
+                coordinator,
+                &ConsumerGroupDescribeRequest::default().with_group_ids(vec![group_id(group)]),
+            )
+            .await
+            .ok()
+            .and_then(|r| r.groups.into_iter().next())
+            .filter(|g| g.error_code != 69);
+        let (state, protocol_type, group_type, protocol, epochs, members) = match modern {
+            Some(g) => {
+                check(
+                    g.error_code,
+                    || format!("describing group {group:?}"),
+                    g.error_message.as_ref().map(|m| m.to_string()),
+                )?;
+                let members: Vec<MemberDescription> = g
+                    .members
+                    .iter()
+                    .map(|m| MemberDescription {
+                        member_id: m.member_id.to_string(),
+                        group_instance_id: m.instance_id.as_ref().map(|s| s.to_string()),
+                        client_id: m.client_id.to_string(),
+                        client_host: m.client_host.to_string(),
+                        assignment: m
+                            .assignment
+                            .topic_partitions
+                            .iter()
+                            .map(|tp| (tp.topic_name.0.to_string(), tp.partitions.clone()))
+                            .collect(),
+                        member_epoch: Some(m.member_epoch),
+                    })
+                    .collect();
+                (
+                    g.group_state.to_string(),
+                    "consumer".to_string(),
+                    "consumer".to_string(),
+                    g.assignor_name.to_string(),
+                    Some((g.group_epoch, g.assignment_epoch)),
+                    members,
+                )
+            }
+            None => {
+                let req = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
+                let resp = self.call_node(coordinator, &req).await?;
+                let g = only(&resp.groups, "DescribeGroups")?;
+                check(
+                    g.error_code,
+                    || format!("describing group {group:?}"),
+                    g.error_message.as_ref().map(|m| m.to_string()),
+                )?;
+                let consumer = g.protocol_type.as_str() == "consumer";
+                let members: Vec<MemberDescription> = g
+                    .members
+                    .iter()
+                    .map(|m| MemberDescription {
+                        member_id: m.member_id.to_string(),
+                        group_instance_id: m.group_instance_id.as_ref().map(|s| s.to_string()),
+                        client_id: m.client_id.to_string(),
+                        client_host: m.client_host.to_string(),
+                        assignment: if consumer {
+                            decode_assignment(&m.member_assignment).unwrap_or_default()
+                        } else {
+                            BTreeMap::new()
+                        },
+                        member_epoch: None,
+                    })
+                    .collect();
+                if g.group_state.as_str() == "Dead" {
+                    return Err(Error::kafka(format!("group {group:?}"), 69, None));
+                }
+                (
+                    g.group_state.to_string(),
+                    g.protocol_type.to_string(),
+                    "classic".to_string(),
+                    g.protocol_data.to_string(),
+                    None,
+                    members,
+                )
+            }
+        };
         let committed = self.committed_offsets(group).await?;
         // Every partition with a commit, plus every assigned one (lag unknown without a commit).
         let mut rows: BTreeMap<(String, i32), PartitionLag> = BTreeMap::new();
@@ -397,9 +465,12 @@ impl Client {
         let total_lag = offsets.iter().filter_map(|r| r.lag).sum();
         Ok(GroupDescription {
             group: group.to_string(),
-            state: g.group_state.to_string(),
-            protocol_type: g.protocol_type.to_string(),
-            protocol: g.protocol_data.to_string(),
+            state,
+            protocol_type,
+            group_type,
+            protocol,
+            group_epoch: epochs.map(|e| e.0),
+            assignment_epoch: epochs.map(|e| e.1),
             coordinator,
             members,
             offsets,

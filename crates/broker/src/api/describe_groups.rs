@@ -1,5 +1,7 @@
 //! DescribeGroups (key 15): state, protocol and members (client ids, hosts, metadata and
-//! assignments) of each group. An unknown group is reported as Dead, as Kafka does.
+//! assignments) of each group. An unknown group is reported as Dead, as Kafka does; so is a
+//! consumer group of the KIP-848 protocol, with GROUP_ID_NOT_FOUND (Kafka 4's answer: such
+//! a group is described by ConsumerGroupDescribe).
 
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
@@ -31,8 +33,13 @@ pub(crate) fn handle(
                     .with_error_code(ec::NONE)
                     .with_group_state(str_bytes("Dead"));
             };
+            if g.group_type != "classic" {
+                return d
+                    .with_error_code(ec::GROUP_ID_NOT_FOUND)
+                    .with_group_state(str_bytes("Dead"));
+            }
             d.with_error_code(ec::NONE)
-                .with_group_state(str_bytes(g.state.name()))
+                .with_group_state(str_bytes(g.state))
                 .with_protocol_type(str_bytes(&g.protocol_type))
                 .with_protocol_data(str_bytes(&g.protocol))
                 .with_members(

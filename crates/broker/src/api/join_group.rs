@@ -9,7 +9,7 @@ use super::{str_bytes, Reply};
 use crate::error_codes as ec;
 use crate::group::{join_outcome, JoinOutcome, JoinRequest};
 
-pub(crate) fn handle(
+pub(crate) async fn handle(
     broker: &Arc<Broker>,
     meta: &RequestMeta,
     req: JoinGroupRequest,
@@ -44,7 +44,7 @@ pub(crate) fn handle(
         require_known_member_id: version >= 4,
         supports_skip_assignment: version >= 9,
     };
-    let action = broker.groups.join(&group_id, join);
+    let action = broker.groups.join(&group_id, join).await;
     Reply::Later(Box::pin(async move {
         response(version, join_outcome(action, &member_id).await)
     }))
@@ -101,7 +101,7 @@ impl KafkaApi for JoinGroup {
         meta: &RequestMeta,
         req: Self::Request,
     ) -> Reply<Self::Response> {
-        handle(broker, meta, req)
+        handle(broker, meta, req).await
     }
 
     fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {

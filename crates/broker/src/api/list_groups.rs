@@ -1,5 +1,5 @@
 //! ListGroups (key 16): every group this coordinator knows, filtered by state (v4+) and
-//! type (v5+; all of weir's groups are "classic").
+//! type (v5+: "classic" or "consumer").
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -10,27 +10,22 @@ use crate::error_codes as ec;
 
 pub(crate) fn handle(broker: &Broker, version: i16, req: ListGroupsRequest) -> ListGroupsResponse {
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
-    // Every group here is a classic group: a type filter without "classic" matches none.
-    let classic = req.types_filter.is_empty()
-        || req
-            .types_filter
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case("classic"));
+    let types: Vec<String> = req.types_filter.iter().map(|t| t.to_lowercase()).collect();
     let groups = broker
         .groups
         .list()
         .into_iter()
-        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
-        .filter(|_| classic)
+        .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
         .map(|g| {
             let mut l = ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(&g.group_id)))
                 .with_protocol_type(str_bytes(&g.protocol_type));
             if version >= 4 {
-                l = l.with_group_state(str_bytes(g.state.name()));
+                l = l.with_group_state(str_bytes(g.state));
             }
             if version >= 5 {
-                l = l.with_group_type(str_bytes("classic"));
+                l = l.with_group_type(str_bytes(g.group_type));
             }
             l
         })

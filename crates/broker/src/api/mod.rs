@@ -43,6 +43,8 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -182,6 +184,8 @@ registry! {
     describe_producers::DescribeProducers,
     describe_transactions::DescribeTransactions,
     list_transactions::ListTransactions,
+    consumer_group_heartbeat::ConsumerGroupHeartbeat,
+    consumer_group_describe::ConsumerGroupDescribe,
     list_config_resources::ListConfigResources,
     describe_topic_partitions::DescribeTopicPartitions,
 }
@@ -332,8 +336,8 @@ mod tests {
         (ApiKey::Fetch, 4, 18),
         (ApiKey::ListOffsets, 1, 10),
         (ApiKey::Metadata, 0, 12),
-        (ApiKey::OffsetCommit, 2, 8),
-        (ApiKey::OffsetFetch, 1, 8),
+        (ApiKey::OffsetCommit, 2, 9),
+        (ApiKey::OffsetFetch, 1, 9),
         (ApiKey::FindCoordinator, 0, 4),
         (ApiKey::JoinGroup, 0, 9),
         (ApiKey::Heartbeat, 0, 4),
@@ -361,6 +365,8 @@ mod tests {
         (ApiKey::DescribeProducers, 0, 0),
         (ApiKey::DescribeTransactions, 0, 0),
         (ApiKey::ListTransactions, 0, 1),
+        (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+        (ApiKey::ConsumerGroupDescribe, 0, 1),
         (ApiKey::ListConfigResources, 0, 1),
         (ApiKey::DescribeTopicPartitions, 0, 0),
     ];

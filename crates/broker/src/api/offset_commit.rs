@@ -1,5 +1,6 @@
 //! OffsetCommit (key 8): a consumer records how far it has processed; answered once the
-//! commit is fsync'd in `__consumer_offsets`.
+//! commit is fsync'd in `__consumer_offsets`. For a consumer group of the KIP-848 protocol
+//! (v9+) the generation field carries the member epoch: a stale one is STALE_MEMBER_EPOCH.
 
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -87,7 +88,7 @@ pub struct OffsetCommit;
 
 impl KafkaApi for OffsetCommit {
     const KEY: ApiKey = ApiKey::OffsetCommit;
-    const VERSIONS: RangeInclusive<i16> = 2..=8;
+    const VERSIONS: RangeInclusive<i16> = 2..=9;
     type Request = OffsetCommitRequest;
     type Response = OffsetCommitResponse;
 

@@ -2,6 +2,8 @@
 //! Unknown partitions answer offset -1 with no error, as Kafka does. With require_stable
 //! (v7+, sent by read_committed consumers), a partition with a transactional commit still
 //! waiting for its transaction answers UNSTABLE_OFFSET_COMMIT, and the client retries.
+//! v9+: a member of a KIP-848 consumer group sends its member id and epoch, checked as
+//! Kafka does (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH); an admin fetch sends neither.
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -54,6 +56,26 @@ pub(crate) fn handle(
                         .map(|t| (t.name.to_string(), t.partition_indexes))
                         .collect()
                 });
+                let member = if version >= 9 {
+                    (
+                        g.member_id
+                            .as_ref()
+                            .map(|m| m.to_string())
+                            .unwrap_or_default(),
+                        g.member_epoch,
+                    )
+                } else {
+                    (String::new(), -1)
+                };
+                let code =
+                    broker
+                        .groups
+                        .check_offset_fetch(g.group_id.as_str(), &member.0, member.1);
+                if code != ec::NONE {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(code);
+                }
                 let fetched = fetch(broker, g.group_id.as_str(), topics, require_stable);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
@@ -138,7 +160,7 @@ pub struct OffsetFetch;
 
 impl KafkaApi for OffsetFetch {
     const KEY: ApiKey = ApiKey::OffsetFetch;
-    const VERSIONS: RangeInclusive<i16> = 1..=8;
+    const VERSIONS: RangeInclusive<i16> = 1..=9;
     type Request = OffsetFetchRequest;
     type Response = OffsetFetchResponse;
 

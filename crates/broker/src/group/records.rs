@@ -8,9 +8,21 @@
 //!   group_instance_id?, client_id, client_host, rebalance_timeout, session_timeout,
 //!   subscription, assignment])`.
 //!
+//! - consumer groups (KIP-848), keys v3-v8 `(version, group[, member])` with flexible
+//!   (compact, tagged-field) v0 values, as Kafka's group coordinator writes them:
+//!   3 ConsumerGroupMetadata `(epoch)`, 4 ConsumerGroupPartitionMetadata `(topics[id, name,
+//!   partitions, partition racks])`, 5 ConsumerGroupMemberMetadata `(instance?, rack?,
+//!   client_id, client_host, subscribed topics, regex?, rebalance timeout, assignor?)`,
+//!   6 ConsumerGroupTargetAssignmentMetadata `(assignment epoch)`, 7 ConsumerGroupTarget
+//!   AssignmentMember `(partitions)`, 8 ConsumerGroupCurrentMemberAssignment `(member epoch,
+//!   previous member epoch, state, assigned, pending revocation)`.
+//!
 //! A null value is a tombstone: the offset or the group is gone.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use uuid::Uuid;
 
 /// The key of a `__consumer_offsets` record; it names what the value is about, so
 /// compaction keeps the latest value of each.
@@ -30,6 +42,84 @@ pub enum Key {
         /// The group id.
         group: String,
     },
+    /// A consumer group's epoch (key v3); the value is an `i32` epoch.
+    ConsumerGroup {
+        /// The group id.
+        group: String,
+    },
+    /// A consumer group's subscribed topics (key v4); the value is a [`TopicsMetadata`].
+    ConsumerPartitionMetadata {
+        /// The group id.
+        group: String,
+    },
+    /// A consumer group member's subscription (key v5); the value is a [`MemberMetadata`].
+    ConsumerMember {
+        /// The group id.
+        group: String,
+        /// The member id.
+        member: String,
+    },
+    /// A consumer group's target assignment epoch (key v6); the value is an `i32`.
+    ConsumerTargetEpoch {
+        /// The group id.
+        group: String,
+    },
+    /// One member's target assignment (key v7); the value is an [`Assignment`].
+    ConsumerTargetMember {
+        /// The group id.
+        group: String,
+        /// The member id.
+        member: String,
+    },
+    /// One member's current assignment (key v8); the value is a [`CurrentAssignment`].
+    ConsumerCurrentAssignment {
+        /// The group id.
+        group: String,
+        /// The member id.
+        member: String,
+    },
+}
+
+/// Partitions by topic id, as the consumer protocol names them.
+pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
+
+/// The topics a consumer group subscribes to, by name: (topic id, partition count).
+pub type TopicsMetadata = BTreeMap<String, (Uuid, i32)>;
+
+/// A consumer group member's subscription and identity (ConsumerGroupMemberMetadataValue).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberMetadata {
+    /// `group.instance.id` of a static member.
+    pub instance_id: Option<String>,
+    /// `client.rack`.
+    pub rack_id: Option<String>,
+    /// The client id of its last heartbeat.
+    pub client_id: String,
+    /// The address its last heartbeat came from.
+    pub client_host: String,
+    /// The topics it subscribes to.
+    pub subscribed_topic_names: Vec<String>,
+    /// The regular expression of topics it subscribes to, too (ConsumerGroupHeartbeat v1).
+    pub subscribed_topic_regex: Option<String>,
+    /// How long it may take to revoke partitions.
+    pub rebalance_timeout_ms: i32,
+    /// The server assignor it asked for, if any.
+    pub server_assignor: Option<String>,
+}
+
+/// A member's current assignment (ConsumerGroupCurrentMemberAssignmentValue).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CurrentAssignment {
+    /// The epoch the member must heartbeat with.
+    pub member_epoch: i32,
+    /// The epoch before the last bump (a member whose answer was lost may use it).
+    pub previous_member_epoch: i32,
+    /// Kafka's MemberState: 0 stable, 1 unrevoked partitions, 2 unreleased partitions.
+    pub state: i8,
+    /// The partitions it owns.
+    pub assigned: Assignment,
+    /// The partitions it must give up.
+    pub pending_revocation: Assignment,
 }
 
 impl Key {
@@ -37,7 +127,14 @@ impl Key {
     /// partition.
     pub fn group(&self) -> &str {
         match self {
-            Key::Offset { group, .. } | Key::Group { group } => group,
+            Key::Offset { group, .. }
+            | Key::Group { group }
+            | Key::ConsumerGroup { group }
+            | Key::ConsumerPartitionMetadata { group }
+            | Key::ConsumerMember { group, .. }
+            | Key::ConsumerTargetEpoch { group }
+            | Key::ConsumerTargetMember { group, .. }
+            | Key::ConsumerCurrentAssignment { group, .. } => group,
         }
     }
 }
@@ -118,6 +215,33 @@ pub fn encode_key(key: &Key) -> Bytes {
             b.put_i16(2);
             put_str(&mut b, group);
         }
+        Key::ConsumerGroup { group } => {
+            b.put_i16(3);
+            put_str(&mut b, group);
+        }
+        Key::ConsumerPartitionMetadata { group } => {
+            b.put_i16(4);
+            put_str(&mut b, group);
+        }
+        Key::ConsumerMember { group, member } => {
+            b.put_i16(5);
+            put_str(&mut b, group);
+            put_str(&mut b, member);
+        }
+        Key::ConsumerTargetEpoch { group } => {
+            b.put_i16(6);
+            put_str(&mut b, group);
+        }
+        Key::ConsumerTargetMember { group, member } => {
+            b.put_i16(7);
+            put_str(&mut b, group);
+            put_str(&mut b, member);
+        }
+        Key::ConsumerCurrentAssignment { group, member } => {
+            b.put_i16(8);
+            put_str(&mut b, group);
+            put_str(&mut b, member);
+        }
     }
     b.freeze()
 }
@@ -133,6 +257,27 @@ pub fn decode_key(mut b: &[u8]) -> Result<Key, DecodeError> {
         }),
         2 => Ok(Key::Group {
             group: get_str(&mut b)?,
+        }),
+        3 => Ok(Key::ConsumerGroup {
+            group: get_str(&mut b)?,
+        }),
+        4 => Ok(Key::ConsumerPartitionMetadata {
+            group: get_str(&mut b)?,
+        }),
+        5 => Ok(Key::ConsumerMember {
+            group: get_str(&mut b)?,
+            member: get_str(&mut b)?,
+        }),
+        6 => Ok(Key::ConsumerTargetEpoch {
+            group: get_str(&mut b)?,
+        }),
+        7 => Ok(Key::ConsumerTargetMember {
+            group: get_str(&mut b)?,
+            member: get_str(&mut b)?,
+        }),
+        8 => Ok(Key::ConsumerCurrentAssignment {
+            group: get_str(&mut b)?,
+            member: get_str(&mut b)?,
         }),
         _ => Err(DecodeError("unknown key version")),
     }
@@ -240,6 +385,279 @@ pub fn decode_group_value(mut b: &[u8]) -> Result<GroupValue, DecodeError> {
         current_state_timestamp,
         members,
     })
+}
+
+// ---- consumer group values (flexible v0: compact strings and arrays, tagged fields) -----
+
+/// An epoch value (ConsumerGroupMetadataValue, ConsumerGroupTargetAssignmentMetadataValue).
+pub fn encode_epoch_value(epoch: i32) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i16(0);
+    b.put_i32(epoch);
+    put_no_tags(&mut b);
+    b.freeze()
+}
+
+/// An epoch value of v0 (later fields, if a newer Kafka wrote them, are ignored).
+pub fn decode_epoch_value(mut b: &[u8]) -> Result<i32, DecodeError> {
+    get_flexible_version(&mut b)?;
+    get_i32(&mut b)
+}
+
+/// ConsumerGroupPartitionMetadataValue v0 (no rack information).
+pub fn encode_topics_metadata(v: &TopicsMetadata) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i16(0);
+    put_uvarint(&mut b, v.len() as u32 + 1);
+    for (name, (id, partitions)) in v {
+        b.put_slice(id.as_bytes());
+        put_compact_str(&mut b, name);
+        b.put_i32(*partitions);
+        put_uvarint(&mut b, 1); // no partition racks
+        put_no_tags(&mut b);
+    }
+    put_no_tags(&mut b);
+    b.freeze()
+}
+
+/// ConsumerGroupPartitionMetadataValue v0.
+pub fn decode_topics_metadata(mut b: &[u8]) -> Result<TopicsMetadata, DecodeError> {
+    get_flexible_version(&mut b)?;
+    let n = get_compact_len(&mut b, 21)?;
+    let mut out = TopicsMetadata::new();
+    for _ in 0..n {
+        let id = get_uuid(&mut b)?;
+        let name = get_compact_str(&mut b)?;
+        let partitions = get_i32(&mut b)?;
+        let racks = get_compact_len(&mut b, 6)?;
+        for _ in 0..racks {
+            get_i32(&mut b)?;
+            let names = get_compact_len(&mut b, 1)?;
+            for _ in 0..names {
+                get_compact_str(&mut b)?;
+            }
+            skip_tags(&mut b)?;
+        }
+        skip_tags(&mut b)?;
+        out.insert(name, (id, partitions));
+    }
+    Ok(out)
+}
+
+/// ConsumerGroupMemberMetadataValue v0 (no classic member metadata).
+pub fn encode_member_metadata(v: &MemberMetadata) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i16(0);
+    put_compact_nullable_str(&mut b, v.instance_id.as_deref());
+    put_compact_nullable_str(&mut b, v.rack_id.as_deref());
+    put_compact_str(&mut b, &v.client_id);
+    put_compact_str(&mut b, &v.client_host);
+    put_uvarint(&mut b, v.subscribed_topic_names.len() as u32 + 1);
+    for t in &v.subscribed_topic_names {
+        put_compact_str(&mut b, t);
+    }
+    put_compact_nullable_str(&mut b, v.subscribed_topic_regex.as_deref());
+    b.put_i32(v.rebalance_timeout_ms);
+    put_compact_nullable_str(&mut b, v.server_assignor.as_deref());
+    put_no_tags(&mut b);
+    b.freeze()
+}
+
+/// ConsumerGroupMemberMetadataValue v0 (classic member metadata, which weir does not
+/// write, is skipped).
+pub fn decode_member_metadata(mut b: &[u8]) -> Result<MemberMetadata, DecodeError> {
+    get_flexible_version(&mut b)?;
+    let instance_id = get_compact_nullable_str(&mut b)?;
+    let rack_id = get_compact_nullable_str(&mut b)?;
+    let client_id = get_compact_str(&mut b)?;
+    let client_host = get_compact_str(&mut b)?;
+    let n = get_compact_len(&mut b, 1)?;
+    let mut subscribed_topic_names = Vec::with_capacity(n);
+    for _ in 0..n {
+        subscribed_topic_names.push(get_compact_str(&mut b)?);
+    }
+    let subscribed_topic_regex = get_compact_nullable_str(&mut b)?;
+    let rebalance_timeout_ms = get_i32(&mut b)?;
+    let server_assignor = get_compact_nullable_str(&mut b)?;
+    skip_tags(&mut b)?;
+    Ok(MemberMetadata {
+        instance_id,
+        rack_id,
+        client_id,
+        client_host,
+        subscribed_topic_names,
+        subscribed_topic_regex,
+        rebalance_timeout_ms,
+        server_assignor,
+    })
+}
+
+/// ConsumerGroupTargetAssignmentMemberValue v0.
+pub fn encode_target_assignment(v: &Assignment) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i16(0);
+    put_assignment(&mut b, v);
+    put_no_tags(&mut b);
+    b.freeze()
+}
+
+/// ConsumerGroupTargetAssignmentMemberValue v0.
+pub fn decode_target_assignment(mut b: &[u8]) -> Result<Assignment, DecodeError> {
+    get_flexible_version(&mut b)?;
+    get_assignment(&mut b)
+}
+
+/// ConsumerGroupCurrentMemberAssignmentValue v0.
+pub fn encode_current_assignment(v: &CurrentAssignment) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i16(0);
+    b.put_i32(v.member_epoch);
+    b.put_i32(v.previous_member_epoch);
+    b.put_i8(v.state);
+    put_assignment(&mut b, &v.assigned);
+    put_assignment(&mut b, &v.pending_revocation);
+    put_no_tags(&mut b);
+    b.freeze()
+}
+
+/// ConsumerGroupCurrentMemberAssignmentValue v0.
+pub fn decode_current_assignment(mut b: &[u8]) -> Result<CurrentAssignment, DecodeError> {
+    get_flexible_version(&mut b)?;
+    let member_epoch = get_i32(&mut b)?;
+    let previous_member_epoch = get_i32(&mut b)?;
+    need(b, 1)?;
+    let state = b.get_i8();
+    let assigned = get_assignment(&mut b)?;
+    let pending_revocation = get_assignment(&mut b)?;
+    Ok(CurrentAssignment {
+        member_epoch,
+        previous_member_epoch,
+        state,
+        assigned,
+        pending_revocation,
+    })
+}
+
+fn put_assignment(b: &mut BytesMut, a: &Assignment) {
+    put_uvarint(b, a.len() as u32 + 1);
+    for (id, partitions) in a {
+        b.put_slice(id.as_bytes());
+        put_uvarint(b, partitions.len() as u32 + 1);
+        for p in partitions {
+            b.put_i32(*p);
+        }
+        put_no_tags(b);
+    }
+}
+
+fn get_assignment(b: &mut &[u8]) -> Result<Assignment, DecodeError> {
+    let n = get_compact_len(b, 18)?;
+    let mut out = Assignment::new();
+    for _ in 0..n {
+        let id = get_uuid(b)?;
+        let count = get_compact_len(b, 4)?;
+        let set = out.entry(id).or_default();
+        for _ in 0..count {
+            set.insert(get_i32(b)?);
+        }
+        skip_tags(b)?;
+    }
+    Ok(out)
+}
+
+fn get_flexible_version(b: &mut &[u8]) -> Result<i16, DecodeError> {
+    let v = get_i16(b)?;
+    if v < 0 {
+        return Err(DecodeError("negative value version"));
+    }
+    Ok(v)
+}
+
+fn put_uvarint(b: &mut BytesMut, mut v: u32) {
+    while v >= 0x80 {
+        b.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    b.put_u8(v as u8);
+}
+
+fn get_uvarint(b: &mut &[u8]) -> Result<u32, DecodeError> {
+    let mut v: u32 = 0;
+    for shift in (0..35).step_by(7) {
+        need(b, 1)?;
+        let byte = b.get_u8();
+        v |= ((byte & 0x7f) as u32) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(DecodeError("varint too long"))
+}
+
+fn put_no_tags(b: &mut BytesMut) {
+    put_uvarint(b, 0);
+}
+
+fn skip_tags(b: &mut &[u8]) -> Result<(), DecodeError> {
+    let n = get_uvarint(b)?;
+    for _ in 0..n {
+        get_uvarint(b)?;
+        let size = get_uvarint(b)? as usize;
+        need(b, size)?;
+        b.advance(size);
+    }
+    Ok(())
+}
+
+/// A compact array length (N+1 on the wire; 0 is null, read as empty), checked against the
+/// bytes left at `min_item_bytes` each so a lying count cannot allocate.
+fn get_compact_len(b: &mut &[u8], min_item_bytes: usize) -> Result<usize, DecodeError> {
+    let n = get_uvarint(b)?;
+    if n == 0 {
+        return Ok(0);
+    }
+    let n = (n - 1) as usize;
+    if n > b.len() / min_item_bytes.max(1) {
+        return Err(DecodeError("array count"));
+    }
+    Ok(n)
+}
+
+fn put_compact_str(b: &mut BytesMut, s: &str) {
+    put_uvarint(b, s.len() as u32 + 1);
+    b.put_slice(s.as_bytes());
+}
+
+fn put_compact_nullable_str(b: &mut BytesMut, s: Option<&str>) {
+    match s {
+        Some(s) => put_compact_str(b, s),
+        None => put_uvarint(b, 0),
+    }
+}
+
+fn get_compact_nullable_str(b: &mut &[u8]) -> Result<Option<String>, DecodeError> {
+    let n = get_uvarint(b)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let len = (n - 1) as usize;
+    need(b, len)?;
+    let s = std::str::from_utf8(&b[..len]).map_err(|_| DecodeError("not UTF-8"))?;
+    let s = s.to_string();
+    b.advance(len);
+    Ok(Some(s))
+}
+
+fn get_compact_str(b: &mut &[u8]) -> Result<String, DecodeError> {
+    get_compact_nullable_str(b)?.ok_or(DecodeError("null string"))
+}
+
+fn get_uuid(b: &mut &[u8]) -> Result<Uuid, DecodeError> {
+    need(b, 16)?;
+    let mut raw = [0u8; 16];
+    raw.copy_from_slice(&b[..16]);
+    b.advance(16);
+    Ok(Uuid::from_bytes(raw))
 }
 
 fn put_str(b: &mut BytesMut, s: &str) {
@@ -353,12 +771,87 @@ mod tests {
     }
 
     #[test]
+    fn consumer_group_records_round_trip() {
+        for key in [
+            Key::ConsumerGroup { group: "g".into() },
+            Key::ConsumerPartitionMetadata { group: "g".into() },
+            Key::ConsumerMember {
+                group: "g".into(),
+                member: "m".into(),
+            },
+            Key::ConsumerTargetEpoch { group: "g".into() },
+            Key::ConsumerTargetMember {
+                group: "g".into(),
+                member: "m".into(),
+            },
+            Key::ConsumerCurrentAssignment {
+                group: "g".into(),
+                member: "m".into(),
+            },
+        ] {
+            assert_eq!(decode_key(&encode_key(&key)).unwrap(), key);
+        }
+        assert_eq!(decode_epoch_value(&encode_epoch_value(7)).unwrap(), 7);
+        let id = Uuid::from_u128(0x1234);
+        let topics = TopicsMetadata::from([("t".to_string(), (id, 3))]);
+        assert_eq!(
+            decode_topics_metadata(&encode_topics_metadata(&topics)).unwrap(),
+            topics
+        );
+        let m = MemberMetadata {
+            instance_id: Some("i".into()),
+            rack_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            subscribed_topic_names: vec!["t".into(), "u".into()],
+            subscribed_topic_regex: Some("o.*".into()),
+            rebalance_timeout_ms: 300_000,
+            server_assignor: Some("uniform".into()),
+        };
+        assert_eq!(
+            decode_member_metadata(&encode_member_metadata(&m)).unwrap(),
+            m
+        );
+        let a = Assignment::from([(id, BTreeSet::from([0, 2]))]);
+        assert_eq!(
+            decode_target_assignment(&encode_target_assignment(&a)).unwrap(),
+            a
+        );
+        let c = CurrentAssignment {
+            member_epoch: 5,
+            previous_member_epoch: 4,
+            state: 1,
+            assigned: a.clone(),
+            pending_revocation: Assignment::from([(id, BTreeSet::from([1]))]),
+        };
+        assert_eq!(
+            decode_current_assignment(&encode_current_assignment(&c)).unwrap(),
+            c
+        );
+    }
+
+    /// The bytes Kafka's generated serializer writes for ConsumerGroupMetadataValue v0
+    /// `{epoch: 10}` and for the key `ConsumerGroupMetadataKey` v3 `{group: "g"}`.
+    #[test]
+    fn consumer_group_epoch_record_is_kafkas_bytes() {
+        assert_eq!(
+            &encode_key(&Key::ConsumerGroup { group: "g".into() })[..],
+            &[0, 3, 0, 1, b'g']
+        );
+        assert_eq!(&encode_epoch_value(10)[..], &[0, 0, 0, 0, 0, 10, 0]);
+    }
+
+    #[test]
     fn garbage_is_an_error() {
         for len in 0..40 {
             let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 5) as u8).collect();
             let _ = decode_key(&junk);
             let _ = decode_offset_value(&junk);
             let _ = decode_group_value(&junk);
+            let _ = decode_topics_metadata(&junk);
+            let _ = decode_member_metadata(&junk);
+            let _ = decode_target_assignment(&junk);
+            let _ = decode_current_assignment(&junk);
         }
         assert!(decode_group_value(&[
             0, 3, 0, 0, 0, 0, 0, 1, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff,

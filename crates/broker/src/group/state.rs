@@ -276,6 +276,9 @@ pub struct Group {
     /// The group became Empty and its metadata record should say so (the shell's timer
     /// writes it and clears the flag).
     pub persist_pending: bool,
+    /// Set while the group is a consumer group of the KIP-848 protocol (ConsumerGroup
+    /// Heartbeat); the classic fields above are then unused, the offsets shared.
+    pub consumer: Option<super::consumer::ConsumerGroup>,
     next_join_seq: u64,
 }
 
@@ -297,6 +300,7 @@ impl Group {
             initial_delay_until_ms: None,
             offsets: BTreeMap::new(),
             persist_pending: false,
+            consumer: None,
             next_join_seq: 0,
         }
     }
@@ -308,7 +312,7 @@ impl Group {
 
     /// No members (it may still have committed offsets).
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.members.is_empty() && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
     }
 
     /// JoinGroup. `new_member_id` makes a fresh id (the shell owns randomness).

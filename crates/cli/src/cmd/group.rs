@@ -81,27 +81,38 @@ pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
                 .map(|g| {
                     vec![
                         g.group.clone(),
+                        opt(g.group_type.clone()),
                         opt(g.state.clone()),
                         g.protocol_type.clone(),
                     ]
                 })
                 .collect();
-            table(&["GROUP", "STATE", "PROTOCOL-TYPE"], &rows);
+            table(&["GROUP", "TYPE", "STATE", "PROTOCOL-TYPE"], &rows);
         }
         GroupCommand::Describe { group } => {
             let d = client.describe_group(&group).await?;
             if as_json {
                 return json(&d);
             }
-            fields(&[
+            let mut head = vec![
                 ("GROUP", d.group.clone()),
+                ("TYPE", d.group_type.clone()),
                 ("STATE", d.state.clone()),
                 ("PROTOCOL-TYPE", d.protocol_type.clone()),
-                ("PROTOCOL", d.protocol.clone()),
+            ];
+            if d.group_type == "consumer" {
+                head.push(("ASSIGNOR", d.protocol.clone()));
+                head.push(("GROUP-EPOCH", opt(d.group_epoch)));
+                head.push(("ASSIGNMENT-EPOCH", opt(d.assignment_epoch)));
+            } else {
+                head.push(("PROTOCOL", d.protocol.clone()));
+            }
+            head.extend([
                 ("COORDINATOR", d.coordinator.to_string()),
                 ("MEMBERS", d.members.len().to_string()),
                 ("TOTAL-LAG", d.total_lag.to_string()),
             ]);
+            fields(&head);
             if !d.members.is_empty() {
                 println!();
                 let rows: Vec<Vec<String>> = d
@@ -118,6 +129,7 @@ pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
                             m.member_id.clone(),
                             m.client_id.clone(),
                             m.client_host.clone(),
+                            opt(m.member_epoch),
                             if assigned.is_empty() {
                                 "-".into()
                             } else {
@@ -126,7 +138,10 @@ pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
                         ]
                     })
                     .collect();
-                table(&["MEMBER-ID", "CLIENT-ID", "HOST", "ASSIGNMENT"], &rows);
+                table(
+                    &["MEMBER-ID", "CLIENT-ID", "HOST", "EPOCH", "ASSIGNMENT"],
+                    &rows,
+                );
             }
             println!();
             let rows: Vec<Vec<String>> = d
