@@ -253,6 +253,8 @@ mod tests {
             "group-min-session-timeout-ms",
             "group-max-session-timeout-ms",
             "group-max-size",
+            "group-consumer-session-timeout-ms",
+            "group-consumer-heartbeat-interval-ms",
             "offsets-retention-minutes",
             "offsets-retention-check-interval-ms",
             "offsets-topic-num-partitions",
