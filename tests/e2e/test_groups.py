@@ -1061,6 +1061,11 @@ def test_broker_restart_keeps_committed_offsets_and_group_resumes(gbroker, membe
         b.kill()
     t_restart = time.time()
     b.start()
+    # A fresh AdminClient: the one from before the restart has, now and then under load, not
+    # had its OffsetFetch answered within 30 s after a kill -9 (seen with both protocols; not
+    # reproduced on an idle machine, cause unknown, see issue 15's note). The members, the
+    # subject of this test, keep their clients.
+    b._test_admin = None
     after = wait_for(lambda: _try(lambda: committed_offsets(b, group, topic, P)), 30,
                      "OffsetFetch after the restart", b)
     print(f"committed before {before}, after {after}")
