@@ -471,6 +471,17 @@ const KAFKA_VERSIONS: &[&str] = &[
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// Kafka's `ConfigDef.Range` check: why `n` is outside `min..=max`, if it is.
+fn in_range<T: PartialOrd + std::fmt::Display>(n: T, min: T, max: T) -> Result<(), String> {
+    if n < min {
+        Err(format!("Value must be at least {min}"))
+    } else if n > max {
+        Err(format!("Value must be no more than {max}"))
+    } else {
+        Ok(())
+    }
+}
+
 fn invalid_value(name: &str, value: &str, why: impl std::fmt::Display) -> ConfigError {
     ConfigError(format!(
         "Invalid value {value} for configuration {name}: {why}"
@@ -496,20 +507,7 @@ pub fn check_value(s: &TopicSetting, value: &str) -> Result<String, ConfigError>
                     ),
                 )
             })?;
-        if n < min {
-            return Err(invalid_value(
-                s.name,
-                value,
-                format!("Value must be at least {min}"),
-            ));
-        }
-        if n > max {
-            return Err(invalid_value(
-                s.name,
-                value,
-                format!("Value must be no more than {max}"),
-            ));
-        }
+        in_range(n, min, max).map_err(|why| invalid_value(s.name, value, why))?;
         Ok(n.to_string())
     };
     match s.check {
@@ -521,20 +519,7 @@ pub fn check_value(s: &TopicSetting, value: &str) -> Result<String, ConfigError>
                 .ok()
                 .filter(|n: &f64| n.is_finite())
                 .ok_or_else(|| invalid_value(s.name, value, "Not a number of type DOUBLE"))?;
-            if n < min {
-                return Err(invalid_value(
-                    s.name,
-                    value,
-                    format!("Value must be at least {min}"),
-                ));
-            }
-            if n > max {
-                return Err(invalid_value(
-                    s.name,
-                    value,
-                    format!("Value must be no more than {max}"),
-                ));
-            }
+            in_range(n, min, max).map_err(|why| invalid_value(s.name, value, why))?;
             Ok(n.to_string())
         }
         Check::Bool => match v.to_ascii_lowercase().as_str() {

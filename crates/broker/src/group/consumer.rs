@@ -357,19 +357,8 @@ impl ConsumerGroup {
         self.put_member(updated.clone());
 
         // The subscribed topics, as they are now (a topic created or grown bumps the epoch).
-        let topics_now = self.subscribed_topics(topics);
-        let mut bump = subscription_changed;
-        if topics_now != self.topics {
-            self.topics = topics_now;
-            out.push((
-                Key::ConsumerPartitionMetadata {
-                    group: group_id.to_string(),
-                },
-                Some(records::encode_topics_metadata(&self.topics)),
-            ));
-            bump = true;
-        }
-        if bump {
+        let topics_changed = self.store_topics(group_id, topics, out);
+        if subscription_changed || topics_changed {
             self.bump_group_epoch(group_id, out);
         }
 
@@ -654,16 +643,7 @@ impl ConsumerGroup {
         }
         self.remove_member_records(group_id, member_id, out);
         self.remove_member(member_id);
-        let kept = self.subscribed_topics(topics);
-        if kept != self.topics {
-            self.topics = kept;
-            out.push((
-                Key::ConsumerPartitionMetadata {
-                    group: group_id.to_string(),
-                },
-                Some(records::encode_topics_metadata(&self.topics)),
-            ));
-        }
+        self.store_topics(group_id, topics, out);
         self.bump_group_epoch(group_id, out);
     }
 
@@ -794,17 +774,31 @@ impl ConsumerGroup {
         topics: TopicLookup<'_>,
         out: &mut Vec<Record>,
     ) {
-        let now = self.subscribed_topics(topics);
-        if now != self.topics {
-            self.topics = now;
-            out.push((
-                Key::ConsumerPartitionMetadata {
-                    group: group_id.to_string(),
-                },
-                Some(records::encode_topics_metadata(&self.topics)),
-            ));
+        if self.store_topics(group_id, topics, out) {
             self.bump_group_epoch(group_id, out);
         }
+    }
+
+    /// Take the members' subscribed topics as they are now; if they differ from what the
+    /// group had, write the group's partition-metadata record. Returns whether they changed.
+    fn store_topics(
+        &mut self,
+        group_id: &str,
+        topics: TopicLookup<'_>,
+        out: &mut Vec<Record>,
+    ) -> bool {
+        let now = self.subscribed_topics(topics);
+        if now == self.topics {
+            return false;
+        }
+        self.topics = now;
+        out.push((
+            Key::ConsumerPartitionMetadata {
+                group: group_id.to_string(),
+            },
+            Some(records::encode_topics_metadata(&self.topics)),
+        ));
+        true
     }
 
     /// A new target assignment at the group epoch; records only the members' changes.
