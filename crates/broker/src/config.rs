@@ -61,6 +61,31 @@ pub struct GroupConfig {
     /// `group.consumer.heartbeat.interval.ms`: how often consumer-protocol members
     /// heartbeat; they learn of assignment changes at that pace.
     pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.migration.policy`: whether a classic group with members becomes a
+    /// consumer group when a consumer-protocol member joins (`upgrade`), and a consumer
+    /// group whose last consumer-protocol member left goes back to classic (`downgrade`).
+    pub consumer_migration_policy: String,
+}
+
+/// The values of `group.consumer.migration.policy`, as Kafka names them.
+pub const MIGRATION_POLICIES: &[&str] = &["disabled", "downgrade", "upgrade", "bidirectional"];
+
+impl GroupConfig {
+    /// A classic group with members may become a consumer group.
+    pub fn upgrade_enabled(&self) -> bool {
+        matches!(
+            self.consumer_migration_policy.as_str(),
+            "upgrade" | "bidirectional"
+        )
+    }
+
+    /// A consumer group left with only classic members may become a classic group.
+    pub fn downgrade_enabled(&self) -> bool {
+        matches!(
+            self.consumer_migration_policy.as_str(),
+            "downgrade" | "bidirectional"
+        )
+    }
 }
 
 impl Default for GroupConfig {
@@ -72,6 +97,7 @@ impl Default for GroupConfig {
             max_size: 10_000,
             consumer_session_timeout_ms: 45_000,
             consumer_heartbeat_interval_ms: 5_000,
+            consumer_migration_policy: "bidirectional".to_string(),
         }
     }
 }

@@ -769,6 +769,17 @@ pub const BROKER_SETTINGS: &[BrokerSetting] = &[
         access: field!(broker.group.consumer_heartbeat_interval_ms: i32, |v| at_least(v, 1)),
     },
     BrokerSetting {
+        name: Some("group.consumer.migration.policy"),
+        key: Some("group_consumer_migration_policy"),
+        config_type: ConfigType::String,
+        default: Some("bidirectional"),
+        doc: "Online conversion of groups with members between the classic and consumer \
+              protocols: disabled, downgrade, upgrade or bidirectional",
+        read_only: true,
+        described: true,
+        access: field!(broker.group.consumer_migration_policy: String, |v: String| one_of(v, crate::config::MIGRATION_POLICIES)),
+    },
+    BrokerSetting {
         name: Some("offsets.retention.minutes"),
         key: Some("offsets_retention_minutes"),
         config_type: ConfigType::Int,

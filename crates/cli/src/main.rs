@@ -255,6 +255,7 @@ mod tests {
             "group-max-size",
             "group-consumer-session-timeout-ms",
             "group-consumer-heartbeat-interval-ms",
+            "group-consumer-migration-policy",
             "offsets-retention-minutes",
             "offsets-retention-check-interval-ms",
             "offsets-topic-num-partitions",

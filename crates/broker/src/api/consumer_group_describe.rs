@@ -19,6 +19,8 @@ use crate::error_codes as ec;
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 /// ConsumerGroupDescribe v1's member type of a consumer-protocol member.
 const MEMBER_TYPE_CONSUMER: i8 = 1;
+/// ConsumerGroupDescribe v1's MemberType of a classic-protocol member of a consumer group.
+const MEMBER_TYPE_CLASSIC: i8 = 0;
 
 fn assignment(a: &[(Uuid, String, Vec<i32>)]) -> Assignment {
     Assignment::default().with_topic_partitions(
@@ -84,7 +86,11 @@ pub(crate) fn handle(
                                 .with_assignment(assignment(&m.assignment))
                                 .with_target_assignment(assignment(&m.target_assignment));
                             if version >= 1 {
-                                member.with_member_type(MEMBER_TYPE_CONSUMER)
+                                member.with_member_type(if m.classic {
+                                    MEMBER_TYPE_CLASSIC
+                                } else {
+                                    MEMBER_TYPE_CONSUMER
+                                })
                             } else {
                                 member
                             }

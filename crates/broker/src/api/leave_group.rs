@@ -7,14 +7,19 @@ use super::prelude::*;
 use super::str_bytes;
 use crate::error_codes as ec;
 
-pub(crate) fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
+pub(crate) async fn handle(
+    broker: &Broker,
+    version: i16,
+    req: LeaveGroupRequest,
+) -> LeaveGroupResponse {
     if req.group_id.is_empty() {
         return LeaveGroupResponse::default().with_error_code(ec::INVALID_GROUP_ID);
     }
     if version < 3 {
         let codes = broker
             .groups
-            .leave(req.group_id.as_str(), &[(req.member_id.to_string(), None)]);
+            .leave(req.group_id.as_str(), &[(req.member_id.to_string(), None)])
+            .await;
         return LeaveGroupResponse::default().with_error_code(codes[0]);
     }
     let members: Vec<(String, Option<String>)> = req
@@ -27,7 +32,7 @@ pub(crate) fn handle(broker: &Broker, version: i16, req: LeaveGroupRequest) -> L
             )
         })
         .collect();
-    let codes = broker.groups.leave(req.group_id.as_str(), &members);
+    let codes = broker.groups.leave(req.group_id.as_str(), &members).await;
     LeaveGroupResponse::default()
         .with_error_code(ec::NONE)
         .with_members(
@@ -58,7 +63,7 @@ impl KafkaApi for LeaveGroup {
         meta: &RequestMeta,
         req: Self::Request,
     ) -> Reply<Self::Response> {
-        Reply::Now(handle(broker, meta.api_version, req))
+        Reply::Now(handle(broker, meta.api_version, req).await)
     }
 
     fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {

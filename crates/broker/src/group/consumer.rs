@@ -17,6 +17,18 @@
 //! is removed; a member heartbeating with an epoch the coordinator does not expect gets
 //! FENCED_MEMBER_EPOCH and must rejoin with epoch 0.
 //!
+//! Classic members (Kafka 4.x's online migration): a group of the classic protocol whose
+//! members use the `consumer` embedded protocol becomes a consumer group when a
+//! consumer-protocol member joins (`from_classic`): each classic member keeps its
+//! partitions at the classic generation, which becomes the group epoch. Classic members
+//! then go on speaking JoinGroup/SyncGroup/Heartbeat (`classic_join`, `classic_sync`,
+//! `classic_heartbeat`, `classic_leave`): a heartbeat answers REBALANCE_IN_PROGRESS while
+//! the member is behind the group epoch or has partitions to revoke or to pick up, its
+//! JoinGroup reconciles it (with the partitions its subscription says it owns) and answers
+//! its member epoch as the generation, and SyncGroup hands it its assigned partitions in
+//! the embedded protocol's format. A classic member must rejoin within its rebalance
+//! timeout once told to, and sync within it after a join.
+//!
 //! Invariants (checked by `validate`): each partition is held (assigned or pending
 //! revocation) by at most one member, and `partition_epochs` says exactly that; the
 //! assignment epoch never exceeds the group epoch; every static instance id maps to one
@@ -27,7 +39,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use bytes::Bytes;
 use uuid::Uuid;
 
-use super::records::{self, Assignment, CurrentAssignment, Key, MemberMetadata, TopicsMetadata};
+use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use super::records::{
+    self, Assignment, ClassicMemberMetadata, CurrentAssignment, Key, MemberMetadata, TopicsMetadata,
+};
+use super::state::{Group, JoinOutcome, JoinRequest, Member, SyncOutcome, SyncRequest};
 use crate::error_codes as ec;
 
 /// The server assignors, the default first (Kafka's `group.consumer.assignors`).
@@ -101,6 +119,9 @@ pub struct ConsumerMember {
     pub session_deadline_ms: i64,
     /// While revoking: fenced if it still holds partitions to revoke by then.
     pub rebalance_deadline_ms: Option<i64>,
+    /// A classic member told to rejoin, or one that joined and has not synced: fenced if
+    /// it has not by then.
+    pub classic_deadline_ms: Option<i64>,
 }
 
 impl ConsumerMember {
@@ -118,7 +139,21 @@ impl ConsumerMember {
             pending_revocation: Assignment::new(),
             session_deadline_ms: now_ms + t.session_timeout_ms as i64,
             rebalance_deadline_ms: None,
+            classic_deadline_ms: None,
         }
+    }
+
+    /// How long it may go unheard: its JoinGroup session timeout if it is a classic member.
+    fn session_timeout_ms(&self, t: &ConsumerTimings) -> i64 {
+        match &self.meta.classic {
+            Some(c) => c.session_timeout_ms as i64,
+            None => t.session_timeout_ms as i64,
+        }
+    }
+
+    /// It speaks the classic protocol.
+    pub fn is_classic(&self) -> bool {
+        self.meta.classic.is_some()
     }
 
     fn current_assignment(&self) -> CurrentAssignment {
@@ -335,8 +370,52 @@ impl ConsumerGroup {
         }
         updated.meta.client_id = req.client_id.clone();
         updated.meta.client_host = req.client_host.clone();
+        // A classic member that switched to this protocol (a static member's new
+        // incarnation) is a consumer-protocol member from now on.
+        updated.meta.classic = None;
+        updated.classic_deadline_ms = None;
         updated.session_deadline_ms = now_ms + t.session_timeout_ms as i64;
 
+        let after = self.update_member(
+            group_id,
+            &member,
+            updated,
+            req.owned.as_ref(),
+            topics,
+            now_ms,
+            out,
+        );
+
+        let full = joining
+            || (req.rebalance_timeout_ms != -1
+                && (req.subscribed_topic_names.is_some() || req.subscribed_topic_regex.is_some())
+                && req.owned.is_some());
+        HeartbeatAnswer {
+            error: ec::NONE,
+            message: None,
+            member_id,
+            member_epoch: after.member_epoch,
+            heartbeat_interval_ms: t.heartbeat_interval_ms,
+            assignment: (full || after.assigned != member.assigned).then_some(after.assigned),
+        }
+    }
+
+    /// Steps 1-3 of a heartbeat or classic join: store the member's new metadata, bump the
+    /// group epoch if its subscription (or a subscribed topic) changed, compute a new
+    /// target if the epoch moved on, and reconcile the member towards its target given the
+    /// partitions it says it `owned`. Returns the member as it is now.
+    #[allow(clippy::too_many_arguments)]
+    fn update_member(
+        &mut self,
+        group_id: &str,
+        member: &ConsumerMember,
+        updated: ConsumerMember,
+        owned: Option<&Assignment>,
+        topics: TopicLookup<'_>,
+        now_ms: i64,
+        out: &mut Vec<Record>,
+    ) -> ConsumerMember {
+        let member_id = updated.member_id.clone();
         let is_new = !self.members.contains_key(&member_id);
         let subscription_changed = is_new
             || updated.meta.subscribed_topic_names != member.meta.subscribed_topic_names
@@ -354,7 +433,7 @@ impl ConsumerGroup {
         if let Some(i) = &updated.meta.instance_id {
             self.static_members.insert(i.clone(), member_id.clone());
         }
-        self.put_member(updated.clone());
+        self.put_member(updated);
 
         // The subscribed topics, as they are now (a topic created or grown bumps the epoch).
         let topics_changed = self.store_topics(group_id, topics, out);
@@ -369,7 +448,7 @@ impl ConsumerGroup {
 
         // 3. Reconcile the member towards its target.
         let before = self.members[&member_id].clone();
-        let after = self.reconcile(&before, req.owned.as_ref(), now_ms);
+        let after = self.reconcile(&before, owned, now_ms);
         if !after.same_assignment_state(&before) {
             out.push((
                 Key::ConsumerCurrentAssignment {
@@ -382,19 +461,7 @@ impl ConsumerGroup {
             ));
         }
         self.put_member(after.clone());
-
-        let full = joining
-            || (req.rebalance_timeout_ms != -1
-                && (req.subscribed_topic_names.is_some() || req.subscribed_topic_regex.is_some())
-                && req.owned.is_some());
-        HeartbeatAnswer {
-            error: ec::NONE,
-            message: None,
-            member_id,
-            member_epoch: after.member_epoch,
-            heartbeat_interval_ms: t.heartbeat_interval_ms,
-            assignment: (full || after.assigned != member.assigned).then_some(after.assigned),
-        }
+        after
     }
 
     /// The member a heartbeat is about, after Kafka's checks: a join creates it (or a
@@ -917,6 +984,455 @@ impl ConsumerGroup {
         next
     }
 
+    // ---- classic members (online migration) --------------------------------------------
+
+    /// A classic group becomes a consumer group (Kafka's `ConsumerGroup.fromClassicGroup`):
+    /// every member keeps its partitions at the classic generation, now the group epoch and
+    /// the members' epoch. Returns the group and the records of the conversion (the classic
+    /// group's tombstone first). Errors: why the group cannot be converted.
+    pub fn from_classic(
+        group: &Group,
+        topics: TopicLookup<'_>,
+        now_ms: i64,
+    ) -> Result<(ConsumerGroup, Vec<Record>), String> {
+        let group_id = group.id.as_str();
+        let epoch = group.generation;
+        let mut c = ConsumerGroup {
+            group_epoch: epoch,
+            assignment_epoch: epoch,
+            ..Default::default()
+        };
+        for m in group.members.values() {
+            let protocol = group
+                .protocol
+                .clone()
+                .or_else(|| m.protocols.first().map(|(n, _)| n.clone()))
+                .unwrap_or_default();
+            let sub = decode_subscription(&m.metadata_for(&protocol))
+                .map_err(|e| format!("member {}: {e}", m.member_id))?;
+            let mut assigned = Assignment::new();
+            if !m.assignment.is_empty() {
+                let named = decode_assignment(&m.assignment)
+                    .map_err(|e| format!("member {}: {e}", m.member_id))?;
+                for (topic, parts) in named {
+                    let Some((id, count)) = topics.lookup(&topic) else {
+                        continue;
+                    };
+                    for p in parts {
+                        // A client-side assignor may hand out a partition twice or one that
+                        // no longer exists: the first holder keeps it.
+                        if (0..count).contains(&p) && !c.partition_epochs.contains_key(&(id, p)) {
+                            assigned.entry(id).or_default().insert(p);
+                            c.partition_epochs.insert((id, p), epoch);
+                        }
+                    }
+                }
+            }
+            let mut names = sub.topics;
+            names.sort();
+            names.dedup();
+            let member = ConsumerMember {
+                member_id: m.member_id.clone(),
+                meta: MemberMetadata {
+                    instance_id: m.group_instance_id.clone(),
+                    rack_id: sub.rack_id,
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    subscribed_topic_names: names,
+                    subscribed_topic_regex: None,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    server_assignor: None,
+                    classic: Some(ClassicMemberMetadata {
+                        session_timeout_ms: m.session_timeout_ms,
+                        protocols: m.protocols.clone(),
+                    }),
+                },
+                member_epoch: epoch,
+                previous_member_epoch: epoch,
+                state: MemberState::Stable,
+                assigned: assigned.clone(),
+                pending_revocation: Assignment::new(),
+                session_deadline_ms: now_ms + m.session_timeout_ms as i64,
+                rebalance_deadline_ms: None,
+                classic_deadline_ms: None,
+            };
+            if let Some(i) = &member.meta.instance_id {
+                c.static_members.insert(i.clone(), member.member_id.clone());
+            }
+            c.target.insert(member.member_id.clone(), assigned);
+            c.members.insert(member.member_id.clone(), member);
+        }
+        c.topics = c.subscribed_topics(topics);
+
+        // Kafka's order: the classic group's tombstone, the members' subscriptions, the
+        // group's topics and epoch, the target assignment and its epoch, the members'
+        // current assignments.
+        let mut out: Vec<Record> = vec![(
+            Key::Group {
+                group: group_id.to_string(),
+            },
+            None,
+        )];
+        let key = |member: &str, current: bool| {
+            let (group, member) = (group_id.to_string(), member.to_string());
+            if current {
+                Key::ConsumerCurrentAssignment { group, member }
+            } else {
+                Key::ConsumerTargetMember { group, member }
+            }
+        };
+        for m in c.members.values() {
+            out.push((
+                Key::ConsumerMember {
+                    group: group_id.to_string(),
+                    member: m.member_id.clone(),
+                },
+                Some(records::encode_member_metadata(&m.meta)),
+            ));
+        }
+        out.push((
+            Key::ConsumerPartitionMetadata {
+                group: group_id.to_string(),
+            },
+            Some(records::encode_topics_metadata(&c.topics)),
+        ));
+        out.push((
+            Key::ConsumerGroup {
+                group: group_id.to_string(),
+            },
+            Some(records::encode_epoch_value(c.group_epoch)),
+        ));
+        for (id, a) in &c.target {
+            out.push((key(id, false), Some(records::encode_target_assignment(a))));
+        }
+        out.push((
+            Key::ConsumerTargetEpoch {
+                group: group_id.to_string(),
+            },
+            Some(records::encode_epoch_value(c.assignment_epoch)),
+        ));
+        for m in c.members.values() {
+            out.push((
+                key(&m.member_id, true),
+                Some(records::encode_current_assignment(&m.current_assignment())),
+            ));
+        }
+        Ok((c, out))
+    }
+
+    /// The members as a classic group's (Kafka's `ClassicGroup.fromConsumerGroup`), each
+    /// with its assigned partitions in the embedded protocol's format.
+    pub fn classic_members(&self, now_ms: i64) -> Vec<Member> {
+        let names: HashMap<Uuid, &str> = self
+            .topics
+            .iter()
+            .map(|(name, (id, _))| (*id, name.as_str()))
+            .collect();
+        self.members
+            .values()
+            .filter_map(|m| {
+                let c = m.meta.classic.as_ref()?;
+                let version = c
+                    .protocols
+                    .first()
+                    .filter(|(_, meta)| meta.len() >= 2)
+                    .map_or(0, |(_, meta)| {
+                        i16::from_be_bytes([meta[0], meta[1]]).clamp(0, 3)
+                    });
+                Some(Member {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.meta.instance_id.clone(),
+                    client_id: m.meta.client_id.clone(),
+                    client_host: m.meta.client_host.clone(),
+                    rebalance_timeout_ms: m.meta.rebalance_timeout_ms,
+                    session_timeout_ms: c.session_timeout_ms,
+                    protocol_type: "consumer".to_string(),
+                    protocols: c.protocols.clone(),
+                    assignment: encode_assignment(&m.assigned, &names, version),
+                    join_waiter: None,
+                    sync_waiter: None,
+                    session_deadline_ms: now_ms + c.session_timeout_ms as i64,
+                    join_seq: 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Every member speaks the classic protocol (the group may go back to classic).
+    pub fn all_classic(&self) -> bool {
+        !self.members.is_empty() && self.members.values().all(ConsumerMember::is_classic)
+    }
+
+    /// The member a classic request names, after Kafka's checks: the instance id, if given,
+    /// must be that member's (FENCED_INSTANCE_ID), and the member must speak the classic
+    /// protocol (UNKNOWN_MEMBER_ID otherwise, as Kafka answers).
+    fn classic_member(
+        &self,
+        member_id: &str,
+        instance: Option<&str>,
+    ) -> Result<&ConsumerMember, i16> {
+        let m = match instance {
+            Some(i) => {
+                let Some(m) = self
+                    .static_members
+                    .get(i)
+                    .and_then(|id| self.members.get(id))
+                else {
+                    return Err(ec::UNKNOWN_MEMBER_ID);
+                };
+                if !member_id.is_empty() && m.member_id != member_id {
+                    return Err(ec::FENCED_INSTANCE_ID);
+                }
+                m
+            }
+            None => self.members.get(member_id).ok_or(ec::UNKNOWN_MEMBER_ID)?,
+        };
+        if !m.is_classic() {
+            return Err(ec::UNKNOWN_MEMBER_ID);
+        }
+        Ok(m)
+    }
+
+    /// A JoinGroup from a classic member (Kafka's `classicGroupJoinToConsumerGroup`):
+    /// the member is created or updated from the embedded protocol's subscription and
+    /// reconciled with the partitions it says it owns; the answer carries its member epoch
+    /// as the generation and no member list (the coordinator assigns, not a leader).
+    #[allow(clippy::too_many_arguments)]
+    pub fn classic_join(
+        &mut self,
+        group_id: &str,
+        req: &JoinRequest,
+        topics: TopicLookup<'_>,
+        t: &ConsumerTimings,
+        now_ms: i64,
+        new_member_id: impl FnOnce() -> String,
+        out: &mut Vec<Record>,
+    ) -> JoinOutcome {
+        let unknown = req.member_id.is_empty();
+        let member_id = if unknown {
+            new_member_id()
+        } else {
+            req.member_id.clone()
+        };
+        let fail = |code: i16| JoinOutcome::error(code, &member_id);
+        // The embedded consumer protocol, with an assignor name every other classic member
+        // supports too (Kafka's supportsClassicProtocols).
+        let shares_a_protocol = self
+            .members
+            .values()
+            .filter(|m| m.member_id != member_id)
+            .filter_map(|m| m.meta.classic.as_ref())
+            .all(|c| {
+                c.protocols
+                    .iter()
+                    .any(|(n, _)| req.protocols.iter().any(|(p, _)| p == n))
+            });
+        if req.protocol_type != "consumer" || req.protocols.is_empty() || !shares_a_protocol {
+            return fail(ec::INCONSISTENT_GROUP_PROTOCOL);
+        }
+        let Ok(sub) = decode_subscription(&req.protocols[0].1) else {
+            return fail(ec::INCONSISTENT_GROUP_PROTOCOL);
+        };
+        let existing = match &req.group_instance_id {
+            Some(i) => match self
+                .static_members
+                .get(i)
+                .and_then(|id| self.members.get(id))
+            {
+                Some(old) if old.member_id == member_id => Some(old.clone()),
+                Some(old) if unknown => {
+                    // A new incarnation of the static member takes over its partitions.
+                    let old = old.clone();
+                    let mut m = old.clone();
+                    m.member_id = member_id.clone();
+                    self.replace_member(group_id, &old, &m, out);
+                    Some(m)
+                }
+                Some(_) => return fail(ec::FENCED_INSTANCE_ID),
+                None => self.members.get(&member_id).cloned(),
+            },
+            // A member id the group does not know (the one MEMBER_ID_REQUIRED handed out,
+            // or one from before a fencing) joins as a new member, as in Kafka.
+            None => self.members.get(&member_id).cloned(),
+        };
+        if existing.is_none() {
+            if self.members.len() >= t.max_size {
+                return fail(ec::GROUP_MAX_SIZE_REACHED);
+            }
+            if unknown && req.require_known_member_id && req.group_instance_id.is_none() {
+                // KIP-394: the member rejoins with the id it is given.
+                return fail(ec::MEMBER_ID_REQUIRED);
+            }
+        }
+        let member = existing.unwrap_or_else(|| ConsumerMember::new(&member_id, now_ms, t));
+        let mut updated = member.clone();
+        let mut names = sub.topics;
+        names.sort();
+        names.dedup();
+        updated.meta.instance_id = req.group_instance_id.clone();
+        updated.meta.rack_id = sub.rack_id;
+        updated.meta.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        updated.meta.server_assignor = None;
+        updated.meta.subscribed_topic_names = names;
+        updated.meta.subscribed_topic_regex = None;
+        updated.meta.client_id = req.client_id.clone();
+        updated.meta.client_host = req.client_host.clone();
+        updated.meta.classic = Some(ClassicMemberMetadata {
+            session_timeout_ms: req.session_timeout_ms,
+            protocols: req.protocols.clone(),
+        });
+        updated.session_deadline_ms = now_ms + req.session_timeout_ms as i64;
+        // It must sync within its rebalance timeout.
+        updated.classic_deadline_ms = Some(now_ms + req.rebalance_timeout_ms.max(0) as i64);
+        let owned = self.resolve(&sub.owned);
+        let after = self.update_member(
+            group_id,
+            &member,
+            updated,
+            Some(&owned),
+            topics,
+            now_ms,
+            out,
+        );
+        JoinOutcome {
+            error: ec::NONE,
+            generation: after.member_epoch,
+            protocol_type: Some("consumer".to_string()),
+            protocol: Some(req.protocols[0].0.clone()),
+            leader: String::new(),
+            member_id,
+            skip_assignment: false,
+            members: Vec::new(),
+        }
+    }
+
+    /// A SyncGroup from a classic member (Kafka's `classicGroupSyncToConsumerGroup`): its
+    /// assigned partitions, encoded in the embedded protocol's version it joined with.
+    pub fn classic_sync(&mut self, req: &SyncRequest, now_ms: i64) -> SyncOutcome {
+        let m = match self.classic_member(&req.member_id, req.group_instance_id.as_deref()) {
+            Ok(m) => m,
+            Err(code) => return SyncOutcome::error(code),
+        };
+        if req.generation != m.member_epoch {
+            return SyncOutcome::error(ec::ILLEGAL_GENERATION);
+        }
+        let classic = m.meta.classic.as_ref().expect("a classic member");
+        let (protocol, metadata) = classic.protocols.first().cloned().unwrap_or_default();
+        if req
+            .protocol_type
+            .as_deref()
+            .is_some_and(|p| p != "consumer")
+            || req.protocol.as_deref().is_some_and(|p| p != protocol)
+        {
+            return SyncOutcome::error(ec::INCONSISTENT_GROUP_PROTOCOL);
+        }
+        if self.group_epoch > m.member_epoch && m.state != MemberState::UnrevokedPartitions {
+            return SyncOutcome::error(ec::REBALANCE_IN_PROGRESS);
+        }
+        let names: HashMap<Uuid, &str> = self
+            .topics
+            .iter()
+            .map(|(name, (id, _))| (*id, name.as_str()))
+            .collect();
+        let version = if metadata.len() >= 2 {
+            i16::from_be_bytes([metadata[0], metadata[1]]).clamp(0, 3)
+        } else {
+            0
+        };
+        let assignment = encode_assignment(&m.assigned, &names, version);
+        let session = classic.session_timeout_ms as i64;
+        let member_id = m.member_id.clone();
+        let m = self.members.get_mut(&member_id).expect("a member");
+        m.classic_deadline_ms = None;
+        m.session_deadline_ms = now_ms + session;
+        SyncOutcome {
+            error: ec::NONE,
+            protocol_type: Some("consumer".to_string()),
+            protocol: Some(protocol),
+            assignment,
+        }
+    }
+
+    /// A Heartbeat from a classic member (Kafka's `classicGroupHeartbeatToConsumerGroup`):
+    /// REBALANCE_IN_PROGRESS if it is behind the group epoch, has partitions to revoke, or
+    /// the partitions it waits for are free now; it must rejoin within its rebalance
+    /// timeout.
+    pub fn classic_heartbeat(
+        &mut self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        now_ms: i64,
+    ) -> i16 {
+        let m = match self.classic_member(member_id, instance) {
+            Ok(m) => m,
+            Err(code) => return code,
+        };
+        if generation != m.member_epoch {
+            return ec::ILLEGAL_GENERATION;
+        }
+        let rejoin = m.member_epoch < self.group_epoch
+            || m.state == MemberState::UnrevokedPartitions
+            || (m.state == MemberState::UnreleasedPartitions && !self.waits_on_unreleased(m));
+        let session = m
+            .meta
+            .classic
+            .as_ref()
+            .map_or(0, |c| c.session_timeout_ms as i64);
+        let id = m.member_id.clone();
+        let m = self.members.get_mut(&id).expect("a member");
+        m.session_deadline_ms = now_ms + session;
+        if !rejoin {
+            return ec::NONE;
+        }
+        if m.classic_deadline_ms.is_none() {
+            m.classic_deadline_ms = Some(now_ms + m.meta.rebalance_timeout_ms.max(0) as i64);
+        }
+        ec::REBALANCE_IN_PROGRESS
+    }
+
+    /// A LeaveGroup of a classic member: it is removed (its partitions go to the others).
+    pub fn classic_leave(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        topics: TopicLookup<'_>,
+        out: &mut Vec<Record>,
+    ) -> i16 {
+        let id = match self.classic_member(member_id, instance) {
+            Ok(m) => m.member_id.clone(),
+            Err(code) => return code,
+        };
+        self.fence(group_id, &id, topics, out);
+        ec::NONE
+    }
+
+    /// Some partition of the member's target that it does not hold yet is still held by
+    /// another member.
+    fn waits_on_unreleased(&self, m: &ConsumerMember) -> bool {
+        let Some(target) = self.target.get(&m.member_id) else {
+            return false;
+        };
+        target.iter().any(|(id, parts)| {
+            parts.iter().any(|p| {
+                !m.assigned.get(id).is_some_and(|a| a.contains(p))
+                    && self.partition_epochs.contains_key(&(*id, *p))
+            })
+        })
+    }
+
+    /// Partitions named by topic, by topic id (topics unknown to the group are left out).
+    fn resolve(&self, named: &[(String, Vec<i32>)]) -> Assignment {
+        let mut out = Assignment::new();
+        for (topic, parts) in named {
+            if let Some((id, _)) = self.topics.get(topic) {
+                out.entry(*id).or_default().extend(parts.iter().copied());
+            }
+        }
+        out
+    }
+
     /// Session and rebalance timeouts; appends the records of the members it fences.
     pub fn tick(
         &mut self,
@@ -931,6 +1447,7 @@ impl ConsumerGroup {
             .filter(|m| {
                 now_ms >= m.session_deadline_ms
                     || m.rebalance_deadline_ms.is_some_and(|d| now_ms >= d)
+                    || m.classic_deadline_ms.is_some_and(|d| now_ms >= d)
             })
             .map(|m| m.member_id.clone())
             .collect();
@@ -976,6 +1493,8 @@ impl ConsumerGroup {
         }
         match self.members.get(member_id) {
             None => ec::UNKNOWN_MEMBER_ID,
+            // A classic member commits with its generation, as in a classic group.
+            Some(m) if m.member_epoch != epoch && m.is_classic() => ec::ILLEGAL_GENERATION,
             Some(m) if m.member_epoch != epoch => ec::STALE_MEMBER_EPOCH,
             Some(_) => ec::NONE,
         }
@@ -1036,7 +1555,7 @@ impl ConsumerGroup {
     /// After a replay: every member gets a fresh session (and revocation deadline).
     pub fn restart_timers(&mut self, now_ms: i64, t: &ConsumerTimings) {
         for m in self.members.values_mut() {
-            m.session_deadline_ms = now_ms + t.session_timeout_ms as i64;
+            m.session_deadline_ms = now_ms + m.session_timeout_ms(t);
             m.rebalance_deadline_ms = (m.state == MemberState::UnrevokedPartitions)
                 .then(|| now_ms + m.meta.rebalance_timeout_ms.max(0) as i64);
         }
@@ -1068,6 +1587,75 @@ impl ConsumerGroup {
         }
         Ok(())
     }
+}
+
+/// The embedded consumer protocol's subscription, decoded.
+pub struct Subscription {
+    /// The topics it subscribes to.
+    pub topics: Vec<String>,
+    /// The partitions it says it owns (v1+; empty for eager members).
+    pub owned: Vec<(String, Vec<i32>)>,
+    /// `client.rack` (v3+).
+    pub rack_id: Option<String>,
+}
+
+/// ConsumerProtocolSubscription (version prefix, then the body), as classic members send it.
+pub fn decode_subscription(metadata: &[u8]) -> Result<Subscription, String> {
+    if metadata.len() < 2 {
+        return Err("the consumer protocol subscription is too short".into());
+    }
+    let version = i16::from_be_bytes([metadata[0], metadata[1]]).clamp(0, 3);
+    let mut buf = Bytes::copy_from_slice(&metadata[2..]);
+    let s = ConsumerProtocolSubscription::decode(&mut buf, version)
+        .map_err(|e| format!("malformed consumer protocol subscription: {e}"))?;
+    Ok(Subscription {
+        topics: s.topics.into_iter().map(|t| t.to_string()).collect(),
+        owned: s
+            .owned_partitions
+            .into_iter()
+            .map(|tp| (tp.topic.0.to_string(), tp.partitions))
+            .collect(),
+        rack_id: s.rack_id.map(|r| r.to_string()),
+    })
+}
+
+/// ConsumerProtocolAssignment (version prefix, then the body): partitions by topic name.
+pub fn decode_assignment(data: &[u8]) -> Result<Vec<(String, Vec<i32>)>, String> {
+    if data.len() < 2 {
+        return Err("the consumer protocol assignment is too short".into());
+    }
+    let version = i16::from_be_bytes([data[0], data[1]]).clamp(0, 3);
+    let mut buf = Bytes::copy_from_slice(&data[2..]);
+    let a = ConsumerProtocolAssignment::decode(&mut buf, version)
+        .map_err(|e| format!("malformed consumer protocol assignment: {e}"))?;
+    Ok(a.assigned_partitions
+        .into_iter()
+        .map(|tp| (tp.topic.0.to_string(), tp.partitions))
+        .collect())
+}
+
+/// An assignment as a classic member reads it from SyncGroup, at `version`.
+fn encode_assignment(a: &Assignment, names: &HashMap<Uuid, &str>, version: i16) -> Bytes {
+    use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
+    let parts = a
+        .iter()
+        .filter_map(|(id, ps)| {
+            let name = names.get(id)?;
+            Some(
+                TopicPartition::default()
+                    .with_topic(kafka_protocol::messages::TopicName(StrBytes::from_string(
+                        name.to_string(),
+                    )))
+                    .with_partitions(ps.iter().copied().collect()),
+            )
+        })
+        .collect();
+    let msg = ConsumerProtocolAssignment::default().with_assigned_partitions(parts);
+    let mut buf = bytes::BytesMut::new();
+    buf.extend_from_slice(&version.to_be_bytes());
+    msg.encode(&mut buf, version)
+        .expect("an assignment encodes");
+    buf.freeze()
 }
 
 fn set_epoch(m: &mut ConsumerMember, epoch: i32) {
@@ -1312,6 +1900,244 @@ mod tests {
             .and_then(|a| a.get(&topic_id()))
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default()
+    }
+
+    fn subscription(owned: &[i32]) -> Bytes {
+        use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition;
+        use kafka_protocol::messages::TopicName;
+        let s = ConsumerProtocolSubscription::default()
+            .with_topics(vec![StrBytes::from_static_str("t")])
+            .with_owned_partitions(vec![TopicPartition::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(owned.to_vec())]);
+        let mut b = bytes::BytesMut::new();
+        b.extend_from_slice(&1i16.to_be_bytes());
+        s.encode(&mut b, 1).unwrap();
+        b.freeze()
+    }
+
+    fn classic_group(assigned: &[(&str, &[i32])]) -> Group {
+        let mut g = Group::new("g", 0);
+        g.generation = 3;
+        g.protocol_type = Some("consumer".into());
+        g.protocol = Some("range".into());
+        let names = HashMap::from([(topic_id(), "t")]);
+        for (id, parts) in assigned {
+            let a = Assignment::from([(topic_id(), parts.iter().copied().collect())]);
+            g.members.insert(
+                id.to_string(),
+                Member {
+                    member_id: id.to_string(),
+                    group_instance_id: None,
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                    rebalance_timeout_ms: 5000,
+                    session_timeout_ms: 3000,
+                    protocol_type: "consumer".into(),
+                    protocols: vec![("range".into(), subscription(&[]))],
+                    assignment: encode_assignment(&a, &names, 1),
+                    join_waiter: None,
+                    sync_waiter: None,
+                    session_deadline_ms: 3000,
+                    join_seq: 0,
+                },
+            );
+        }
+        g
+    }
+
+    fn classic_join_req(id: &str, owned: &[i32]) -> JoinRequest {
+        JoinRequest {
+            member_id: id.into(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 3000,
+            rebalance_timeout_ms: 5000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), subscription(owned))],
+            require_known_member_id: true,
+            supports_skip_assignment: true,
+        }
+    }
+
+    fn synced(g: &mut ConsumerGroup, id: &str, generation: i32) -> Vec<i32> {
+        let out = g.classic_sync(
+            &SyncRequest {
+                member_id: id.into(),
+                group_instance_id: None,
+                generation,
+                protocol_type: Some("consumer".into()),
+                protocol: Some("range".into()),
+                assignments: Vec::new(),
+            },
+            0,
+        );
+        assert_eq!(out.error, ec::NONE);
+        decode_assignment(&out.assignment)
+            .unwrap()
+            .into_iter()
+            .flat_map(|(_, ps)| ps)
+            .collect()
+    }
+
+    #[test]
+    fn an_upgraded_group_reconciles_its_classic_members_through_rejoins_and_goes_back() {
+        let classic = classic_group(&[("a", &[0, 1]), ("b", &[2, 3])]);
+        let (mut g, records) = ConsumerGroup::from_classic(&classic, &lookup(4), 0).unwrap();
+        g.validate().unwrap();
+        assert_eq!(records[0], (Key::Group { group: "g".into() }, None));
+        assert_eq!((g.group_epoch, g.assignment_epoch), (3, 3));
+        assert_eq!(g.members["a"].member_epoch, 3);
+        assert!(g.all_classic());
+        assert_eq!(g.classic_heartbeat("a", None, 3, 10), ec::NONE);
+        assert_eq!(
+            g.classic_heartbeat("a", None, 2, 10),
+            ec::ILLEGAL_GENERATION
+        );
+
+        // A consumer-protocol member joins: epoch 4; it waits for partitions a and b hold.
+        let c = join(&mut g, "c", 20, 4);
+        assert_eq!((c.member_epoch, parts(&c)), (4, vec![]));
+        assert!(!g.all_classic());
+        // The classic members are told to rejoin; an eager one rejoins owning nothing and
+        // gets its share of the new target at once.
+        assert_eq!(
+            g.classic_heartbeat("a", None, 3, 30),
+            ec::REBALANCE_IN_PROGRESS
+        );
+        let mut out = Vec::new();
+        let ja = g.classic_join(
+            "g",
+            &classic_join_req("a", &[]),
+            &lookup(4),
+            &T,
+            40,
+            || unreachable!(),
+            &mut out,
+        );
+        assert_eq!(
+            (ja.error, ja.generation, ja.leader.as_str()),
+            (ec::NONE, 4, "")
+        );
+        assert!(ja.members.is_empty());
+        let a_parts = synced(&mut g, "a", 4);
+        // uniform is sticky: a keeps 0 and 1, b keeps 2, c is to get 3.
+        assert_eq!(a_parts, vec![0, 1]);
+        // b reports it still owns 2 and 3 (cooperative): it keeps epoch 3 and must revoke.
+        let jb = g.classic_join(
+            "g",
+            &classic_join_req("b", &[2, 3]),
+            &lookup(4),
+            &T,
+            50,
+            || unreachable!(),
+            &mut out,
+        );
+        g.validate().unwrap();
+        assert_eq!(g.members["b"].state, MemberState::UnrevokedPartitions);
+        assert_eq!(jb.generation, 3);
+        // Its sync hands it what it keeps; it revokes 3 and rejoins without it.
+        let kept = synced(&mut g, "b", 3);
+        assert_eq!(kept, vec![2]);
+        assert_eq!(
+            g.classic_heartbeat("b", None, 3, 60),
+            ec::REBALANCE_IN_PROGRESS
+        );
+        let jb = g.classic_join(
+            "g",
+            &classic_join_req("b", &kept),
+            &lookup(4),
+            &T,
+            70,
+            || unreachable!(),
+            &mut out,
+        );
+        assert_eq!(jb.generation, 4);
+        assert_eq!(g.classic_heartbeat("b", None, 4, 75), ec::NONE);
+        g.validate().unwrap();
+        // c gets what b gave up.
+        let c = beat(&mut g, "c", 4, &[], 80);
+        assert_eq!(parts(&c), vec![3]);
+
+        // The consumer-protocol member leaves: only classic members are left.
+        let mut out = Vec::new();
+        g.fence("g", "c", &lookup(4), &mut out);
+        assert!(g.all_classic());
+        let back = g.classic_members(100);
+        assert_eq!(back.len(), 2);
+        for m in &back {
+            assert_eq!(m.protocols[0].0, "range");
+            assert_eq!(m.session_timeout_ms, 3000);
+            decode_assignment(&m.assignment).unwrap();
+        }
+        // A classic member leaving a consumer group is removed and bumps the epoch.
+        let epoch = g.group_epoch;
+        assert_eq!(
+            g.classic_leave("g", "a", None, &lookup(4), &mut out),
+            ec::NONE
+        );
+        assert_eq!(g.group_epoch, epoch + 1);
+        assert_eq!(
+            g.classic_leave("g", "a", None, &lookup(4), &mut out),
+            ec::UNKNOWN_MEMBER_ID
+        );
+    }
+
+    #[test]
+    fn a_new_classic_member_is_asked_for_its_id_and_needs_a_shared_protocol() {
+        let mut g = ConsumerGroup::default();
+        join(&mut g, "c", 0, 4);
+        let mut out = Vec::new();
+        let first = g.classic_join(
+            "g",
+            &classic_join_req("", &[]),
+            &lookup(4),
+            &T,
+            10,
+            || "new".into(),
+            &mut out,
+        );
+        assert_eq!(
+            (first.error, first.member_id.as_str()),
+            (ec::MEMBER_ID_REQUIRED, "new")
+        );
+        let joined = g.classic_join(
+            "g",
+            &classic_join_req("new", &[]),
+            &lookup(4),
+            &T,
+            20,
+            || unreachable!(),
+            &mut out,
+        );
+        assert_eq!(joined.error, ec::NONE);
+        assert!(g.members["new"].is_classic());
+        let mut other = classic_join_req("", &[]);
+        other.require_known_member_id = false;
+        other.protocols[0].0 = "roundrobin".into();
+        let refused = g.classic_join("g", &other, &lookup(4), &T, 30, || "x".into(), &mut out);
+        assert_eq!(refused.error, ec::INCONSISTENT_GROUP_PROTOCOL);
+        // Its commits are checked against its generation, as in a classic group.
+        assert_eq!(
+            g.check_member_epoch("new", joined.generation + 1, false),
+            ec::ILLEGAL_GENERATION
+        );
+        // A silent classic member is fenced after its own session timeout (3 s), and one
+        // that joined but never synced after its rebalance timeout (5 s).
+        let mut out = Vec::new();
+        let fenced = g.tick("g", &lookup(4), 20 + 3000, &mut out);
+        assert!(fenced.contains(&"new".to_string()), "{fenced:?}");
+    }
+
+    #[test]
+    fn a_classic_members_metadata_survives_replay() {
+        let classic = classic_group(&[("a", &[0, 1, 2, 3])]);
+        let (g, _) = ConsumerGroup::from_classic(&classic, &lookup(4), 0).unwrap();
+        let meta = &g.members["a"].meta;
+        let back = records::decode_member_metadata(&records::encode_member_metadata(meta)).unwrap();
+        assert_eq!(&back, meta);
+        assert_eq!(back.classic.unwrap().session_timeout_ms, 3000);
     }
 
     #[test]

@@ -155,6 +155,8 @@ pub struct ConsumerMemberSummary {
     pub assignment: Vec<(Uuid, String, Vec<i32>)>,
     /// What it is to hold once reconciled.
     pub target_assignment: Vec<(Uuid, String, Vec<i32>)>,
+    /// It speaks the classic protocol (JoinGroup/SyncGroup/Heartbeat).
+    pub classic: bool,
 }
 
 /// Lag of one partition: the log end (high watermark) minus the committed offset.
@@ -391,24 +393,36 @@ impl GroupCoordinator {
 
     /// JoinGroup. A join without a member id creates the group if needed; one with a member
     /// id for an unknown group is UNKNOWN_MEMBER_ID. An empty consumer group (KIP-848)
-    /// becomes a classic group again, keeping its offsets; one with members refuses the
-    /// classic member (INCONSISTENT_GROUP_PROTOCOL).
+    /// becomes a classic group again, keeping its offsets; one with members takes the
+    /// classic member in (Kafka 4.x's classic members of a consumer group).
     pub async fn join(self: &Arc<Self>, group_id: &str, req: JoinRequest) -> JoinAction {
         if self
             .lock()
             .get(group_id)
             .is_some_and(|g| g.consumer.is_some())
         {
-            if let Err(code) = self.consumer_to_classic(group_id).await {
-                return JoinAction::Now(JoinOutcome::error(code, &req.member_id));
+            match self.consumer_to_classic(group_id).await {
+                Ok(()) => {}
+                Err(ec::INCONSISTENT_GROUP_PROTOCOL) => {
+                    return JoinAction::Now(self.classic_join_consumer(group_id, req).await)
+                }
+                Err(code) => return JoinAction::Now(JoinOutcome::error(code, &req.member_id)),
             }
         }
         let now = self.now_ms();
+        let became_consumer = self
+            .lock()
+            .get(group_id)
+            .is_some_and(|g| g.consumer.is_some());
+        if became_consumer {
+            // A consumer-protocol member joined meanwhile.
+            return JoinAction::Now(self.classic_join_consumer(group_id, req).await);
+        }
         let mut groups = self.lock();
         if groups.get(group_id).is_some_and(|g| g.consumer.is_some()) {
-            // A consumer-protocol member joined meanwhile.
+            // Between the two looks: the member joins again.
             return JoinAction::Now(JoinOutcome::error(
-                ec::INCONSISTENT_GROUP_PROTOCOL,
+                ec::REBALANCE_IN_PROGRESS,
                 &req.member_id,
             ));
         }
@@ -462,6 +476,62 @@ impl GroupCoordinator {
         }
     }
 
+    /// A classic member's JoinGroup to a consumer group with members: applied and answered
+    /// once its records are durable.
+    async fn classic_join_consumer(&self, group_id: &str, req: JoinRequest) -> JoinOutcome {
+        let order = self.consumer_order.lock().await;
+        let now = self.now_ms();
+        let timings = self.consumer_timings();
+        let mut recs = Vec::new();
+        let outcome = {
+            let mut groups = self.lock();
+            let Some(group) = groups.get_mut(group_id) else {
+                return JoinOutcome::error(ec::UNKNOWN_MEMBER_ID, &req.member_id);
+            };
+            if group.state == GroupState::Dead {
+                return JoinOutcome::error(ec::COORDINATOR_NOT_AVAILABLE, &req.member_id);
+            }
+            if req.session_timeout_ms < self.config.min_session_timeout_ms
+                || req.session_timeout_ms > self.config.max_session_timeout_ms
+            {
+                return JoinOutcome::error(ec::INVALID_SESSION_TIMEOUT, &req.member_id);
+            }
+            let Some(c) = group.consumer.as_mut() else {
+                // It became a classic group meanwhile: the member joins again.
+                return JoinOutcome::error(ec::REBALANCE_IN_PROGRESS, &req.member_id);
+            };
+            let lookup = CatalogTopics(&self.catalog);
+            let prefix = req
+                .group_instance_id
+                .clone()
+                .unwrap_or_else(|| req.client_id.clone());
+            let outcome = c.classic_join(
+                group_id,
+                &req,
+                &lookup,
+                &timings,
+                now,
+                || new_member_id(&prefix),
+                &mut recs,
+            );
+            debug_assert_eq!(c.validate(), Ok(()));
+            outcome
+        };
+        if recs.is_empty() {
+            return outcome;
+        }
+        let appended = self.append(group_id, recs).await;
+        drop(order);
+        let durable = match appended {
+            Ok(ticket) => ticket.wait().await.map_err(|e| e.code()),
+            Err(e) => Err(e.code()),
+        };
+        match durable {
+            Ok(()) => outcome,
+            Err(code) => JoinOutcome::error(code, &outcome.member_id),
+        }
+    }
+
     /// SyncGroup; resolves when the member has its assignment (or an error).
     pub async fn sync(self: &Arc<Self>, group_id: &str, req: SyncRequest) -> SyncOutcome {
         let now = self.now_ms();
@@ -470,6 +540,10 @@ impl GroupCoordinator {
             let Some(group) = groups.get_mut(group_id) else {
                 return SyncOutcome::error(ec::UNKNOWN_MEMBER_ID);
             };
+            if let Some(c) = group.consumer.as_mut() {
+                // A classic member of a consumer group: its assigned partitions.
+                return c.classic_sync(&req, now);
+            }
             let action = group.sync(req, now);
             let snapshot =
                 matches!(action, SyncAction::Persist(..)).then(|| group_value(group, now));
@@ -514,18 +588,32 @@ impl GroupCoordinator {
     ) -> i16 {
         let mut groups = self.lock();
         match groups.get_mut(group_id) {
+            Some(Group {
+                consumer: Some(c), ..
+            }) => c.classic_heartbeat(member_id, instance, generation, self.now_ms()),
             Some(g) => g.heartbeat(member_id, instance, generation, self.now_ms()),
             None => ec::UNKNOWN_MEMBER_ID,
         }
     }
 
     /// LeaveGroup for several members; one error per member.
-    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
+    pub async fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
+        if self
+            .lock()
+            .get(group_id)
+            .is_some_and(|g| g.consumer.is_some())
+        {
+            return self.classic_leave_consumer(group_id, members).await;
+        }
         let now = self.now_ms();
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
             return vec![ec::UNKNOWN_MEMBER_ID; members.len()];
         };
+        if group.consumer.is_some() {
+            // It became a consumer group meanwhile: its classic members are gone.
+            return vec![ec::UNKNOWN_MEMBER_ID; members.len()];
+        }
         let out = members
             .iter()
             .map(|(id, inst)| {
@@ -538,6 +626,72 @@ impl GroupCoordinator {
             .collect();
         debug_assert_eq!(group.validate(), Ok(()));
         out
+    }
+
+    /// LeaveGroup of classic members of a consumer group: removed, answered once durable.
+    async fn classic_leave_consumer(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Vec<i16> {
+        let order = self.consumer_order.lock().await;
+        let mut recs = Vec::new();
+        let mut codes = {
+            let mut groups = self.lock();
+            let Some(c) = groups.get_mut(group_id).and_then(|g| g.consumer.as_mut()) else {
+                return vec![ec::UNKNOWN_MEMBER_ID; members.len()];
+            };
+            let lookup = CatalogTopics(&self.catalog);
+            let codes: Vec<i16> = members
+                .iter()
+                .map(|(id, inst)| {
+                    c.classic_leave(group_id, id, inst.as_deref(), &lookup, &mut recs)
+                })
+                .collect();
+            debug_assert_eq!(c.validate(), Ok(()));
+            codes
+        };
+        if recs.is_empty() {
+            return codes;
+        }
+        let appended = self.append(group_id, recs).await;
+        drop(order);
+        let durable = match appended {
+            Ok(ticket) => ticket.wait().await.map_err(|e| e.code()),
+            Err(e) => Err(e.code()),
+        };
+        if let Err(code) = durable {
+            for c in codes.iter_mut().filter(|c| **c == ec::NONE) {
+                *c = code;
+            }
+        }
+        codes
+    }
+
+    /// Kafka's online downgrade: a consumer group left with classic members only (its last
+    /// consumer-protocol member left or was fenced) becomes a classic group with them, and
+    /// a rebalance starts. Returns the records of the conversion (none if it stays).
+    fn maybe_downgrade(&self, group: &mut Group, now: i64) -> Vec<consumer::Record> {
+        let Some(c) = group.consumer.as_ref() else {
+            return Vec::new();
+        };
+        if !self.config.downgrade_enabled() || !c.all_classic() {
+            return Vec::new();
+        }
+        let mut recs = c.tombstones(&group.id);
+        let members = c.classic_members(now);
+        let generation = c.group_epoch;
+        let offsets = std::mem::take(&mut group.offsets);
+        let id = group.id.clone();
+        *group = Group::new(&id, now);
+        group.offsets = offsets;
+        group.adopt(generation, members, &self.config, now);
+        recs.push((
+            Key::Group { group: id.clone() },
+            Some(records::encode_group_value(&group_value(group, now))),
+        ));
+        tracing::info!(group = %id, members = group.members.len(), "consumer group with only classic members becomes a classic group");
+        recs
     }
 
     // ---- the consumer protocol (KIP-848) ----------------------------------------------------
@@ -598,13 +752,59 @@ impl GroupCoordinator {
                     format!("group {group_id} is being deleted"),
                 ));
             }
-            if group.consumer.is_none() {
-                if !group.members.is_empty() {
+            if group.consumer.is_none() && !group.members.is_empty() {
+                // Kafka's online upgrade: a classic group whose members use the consumer
+                // embedded protocol becomes a consumer group when a consumer-protocol
+                // member joins.
+                let why = if !joining {
+                    Some("is not a consumer group".to_string())
+                } else if !self.config.upgrade_enabled() {
+                    Some("is a classic group and group.consumer.migration.policy does not allow upgrades".to_string())
+                } else if group.protocol_type.as_deref() != Some("consumer") {
+                    Some("is a classic group of another protocol type".to_string())
+                } else if group.members.len() >= timings.max_size {
+                    Some("is a classic group at group.max.size".to_string())
+                } else {
+                    None
+                };
+                if let Some(why) = why {
                     return ready(fail(
                         ec::GROUP_ID_NOT_FOUND,
-                        format!("group {group_id} is not a consumer group"),
+                        format!("group {group_id} {why}"),
                     ));
                 }
+                let lookup = CatalogTopics(&self.catalog);
+                let (c, conversion) =
+                    match consumer::ConsumerGroup::from_classic(group, &lookup, now) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            return ready(fail(
+                                ec::GROUP_ID_NOT_FOUND,
+                                format!("group {group_id} cannot become a consumer group: {e}"),
+                            ))
+                        }
+                    };
+                // Joins and syncs waiting on the classic rebalance start over.
+                for m in group.members.values_mut() {
+                    if let Some(w) = m.join_waiter.take() {
+                        let _ = w.send(JoinOutcome::error(ec::REBALANCE_IN_PROGRESS, &m.member_id));
+                    }
+                    if let Some(w) = m.sync_waiter.take() {
+                        let _ = w.send(SyncOutcome::error(ec::REBALANCE_IN_PROGRESS));
+                    }
+                }
+                tracing::info!(
+                    group = group_id,
+                    members = group.members.len(),
+                    "classic group with members becomes a consumer group"
+                );
+                recs.extend(conversion);
+                let offsets = std::mem::take(&mut group.offsets);
+                *group = Group::new(group_id, now);
+                group.offsets = offsets;
+                group.consumer = Some(c);
+            }
+            if group.consumer.is_none() {
                 if !joining {
                     return ready(fail(
                         ec::UNKNOWN_MEMBER_ID,
@@ -640,6 +840,7 @@ impl GroupCoordinator {
                 &mut recs,
             );
             debug_assert_eq!(c.validate(), Ok(()));
+            recs.extend(self.maybe_downgrade(group, now));
             if was_empty != group.is_empty() {
                 group.state_since_ms = now;
             }
@@ -688,6 +889,7 @@ impl GroupCoordinator {
                     c.refresh_topics(&g.id, &lookup, &mut recs);
                 }
                 debug_assert_eq!(c.validate(), Ok(()));
+                recs.extend(self.maybe_downgrade(g, now));
                 if !recs.is_empty() {
                     writes.push((g.id.clone(), recs));
                 }
@@ -1531,6 +1733,7 @@ fn summary(g: &Group, topic_name: &dyn Fn(Uuid) -> String) -> GroupSummary {
                         target_assignment: named(
                             c.target.get(&m.member_id).unwrap_or(&Default::default()),
                         ),
+                        classic: m.is_classic(),
                     })
                     .collect(),
             }),

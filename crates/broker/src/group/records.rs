@@ -105,6 +105,19 @@ pub struct MemberMetadata {
     pub rebalance_timeout_ms: i32,
     /// The server assignor it asked for, if any.
     pub server_assignor: Option<String>,
+    /// Set for a member that speaks the classic protocol (JoinGroup, SyncGroup, Heartbeat)
+    /// in a consumer group, as after an online upgrade.
+    pub classic: Option<ClassicMemberMetadata>,
+}
+
+/// What a classic-protocol member of a consumer group joined with (Kafka's
+/// ClassicMemberMetadata, tagged field 0 of ConsumerGroupMemberMetadataValue).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClassicMemberMetadata {
+    /// Its JoinGroup session timeout.
+    pub session_timeout_ms: i32,
+    /// (protocol name, metadata) it supports, in its order of preference.
+    pub protocols: Vec<(String, Bytes)>,
 }
 
 /// A member's current assignment (ConsumerGroupCurrentMemberAssignmentValue).
@@ -444,7 +457,7 @@ pub fn decode_topics_metadata(mut b: &[u8]) -> Result<TopicsMetadata, DecodeErro
     Ok(out)
 }
 
-/// ConsumerGroupMemberMetadataValue v0 (no classic member metadata).
+/// ConsumerGroupMemberMetadataValue v0; a classic member's metadata is tagged field 0.
 pub fn encode_member_metadata(v: &MemberMetadata) -> Bytes {
     let mut b = BytesMut::new();
     b.put_i16(0);
@@ -459,12 +472,59 @@ pub fn encode_member_metadata(v: &MemberMetadata) -> Bytes {
     put_compact_nullable_str(&mut b, v.subscribed_topic_regex.as_deref());
     b.put_i32(v.rebalance_timeout_ms);
     put_compact_nullable_str(&mut b, v.server_assignor.as_deref());
-    put_no_tags(&mut b);
+    match &v.classic {
+        None => put_no_tags(&mut b),
+        Some(c) => {
+            let mut f = BytesMut::new();
+            f.put_i32(c.session_timeout_ms);
+            put_uvarint(&mut f, c.protocols.len() as u32 + 1);
+            for (name, meta) in &c.protocols {
+                put_compact_str(&mut f, name);
+                put_uvarint(&mut f, meta.len() as u32 + 1);
+                f.put_slice(meta);
+                put_no_tags(&mut f);
+            }
+            put_no_tags(&mut f);
+            // One tagged field: tag 0, its size, then a nullable struct's presence byte.
+            put_uvarint(&mut b, 1);
+            put_uvarint(&mut b, 0);
+            put_uvarint(&mut b, f.len() as u32 + 1);
+            b.put_u8(1);
+            b.put_slice(&f);
+        }
+    }
     b.freeze()
 }
 
-/// ConsumerGroupMemberMetadataValue v0 (classic member metadata, which weir does not
-/// write, is skipped).
+/// ClassicMemberMetadata, the value of tag 0 (a nullable struct: presence byte first).
+fn get_classic_member(mut b: &[u8]) -> Result<Option<ClassicMemberMetadata>, DecodeError> {
+    need(b, 1)?;
+    if (b.get_u8() as i8) < 0 {
+        return Ok(None);
+    }
+    let session_timeout_ms = get_i32(&mut b)?;
+    let n = get_compact_len(&mut b, 3)?;
+    let mut protocols = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = get_compact_str(&mut b)?;
+        let len = get_uvarint(&mut b)?;
+        let len = len
+            .checked_sub(1)
+            .ok_or(DecodeError("null protocol metadata"))? as usize;
+        need(b, len)?;
+        let meta = Bytes::copy_from_slice(&b[..len]);
+        b.advance(len);
+        skip_tags(&mut b)?;
+        protocols.push((name, meta));
+    }
+    skip_tags(&mut b)?;
+    Ok(Some(ClassicMemberMetadata {
+        session_timeout_ms,
+        protocols,
+    }))
+}
+
+/// ConsumerGroupMemberMetadataValue v0, with a classic member's tagged metadata.
 pub fn decode_member_metadata(mut b: &[u8]) -> Result<MemberMetadata, DecodeError> {
     get_flexible_version(&mut b)?;
     let instance_id = get_compact_nullable_str(&mut b)?;
@@ -479,7 +539,17 @@ pub fn decode_member_metadata(mut b: &[u8]) -> Result<MemberMetadata, DecodeErro
     let subscribed_topic_regex = get_compact_nullable_str(&mut b)?;
     let rebalance_timeout_ms = get_i32(&mut b)?;
     let server_assignor = get_compact_nullable_str(&mut b)?;
-    skip_tags(&mut b)?;
+    let mut classic = None;
+    let tags = get_uvarint(&mut b)?;
+    for _ in 0..tags {
+        let tag = get_uvarint(&mut b)?;
+        let size = get_uvarint(&mut b)? as usize;
+        need(b, size)?;
+        if tag == 0 {
+            classic = get_classic_member(&b[..size])?;
+        }
+        b.advance(size);
+    }
     Ok(MemberMetadata {
         instance_id,
         rack_id,
@@ -489,6 +559,7 @@ pub fn decode_member_metadata(mut b: &[u8]) -> Result<MemberMetadata, DecodeErro
         subscribed_topic_regex,
         rebalance_timeout_ms,
         server_assignor,
+        classic,
     })
 }
 
@@ -807,11 +878,28 @@ mod tests {
             subscribed_topic_regex: Some("o.*".into()),
             rebalance_timeout_ms: 300_000,
             server_assignor: Some("uniform".into()),
+            classic: None,
         };
         assert_eq!(
             decode_member_metadata(&encode_member_metadata(&m)).unwrap(),
             m
         );
+        // A classic member: tagged field 0 holds the nullable struct, as Kafka's generated
+        // code writes it (tag, size + 1, presence byte 1, the struct).
+        let classic = MemberMetadata {
+            classic: Some(ClassicMemberMetadata {
+                session_timeout_ms: 45_000,
+                protocols: vec![("range".into(), Bytes::from_static(b"\x00\x01"))],
+            }),
+            server_assignor: None,
+            ..m.clone()
+        };
+        let encoded = encode_member_metadata(&classic);
+        let mut tail = vec![1u8, 0, 17, 1];
+        tail.extend_from_slice(&45_000i32.to_be_bytes());
+        tail.extend_from_slice(&[2, 6, b'r', b'a', b'n', b'g', b'e', 3, 0, 1, 0, 0]);
+        assert!(encoded.ends_with(&tail), "{encoded:?}");
+        assert_eq!(decode_member_metadata(&encoded).unwrap(), classic);
         let a = Assignment::from([(id, BTreeSet::from([0, 2]))]);
         assert_eq!(
             decode_target_assignment(&encode_target_assignment(&a)).unwrap(),

@@ -573,6 +573,33 @@ impl Group {
         rx
     }
 
+    /// A consumer group's classic members become this (new) group's members at
+    /// `generation`, the first of them leader, and a rebalance starts (Kafka's online
+    /// downgrade): they learn of it from their next heartbeat and rejoin.
+    pub fn adopt(&mut self, generation: i32, members: Vec<Member>, cfg: &GroupConfig, now_ms: i64) {
+        self.generation = generation;
+        self.protocol_type = Some("consumer".to_string());
+        for mut m in members {
+            m.join_seq = self.next_join_seq;
+            self.next_join_seq += 1;
+            if let Some(i) = &m.group_instance_id {
+                self.static_members.insert(i.clone(), m.member_id.clone());
+            }
+            self.members.insert(m.member_id.clone(), m);
+        }
+        // The protocol every member supports, in the first member's order of preference.
+        self.protocol = self.members.values().next().and_then(|first| {
+            first.protocols.iter().map(|(n, _)| n.clone()).find(|n| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(p, _)| p == n))
+            })
+        });
+        self.leader = self.members.keys().next().cloned();
+        self.transition(GroupState::Stable, now_ms);
+        self.prepare_rebalance(cfg, now_ms);
+    }
+
     /// Enter PreparingRebalance: members must rejoin before the rebalance timeout.
     pub fn prepare_rebalance(&mut self, cfg: &GroupConfig, now_ms: i64) {
         if self.state == GroupState::CompletingRebalance {
