@@ -11,12 +11,15 @@ consumer-protocol member leaves a group of classic members it becomes a classic 
 owned by two members at once, every message is read, and committed offsets carry over.
 """
 
+import json
+import os
+import subprocess
 import time
 from collections import Counter
 
 import pytest
 from confluent_kafka import ConsumerGroupType
-from conftest import create_topic
+from conftest import WEIR_BIN, create_topic
 from test_groups import (GROUP_ARGS, Member, committed_offsets, end_offsets, group_listing,
                          members, ownership_intervals, produce_numbered, settled, start_members,
                          wait_for)
@@ -36,6 +39,13 @@ def overlaps(ms):
     spans = [(m.member_name, p, s, e) for m in ms for p, s, e in ownership_intervals(m.evs(), end)]
     return [(a[0], b[0], a[1]) for i, a in enumerate(spans) for b in spans[i + 1:]
             if a[0] != b[0] and a[1] == b[1] and a[2] < b[3] and b[2] < a[3]]
+
+
+def weir_describe(b, group):
+    r = subprocess.run([str(WEIR_BIN), "group", "describe", group, "--json"], capture_output=True,
+                       env=dict(os.environ, WEIR_BROKERS=b.bootstrap), timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    return json.loads(r.stdout)
 
 
 def read_all(b, ms, group, topic, P, acked, what):
@@ -82,6 +92,10 @@ def test_rolling_upgrade_from_classic_to_consumer_protocol_keeps_the_group_runni
              "the upgraded group to give each of the three members 2 partitions", b)
     assert group_type(b, group) == ConsumerGroupType.CONSUMER
     assert not [e for e in c.errors if e.code() == GROUP_ID_NOT_FOUND], c.errors
+    cli = weir_describe(b, group)
+    assert cli["group_type"] == "consumer", cli
+    assert {m["client_id"]: m["member_type"] for m in cli["members"]} == \
+        {"classic-a": "classic", "classic-b": "classic", "consumer-c": "consumer"}, cli
     acked.update(produce_numbered(b.bootstrap, topic, P, 600, 600))
     read_all(b, every, group, topic, P, acked, "mixed group")
 

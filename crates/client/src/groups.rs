@@ -169,6 +169,9 @@ pub struct MemberDescription {
     pub assignment: BTreeMap<String, Vec<i32>>,
     /// The member epoch, in a consumer group of the KIP-848 protocol.
     pub member_epoch: Option<i32>,
+    /// In a consumer group: `consumer`, or `classic` for a member that speaks the classic
+    /// protocol in it (ConsumerGroupDescribe v1's member type).
+    pub member_type: Option<&'static str>,
 }
 
 /// A partition of a group: committed offset, end and lag, and who reads it.
@@ -356,6 +359,11 @@ impl Client {
                             .map(|tp| (tp.topic_name.0.to_string(), tp.partitions.clone()))
                             .collect(),
                         member_epoch: Some(m.member_epoch),
+                        member_type: Some(if m.member_type == 0 {
+                            "classic"
+                        } else {
+                            "consumer"
+                        }),
                     })
                     .collect();
                 (
@@ -391,6 +399,7 @@ impl Client {
                             BTreeMap::new()
                         },
                         member_epoch: None,
+                        member_type: None,
                     })
                     .collect();
                 if g.group_state.as_str() == "Dead" {
