@@ -195,3 +195,53 @@ def test_delete_records_moves_the_start_offset(make_broker):
     b.start()
     assert watermarks(b.bootstrap, "dr", 0) == (321, 500), "durable before it was answered"
     assert read_from_beginning(b.bootstrap, "dr")[0][0] == 321
+
+
+def deleted_files(broker, topic, partition=0):
+    return sorted(p.name for p in broker.partition_dir(topic, partition).glob("*.deleted"))
+
+
+@pytest.mark.parametrize("delay_ms", [0, 2500])
+def test_file_delete_delay_keeps_deleted_segments_as_dot_deleted_files_for_a_while(make_broker,
+                                                                                  delay_ms):
+    """file.delete.delay.ms, as Kafka does it: the files of segments that retention deletes are
+    first renamed to `*.deleted` (out of the log: the start offset has moved) and removed that
+    much later; with 0 they go at once. Files left by a stop before the delay passed are
+    removed when the broker opens the partition again."""
+    b = make_broker(*CHECK)
+    topic = f"rt-delay-{delay_ms}"
+    create_topic(b.bootstrap, topic, 1, {"segment.bytes": SEGMENT,
+                                         "file.delete.delay.ms": str(delay_ms)})
+    produce(b.bootstrap, topic, [b"old-%05d-" % i + b"x" * 200 for i in range(400)],
+            timestamp_ms=int(time.time() * 1000) - 3_600_000)
+    produce(b.bootstrap, topic, [b"new-%05d" % i for i in range(10)])
+    before = segments(b, topic)
+    set_config(b.bootstrap, topic, retention_ms="600000")
+    wait_until(lambda: watermarks(b.bootstrap, topic)[0] > 0, 15, "the log start to move")
+    t_deleted = time.monotonic()
+    gone = set(before) - set(segments(b, topic))
+    assert gone, (before, segments(b, topic))
+    if delay_ms == 0:
+        assert deleted_files(b, topic) == []
+        return
+    renamed = deleted_files(b, topic)
+    assert {n.removesuffix(".deleted") for n in renamed if n.endswith(".log.deleted")} == gone, \
+        (renamed, gone)
+    wait_until(lambda: deleted_files(b, topic) == [], 15, "the *.deleted files to be removed")
+    waited = time.monotonic() - t_deleted
+    assert waited >= delay_ms / 1000 - 0.5, f"removed after {waited:.2f}s"
+
+    # DeleteRecords deletes segments the same way. A stop within the delay: the next open
+    # removes what is left.
+    set_config(b.bootstrap, topic, file_delete_delay_ms="600000")
+    produce(b.bootstrap, topic, [b"more-%05d-" % i + b"z" * 200 for i in range(200)])
+    high = watermarks(b.bootstrap, topic)[1]
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    tp = TopicPartition(topic, 0, high)
+    admin.delete_records([tp])[tp].result(timeout=15)
+    assert watermarks(b.bootstrap, topic)[0] == high
+    assert deleted_files(b, topic) != []
+    b.kill()
+    b.start()
+    assert deleted_files(b, topic) == []
+    assert watermarks(b.bootstrap, topic) == (high, high)

@@ -279,3 +279,45 @@ def test_kafka_python_describe_configs_on_the_broker_reports_settings_sources_an
     p.produce("kc-bd", value=b"x" * 1000)
     p.flush(15)
     assert [a & 0x7 for _, a, _ in kafka_raw.segment_batches(b.partition_dir("kc-bd", 0))] == [1]
+
+
+def allocated_and_size(path):
+    st = path.stat()
+    return st.st_blocks * 512, st.st_size
+
+
+@pytest.mark.parametrize("preallocate", ["true", "false"])
+def test_preallocate_reserves_the_active_segment_and_a_roll_gives_back_the_rest(make_broker,
+                                                                               preallocate):
+    """`preallocate=true`: the active segment's disk blocks are reserved up to segment.bytes
+    when it is created (its length stays what was written, so readers and recovery see only
+    data); a rolled segment keeps only the blocks it uses. With false nothing is reserved.
+    The data reads back after a kill -9 either way."""
+    b = make_broker()
+    topic, segment = f"prealloc-{preallocate}", 1 << 20
+    create_topic(b.bootstrap, topic, 1, {"preallocate": preallocate, "segment.bytes": str(segment)})
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 5})
+    for i in range(10):
+        p.produce(topic, value=b"v%d" % i)
+    assert p.flush(30) == 0
+    active = b.partition_dir(topic, 0) / "00000000000000000000.log"
+    allocated, size = allocated_and_size(active)
+    assert 0 < size < 64 * 1024
+    if preallocate == "true":
+        assert allocated >= segment, (allocated, size)
+    else:
+        assert allocated < segment // 2, (allocated, size)
+    # Enough to roll: the first segment keeps what it uses, the new one is reserved again.
+    for i in range(1200):
+        p.produce(topic, value=b"x" * 1000)
+    assert p.flush(30) == 0
+    logs = sorted(b.partition_dir(topic, 0).glob("*.log"))
+    assert len(logs) >= 2, logs
+    rolled_allocated, rolled_size = allocated_and_size(logs[0])
+    assert rolled_allocated <= rolled_size + 64 * 1024, (rolled_allocated, rolled_size)
+    new_allocated, new_size = allocated_and_size(logs[-1])
+    if preallocate == "true":
+        assert new_allocated >= segment and new_size < segment, (new_allocated, new_size)
+    b.kill()
+    b.start()
+    assert len(consume(b.bootstrap, topic, 1210)) == 1210

@@ -894,6 +894,8 @@ impl TopicSettings {
             index_interval_bytes: self.index_interval_bytes,
             max_message_bytes: self.max_message_bytes.max(0) as usize,
             log_append_time: self.log_append_time,
+            file_delete_delay_ms: self.file_delete_delay_ms.max(0) as u64,
+            preallocate: self.preallocate,
         }
     }
 

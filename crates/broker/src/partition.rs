@@ -487,6 +487,26 @@ impl Partition {
             self.state.send_modify(|s| s.offline = true);
             return Err(PartitionError::Storage(e));
         }
+        if let Some(later) = deleted.delayed_removal() {
+            // file.delete.delay.ms: the renamed *.deleted files go after the delay (or at the
+            // next open, if the broker stops first).
+            let name = self.name();
+            let delay = later.delay;
+            let remove = move || {
+                if let Err(e) = later.remove() {
+                    tracing::warn!(partition = %name, error = %e, "removing deleted segment files failed; the next open retries");
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = tokio::task::spawn_blocking(remove).await;
+                    });
+                }
+                Err(_) => remove(),
+            }
+        }
         Ok(())
     }
 

@@ -34,6 +34,24 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn sync_data(&self) -> io::Result<()>;
     /// fsync: as `sync_data`, plus metadata such as times.
     fn sync_all(&self) -> io::Result<()>;
+    /// `preallocate`: reserve disk blocks for the first `len` bytes without changing the
+    /// file's length (fallocate with KEEP_SIZE), so a segment is laid out in one piece and
+    /// its space is held. A file system that cannot do it is not an error.
+    fn preallocate(&self, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+    /// Give back the blocks reserved past the file's length (at a segment's roll).
+    fn release_preallocated(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A file system without fallocate (or its flag) is not an error for preallocation.
+fn unsupported_is_fine(r: rustix::io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => Ok(()),
+        r => r.map_err(io::Error::from),
+    }
 }
 
 /// The directory and file operations of one storage root. Paths are absolute or relative to
@@ -127,6 +145,24 @@ impl StorageFile for File {
     }
     fn sync_all(&self) -> io::Result<()> {
         crate::metrics::timed_fsync(|| File::sync_all(self))
+    }
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        use rustix::fs::{fallocate, FallocateFlags};
+        if len == 0 {
+            return Ok(());
+        }
+        unsupported_is_fine(fallocate(self, FallocateFlags::KEEP_SIZE, 0, len))
+    }
+    fn release_preallocated(&self) -> io::Result<()> {
+        use rustix::fs::{fallocate, FallocateFlags};
+        let len = self.metadata()?.len();
+        let rest = (i64::MAX as u64).saturating_sub(len);
+        unsupported_is_fine(fallocate(
+            self,
+            FallocateFlags::KEEP_SIZE | FallocateFlags::PUNCH_HOLE,
+            len,
+            rest,
+        ))
     }
 }
 

@@ -45,6 +45,13 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     /// `message.timestamp.type` == LogAppendTime: stamp now_ms as max_timestamp + set attr bit.
     pub log_append_time: bool,
+    /// `file.delete.delay.ms`: a segment deleted by retention or DeleteRecords has its
+    /// files renamed to `*.deleted` and removed this much later (0: removed at once).
+    pub file_delete_delay_ms: u64,
+    /// `preallocate`: the active segment's disk blocks are reserved up to `segment_bytes`
+    /// (its length stays what was written, so recovery is unchanged); a rolled segment
+    /// gives back what it did not use.
+    pub preallocate: bool,
 }
 
 impl Default for LogConfig {
@@ -57,6 +64,8 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             max_message_bytes: 1024 * 1024 + 12,
             log_append_time: false,
+            file_delete_delay_ms: 0,
+            preallocate: false,
         }
     }
 }
@@ -179,6 +188,32 @@ pub struct SegmentsDeleted {
     pub retired: RetiredFiles,
     fs: Arc<dyn Fs>,
     to_unlink: Vec<Segment>,
+    delete_delay_ms: u64,
+    renamed: Vec<PathBuf>,
+}
+
+/// Files of deleted segments renamed to `*.deleted`, to be removed once
+/// `file.delete.delay.ms` has passed ([`SegmentsDeleted::delayed_removal`]).
+pub struct DelayedRemoval {
+    /// How long to wait before removing them.
+    pub delay: std::time::Duration,
+    /// The renamed files.
+    pub paths: Vec<PathBuf>,
+    fs: Arc<dyn Fs>,
+}
+
+impl DelayedRemoval {
+    /// Remove the files (one already gone, e.g. with its deleted topic, is skipped). What
+    /// is not removed now goes at the next open of the log.
+    pub fn remove(self) -> io::Result<()> {
+        for path in &self.paths {
+            match self.fs.remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for SegmentsDeleted {
@@ -193,13 +228,25 @@ impl std::fmt::Debug for SegmentsDeleted {
 }
 
 impl SegmentsDeleted {
-    /// Remove the deleted segments' files, oldest first. A failure leaves the rest for the
-    /// next open (they are below the checkpointed start); the caller should take the log
-    /// offline, as for any failed write.
+    /// Remove the deleted segments' files, oldest first, or with `file.delete.delay.ms` set
+    /// rename them to `*.deleted` (see [`Self::delayed_removal`]). A failure leaves the rest
+    /// for the next open (they are below the checkpointed start); the caller should take
+    /// the log offline, as for any failed write.
     pub fn unlink(&mut self) -> Result<(), StorageError> {
         // Taken, so a failure (which drops the rest) or a second call unlinks nothing twice.
         for seg in std::mem::take(&mut self.to_unlink) {
             let path = seg.log_path.clone();
+            if self.delete_delay_ms > 0 {
+                match seg.rename_deleted(&*self.fs) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(source) => {
+                        let context = format!("renaming {} to delete it", path.display());
+                        return Err(StorageError::Io { context, source });
+                    }
+                    Ok(renamed) => self.renamed.extend(renamed),
+                }
+                continue;
+            }
             match seg.delete_files(&*self.fs) {
                 // Already gone: the whole partition was deleted meanwhile.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -211,6 +258,19 @@ impl SegmentsDeleted {
             }
         }
         Ok(())
+    }
+
+    /// After [`Self::unlink`] with `file.delete.delay.ms` set: the renamed files and when
+    /// to remove them (None if there is nothing to remove later).
+    pub fn delayed_removal(&mut self) -> Option<DelayedRemoval> {
+        if self.renamed.is_empty() {
+            return None;
+        }
+        Some(DelayedRemoval {
+            delay: std::time::Duration::from_millis(self.delete_delay_ms),
+            paths: std::mem::take(&mut self.renamed),
+            fs: Arc::clone(&self.fs),
+        })
     }
 }
 
@@ -359,6 +419,7 @@ impl Log {
         };
         debug_assert_eq!(log.log_end_offset(), log_end_offset);
         debug_assert_eq!(log.validate(), Ok(()));
+        log.preallocate_active();
         let report = plan.report;
         if report.truncation_reason.is_some() {
             tracing::warn!(dir = %dir.display(), batches_scanned = report.batches_scanned,
@@ -366,6 +427,18 @@ impl Log {
                 "log recovered with truncation");
         }
         Ok((log, report))
+    }
+
+    /// `preallocate`: reserve the active segment's blocks (a failure only costs the
+    /// reservation, so it is logged, not raised).
+    fn preallocate_active(&self) {
+        if !self.config.preallocate {
+            return;
+        }
+        let seg = self.active();
+        if let Err(e) = seg.file.preallocate(self.config.segment_bytes) {
+            tracing::warn!(segment = %seg.log_path.display(), error = %e, "preallocating a segment failed");
+        }
     }
 
     pub(crate) fn active(&self) -> &Segment {
@@ -508,6 +581,12 @@ impl Log {
         if let Err(e) = result {
             return self.fail(e);
         }
+        if self.config.preallocate {
+            let seg = self.active();
+            if let Err(e) = seg.file.release_preallocated() {
+                tracing::warn!(segment = %seg.log_path.display(), error = %e, "releasing a segment's preallocated blocks failed");
+            }
+        }
         let log_end_offset = self.log_end_offset();
         // Every earlier segment was fsync'd at its own roll, so the whole log below the
         // new segment is durable now (unless a SyncTarget is out: own_fsync_succeeded).
@@ -525,6 +604,7 @@ impl Log {
         match created {
             Ok(seg) => {
                 self.segments.insert(log_end_offset, seg);
+                self.preallocate_active();
             }
             Err(e) => return self.fail(e),
         }
@@ -1028,6 +1108,8 @@ impl Log {
             retired: RetiredFiles::default(),
             fs: Arc::clone(&self.fs),
             to_unlink: Vec::new(),
+            delete_delay_ms: self.config.file_delete_delay_ms,
+            renamed: Vec::new(),
         };
         if count == 0 {
             return Ok(deleted);

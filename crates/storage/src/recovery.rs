@@ -35,8 +35,8 @@ use crate::checkpoint::{
 use crate::fs::Fs;
 use crate::log::{io_err, RecoveryReport, StorageError};
 use crate::segment::{
-    file_name, parse_log_file_name, Segment, CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX,
-    SCAN_CHUNK_BYTES, TIME_INDEX_SUFFIX,
+    file_name, parse_log_file_name, Segment, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX,
+    LOG_SUFFIX, SCAN_CHUNK_BYTES, TIME_INDEX_SUFFIX,
 };
 
 /// What the partition directory holds at open, before recovery changes anything.
@@ -316,13 +316,14 @@ impl DirectoryPlan {
             p.run(Command::SyncDir);
         }
 
-        // Stale tmp files of interrupted checkpoint writes go; index files without their
-        // .log go (a deletion that crashed midway).
+        // Stale tmp files of interrupted checkpoint writes go, and files of deleted segments
+        // whose file.delete.delay.ms had not passed; index files without their .log go (a
+        // deletion that crashed midway).
         let mut bases = BTreeSet::new();
         let mut index_files = Vec::new();
         let names: Vec<String> = p.files.keys().cloned().collect();
         for name in names {
-            if name.ends_with(TMP_SUFFIX) {
+            if name.ends_with(TMP_SUFFIX) || name.ends_with(DELETED_SUFFIX) {
                 p.run(Command::RemoveFile { name });
             } else if let Some(base) = parse_log_file_name(&name) {
                 bases.insert(base);
@@ -385,6 +386,7 @@ impl DirectoryPlan {
         }
         for name in files.keys() {
             let leftover = name.ends_with(TMP_SUFFIX)
+                || name.ends_with(DELETED_SUFFIX)
                 || name.ends_with(CLEANED_SUFFIX)
                 || name == CLEAN_SWAP_FILE;
             if leftover {

@@ -14,6 +14,9 @@ pub(crate) const INDEX_SUFFIX: &str = ".index";
 pub(crate) const TIME_INDEX_SUFFIX: &str = ".timeindex";
 /// A segment written by the cleaner, not yet swapped in (see docs/storage.md, "Compaction").
 pub(crate) const CLEANED_SUFFIX: &str = ".log.cleaned";
+/// Added to the names of a deleted segment's files while `file.delete.delay.ms` runs (Kafka's
+/// suffix); such files are removed at the next open if the broker stopped before.
+pub(crate) const DELETED_SUFFIX: &str = ".deleted";
 
 /// Source of `Segment::id`: unique in the process, so a segment replaced by another with
 /// the same base offset (a clean, a truncation) is told apart from it.
@@ -486,6 +489,30 @@ impl Segment {
         }
         self.indexes_on_disk = false;
         Ok(())
+    }
+
+    /// Rename the three files to `<name>.deleted` (the .log first: from then on the segment
+    /// is no longer part of the log for a recovery, and its indexes are orphans it removes).
+    /// Returns the new paths of the files that existed.
+    pub fn rename_deleted(self, fs: &dyn Fs) -> io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        let paths = [
+            self.log_path.clone(),
+            self.index_path(INDEX_SUFFIX),
+            self.index_path(TIME_INDEX_SUFFIX),
+        ];
+        for (i, path) in paths.into_iter().enumerate() {
+            let mut to = path.clone().into_os_string();
+            to.push(DELETED_SUFFIX);
+            let to = PathBuf::from(to);
+            match fs.rename(&path, &to) {
+                Ok(()) => out.push(to),
+                // Index files are optional; a missing .log means the partition went.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && i > 0 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// Remove the three files (the .log last, so a crash midway leaves a .log that the next

@@ -246,6 +246,21 @@ fn delete_records_moves_the_start_inside_a_segment_and_reads_from_there() {
 /// left, every offset from the start on reads back exactly, and appends go on at the end.
 #[test]
 fn a_crash_at_every_operation_of_retention_leaves_a_consistent_log() {
+    crash_at_every_operation_of_retention(small_config());
+}
+
+/// The same with `file.delete.delay.ms`: the files are renamed to `*.deleted`, then removed
+/// (here at once, as the broker does after the delay); a crash anywhere in between leaves
+/// none of them after the reopen.
+#[test]
+fn a_crash_at_every_operation_of_a_delayed_deletion_leaves_a_consistent_log() {
+    crash_at_every_operation_of_retention(LogConfig {
+        file_delete_delay_ms: 60_000,
+        ..small_config()
+    });
+}
+
+fn crash_at_every_operation_of_retention(config: LogConfig) {
     type Op = fn(&mut Log, i64) -> Result<weir_storage::SegmentsDeleted, StorageError>;
     // Each op includes the unlink of the deleted files, which the broker does after
     // publishing the new start: crash points fall among those removals too.
@@ -254,6 +269,12 @@ fn a_crash_at_every_operation_of_retention_leaves_a_consistent_log() {
     ) -> Result<weir_storage::SegmentsDeleted, StorageError> {
         let mut deleted = r?;
         deleted.unlink()?;
+        if let Some(later) = deleted.delayed_removal() {
+            later.remove().map_err(|source| StorageError::Io {
+                context: "removing *.deleted files".into(),
+                source,
+            })?;
+        }
         Ok(deleted)
     }
     let ops: [(&str, Op); 3] = [
@@ -267,7 +288,7 @@ fn a_crash_at_every_operation_of_retention_leaves_a_consistent_log() {
     ];
     let setup = |seed: u64| {
         let fs = fresh_fs(seed);
-        let mut log = open_sim(&fs, small_config(), false).unwrap();
+        let mut log = open_sim(&fs, config.clone(), false).unwrap();
         let batches = fill(&mut log, 18, 0);
         (fs, log, batches)
     };
@@ -295,9 +316,15 @@ fn a_crash_at_every_operation_of_retention_leaves_a_consistent_log() {
                 1 => fs.crash_torn(),
                 _ => fs.restart(),
             }
-            let mut log = open_sim(&fs, small_config(), false)
+            let mut log = open_sim(&fs, config.clone(), false)
                 .unwrap_or_else(|e| panic!("{label}: reopen: {e}"));
             log.validate().unwrap();
+            let deleted_left: Vec<_> = fs
+                .paths()
+                .into_iter()
+                .filter(|p| p.to_string_lossy().ends_with(".deleted"))
+                .collect();
+            assert!(deleted_left.is_empty(), "{label}: {deleted_left:?} left");
             let start = log.log_start_offset();
             assert!(
                 start == before || start == after.log_start_offset,
@@ -319,6 +346,48 @@ fn a_crash_at_every_operation_of_retention_leaves_a_consistent_log() {
             assert_eq!(info.base_offset, end, "{label}");
         }
     }
+}
+
+/// `file.delete.delay.ms`: the deleted segments' files stay as `*.deleted` (out of the log)
+/// until the delayed removal, or until the next open if the broker stopped first.
+#[test]
+fn a_delayed_deletion_renames_the_files_and_the_next_open_removes_them() {
+    let config = LogConfig {
+        file_delete_delay_ms: 60_000,
+        ..small_config()
+    };
+    let fs = fresh_fs(11);
+    let mut log = open_sim(&fs, config.clone(), false).unwrap();
+    fill(&mut log, 18, 0);
+    let end = log.log_end_offset();
+    let segments = segment_bases(&fs).len();
+    let mut d = log.apply_retention(by_time(5_000), end, 20_000).unwrap();
+    assert!(d.segments > 0);
+    d.unlink().unwrap();
+    let deleted = |fs: &SimFs| -> Vec<String> {
+        fs.paths()
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .filter(|n| n.ends_with(".deleted"))
+            .collect()
+    };
+    let renamed = deleted(&fs);
+    assert!(
+        renamed.iter().any(|n| n.ends_with(".log.deleted")),
+        "{renamed:?}"
+    );
+    assert_eq!(segment_bases(&fs).len(), segments - d.segments);
+    let later = d.delayed_removal().expect("files to remove later");
+    assert_eq!(later.delay, std::time::Duration::from_millis(60_000));
+    assert_eq!(later.paths.len(), renamed.len());
+    // The broker stops before the delay has passed: the next open removes them.
+    drop(later);
+    drop(d);
+    drop(log);
+    fs.crash();
+    let log = open_sim(&fs, config, false).unwrap();
+    log.validate().unwrap();
+    assert_eq!(deleted(&fs), Vec::<String>::new());
 }
 
 #[test]
