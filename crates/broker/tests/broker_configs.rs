@@ -75,6 +75,7 @@ async fn broker_entries_keep_their_names_types_and_values() {
         ("group.max.size", 3, "10000"),
         ("group.consumer.session.timeout.ms", 3, "45000"),
         ("group.consumer.heartbeat.interval.ms", 3, "5000"),
+        ("group.consumer.migration.policy", 2, "bidirectional"),
         ("offsets.retention.minutes", 3, "10080"),
         ("offsets.retention.check.interval.ms", 5, "600000"),
         ("offsets.topic.num.partitions", 3, "3"),
