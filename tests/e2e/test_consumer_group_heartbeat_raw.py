@@ -111,3 +111,35 @@ def test_bad_consumer_group_heartbeats_get_kafkas_errors(broker):
     error, *_ = call(port, heartbeat_v1("g", member, epoch))
     assert error == UNKNOWN_MEMBER_ID
     assert broker.proc.poll() is None, "the broker died"
+
+
+def test_a_consumer_protocol_member_must_commit_with_offset_commit_v9(broker):
+    """Kafka's rule for consumer groups: a member of the consumer protocol commits with
+    OffsetCommit v9+ (member id and epoch); an older version from it is UNSUPPORTED_VERSION,
+    not a silent commit. Its epoch is checked (STALE_MEMBER_EPOCH)."""
+    import kafka_raw
+    from kafka.protocol.consumer import OffsetCommitRequest
+
+    UNSUPPORTED_VERSION, STALE_MEMBER_EPOCH = 35, 113
+    create_topic(broker.bootstrap, "raw-commit", 1)
+    member = str(uuid.uuid4())
+    error, _, _, epoch, _ = call(broker.port, heartbeat_v1("g-commit", member, 0, 30000,
+                                                           topics=["raw-commit"], owned=[]))
+    assert error == NONE and epoch >= 1
+    T = OffsetCommitRequest.OffsetCommitRequestTopic
+    P = T.OffsetCommitRequestPartition
+
+    def commit(version, epoch):
+        r = kafka_raw.call(broker.port, OffsetCommitRequest(
+            group_id="g-commit", generation_id_or_member_epoch=epoch, member_id=member,
+            group_instance_id=None, retention_time_ms=-1,
+            topics=[T(name="raw-commit", partitions=[
+                P(partition_index=0, committed_offset=5, committed_leader_epoch=-1,
+                  committed_metadata="")])]), version)
+        [t] = r.topics
+        [p] = t.partitions
+        return p.error_code
+
+    assert commit(8, epoch) == UNSUPPORTED_VERSION
+    assert commit(9, epoch) == NONE
+    assert commit(9, epoch - 1) == STALE_MEMBER_EPOCH

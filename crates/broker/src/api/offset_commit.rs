@@ -53,6 +53,7 @@ pub(crate) async fn handle(
                     } else {
                         None
                     },
+                    version,
                     entries,
                 )
                 .await

@@ -1479,6 +1479,20 @@ impl ConsumerGroup {
         out
     }
 
+    /// OffsetCommit (Kafka's validateOffsetCommit): as `check_member_epoch`, and a
+    /// consumer-protocol member must use OffsetCommit v9+ (UNSUPPORTED_VERSION otherwise; a
+    /// classic member of the group uses any version).
+    pub fn check_commit(&self, member_id: &str, epoch: i32, api_version: i16) -> i16 {
+        if api_version < 9 && !(member_id.is_empty() && epoch < 0) {
+            if let Some(m) = self.members.get(member_id) {
+                if !m.is_classic() {
+                    return ec::UNSUPPORTED_VERSION;
+                }
+            }
+        }
+        self.check_member_epoch(member_id, epoch, false)
+    }
+
     /// OffsetCommit / OffsetFetch from a consumer-protocol member: it must be a member and
     /// use its current epoch (else STALE_MEMBER_EPOCH). A commit with no member id and a
     /// negative epoch comes from outside the group (an admin tool): allowed while empty for
@@ -2204,6 +2218,12 @@ mod tests {
         // From outside the group: fetches always, commits only while it is empty.
         assert_eq!(g.check_member_epoch("", -1, true), ec::NONE);
         assert_eq!(g.check_member_epoch("", -1, false), ec::UNKNOWN_MEMBER_ID);
+        // A consumer-protocol member must commit with OffsetCommit v9+.
+        assert_eq!(g.check_commit("a", a.member_epoch, 9), ec::NONE);
+        assert_eq!(
+            g.check_commit("a", a.member_epoch, 8),
+            ec::UNSUPPORTED_VERSION
+        );
     }
 
     #[test]

@@ -272,7 +272,8 @@ impl GroupCoordinator {
                 let group = groups
                     .entry(group_id.to_string())
                     .or_insert_with(|| Group::new(group_id, now));
-                check_offset_commit(group, generation, member_id, instance)
+                // A transactional commit is not held to OffsetCommit's version rule.
+                check_offset_commit(group, generation, member_id, instance, None)
             };
             if group_error != ec::NONE {
                 return vec![group_error; entries.len()];
@@ -920,12 +921,14 @@ impl GroupCoordinator {
     /// OffsetCommit: checks the member and appends the offsets now (so commits pipelined on
     /// one connection share fsyncs, like produces); the returned future waits until they are
     /// durable, makes them visible, and yields one error code per entry.
+    #[allow(clippy::too_many_arguments)]
     pub async fn offset_commit(
         self: &Arc<Self>,
         group_id: &str,
         generation: i32,
         member_id: &str,
         instance: Option<&str>,
+        api_version: i16,
         entries: Vec<OffsetCommitEntry>,
     ) -> BoxFuture<Vec<i16>> {
         let ready =
@@ -936,7 +939,7 @@ impl GroupCoordinator {
             let group = groups
                 .entry(group_id.to_string())
                 .or_insert_with(|| Group::new(group_id, now));
-            check_offset_commit(group, generation, member_id, instance)
+            check_offset_commit(group, generation, member_id, instance, Some(api_version))
         };
         if group_error != ec::NONE {
             return ready(vec![group_error; entries.len()]);
@@ -1435,13 +1438,17 @@ fn check_offset_commit(
     generation: i32,
     member_id: &str,
     instance: Option<&str>,
+    api_version: Option<i16>,
 ) -> i16 {
     if group.state == GroupState::Dead {
         return ec::COORDINATOR_NOT_AVAILABLE;
     }
     if let Some(c) = &group.consumer {
         // A consumer group: the generation field carries the member epoch (v9+).
-        return c.check_member_epoch(member_id, generation, false);
+        return match api_version {
+            Some(v) => c.check_commit(member_id, generation, v),
+            None => c.check_member_epoch(member_id, generation, false),
+        };
     }
     if generation < 0 && member_id.is_empty() && instance.is_none() {
         return if group.is_empty() {
