@@ -431,3 +431,21 @@ def test_list_config_resources(broker, kadmin):
     assert {(2, "lcr-a"), (2, "lcr-b")} <= set(listed[1:])
     r = kafka_raw.call(broker.port, ListConfigResourcesRequest(), 0)
     assert (r.error_code, r.config_resources) == (0, [])
+
+
+def test_metadata_v13_has_a_top_level_error_code(broker):
+    """Metadata v13 (KIP-1102) adds a top-level error code, with which a broker can tell a
+    client to rebootstrap: weir answers NONE, and the rest of the answer is v12's (brokers,
+    topic ids, partitions and their leader)."""
+    create_topic(broker.bootstrap, "md13", 2)
+    T = MetadataRequest.MetadataRequestTopic
+    r = kafka_raw.call(broker.port, MetadataRequest(topics=[T(topic_id=uuid.UUID(int=0),
+                                                              name="md13")],
+                                                    allow_auto_topic_creation=False,
+                                                    include_topic_authorized_operations=False), 13)
+    assert r.error_code == 0, r
+    assert [(b.host, b.port) for b in r.brokers] == [("127.0.0.1", broker.port)]
+    [t] = r.topics
+    assert (t.error_code, t.name, len(t.partitions)) == (0, "md13", 2)
+    assert t.topic_id == topic_id(broker.port, "md13")
+    assert all(p.leader_id == r.brokers[0].node_id for p in t.partitions)

@@ -1,5 +1,7 @@
 //! Metadata (key 3): brokers (just this one), topics, partitions and their leader.
-//! Auto-creates requested topics when the request and the broker both allow it.
+//! Auto-creates requested topics when the request and the broker both allow it. v13
+//! (KIP-1102) adds a top-level error code, for REBOOTSTRAP_REQUIRED; one node never asks
+//! its clients to rebootstrap, so it is always NONE.
 
 use std::collections::BTreeMap;
 
@@ -56,6 +58,7 @@ pub(crate) async fn handle(
     }
     let node = BrokerId(broker.config.node_id);
     MetadataResponse::default()
+        .with_error_code(ec::NONE)
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(node)
             .with_host(str_bytes(&broker.config.advertised_host))
@@ -133,7 +136,7 @@ pub struct Metadata;
 
 impl KafkaApi for Metadata {
     const KEY: ApiKey = ApiKey::Metadata;
-    const VERSIONS: RangeInclusive<i16> = 0..=12;
+    const VERSIONS: RangeInclusive<i16> = 0..=13;
     type Request = MetadataRequest;
     type Response = MetadataResponse;
 
@@ -146,6 +149,7 @@ impl KafkaApi for Metadata {
     }
 
     fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        f(resp.error_code);
         for t in &resp.topics {
             f(t.error_code);
             t.partitions.iter().for_each(|p| f(p.error_code));

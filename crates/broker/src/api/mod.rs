@@ -335,7 +335,7 @@ mod tests {
         (ApiKey::Produce, 0, 13),
         (ApiKey::Fetch, 4, 18),
         (ApiKey::ListOffsets, 1, 10),
-        (ApiKey::Metadata, 0, 12),
+        (ApiKey::Metadata, 0, 13),
         (ApiKey::OffsetCommit, 2, 9),
         (ApiKey::OffsetFetch, 1, 9),
         (ApiKey::FindCoordinator, 0, 4),
