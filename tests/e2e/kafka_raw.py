@@ -185,7 +185,7 @@ def call(port, request, version, correlation_id=1, timeout=30.0, sock=None):
     """Send one request built with kafka-python's protocol classes (generated from Kafka's
     own JSON schemas) at exactly `version`, and decode the response at that version. For
     tests that need a version, or a field, that no client library would pick by itself
-    (Produce v13 by topic id, Fetch v18, ListOffsets v10 specials). With `sock`, uses that
+    (Produce v13 by topic id, Fetch v18, ListOffsets v10 and v11 specials). With `sock`, uses that
     connection and leaves it open."""
     request.with_header(correlation_id=correlation_id, client_id="raw")
     frame = bytes(request.encode(version=version, header=True, framed=True))

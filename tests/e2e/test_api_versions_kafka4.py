@@ -1,4 +1,4 @@
-"""Kafka 4.x API versions against the real binary: Produce 13, Fetch 18 and ListOffsets 10
+"""Kafka 4.x API versions against the real binary: Produce 13, Fetch 18 and ListOffsets 11
 (topics named by id, KIP-516; ListOffsets' tiered-storage specials), DescribeTopicPartitions
 (KIP-966, paged by a cursor) and ListConfigResources (KIP-1142).
 
@@ -307,8 +307,13 @@ def test_list_offsets_v10_specials(broker):
         UNSUPPORTED_VERSION
     assert list_offsets(broker.port, 9, "lo10", [(0, latest_tiered)])[0][0] == 0
     assert list_offsets(broker.port, 6, "lo10", [(0, max_ts)])[0][0] == UNSUPPORTED_VERSION
+    # Earliest pending upload (-6, KIP-1023) needs v11; nothing waits for a remote tier,
+    # so Kafka 4.2 answers offset -1 and epoch -1, as for latest tiered.
+    assert list_offsets(broker.port, 10, "lo10", [(0, -6)])[0][0] == UNSUPPORTED_VERSION
+    assert list_offsets(broker.port, 11, "lo10", [(0, -6), (0, latest), (0, earliest)]) == \
+        [(0, -1, -1, -1), (0, -1, 3, 0), (0, -1, 0, 0)]
     # A negative timestamp no version knows.
-    assert list_offsets(broker.port, 10, "lo10", [(0, -6), (0, -100)]) == \
+    assert list_offsets(broker.port, 11, "lo10", [(0, -7), (0, -100)]) == \
         [(UNSUPPORTED_VERSION, -1, -1, -1)] * 2
 
 

@@ -1,11 +1,13 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local
-//! (-4, v8+), latest tiered (-5, v9+), or the first offset at or after a timestamp. With
+//! (-4, v8+), latest tiered (-5, v9+), earliest pending upload (-6, v11+, KIP-1023), or the
+//! first offset at or after a timestamp. With
 //! isolation level read_committed (v2+) "latest" and the searches stop at the last stable
 //! offset instead of the high watermark.
 //!
 //! weir has no tiered storage (KIP-405): the whole log is local, so the earliest local
-//! offset is the log start offset, and nothing is tiered (-5 answers offset -1, as Kafka does
-//! for a topic without remote storage). v10's timeout is for remote reads: unused here. A
+//! offset is the log start offset, and nothing is tiered or waiting for upload (-5 and -6
+//! answer offset -1 with epoch -1, as Kafka's `UnifiedLog` does for a topic without remote
+//! storage). v10's timeout is for remote reads: unused here. A
 //! special timestamp the request's version does not know, or one that no version knows,
 //! is UNSUPPORTED_VERSION (Kafka's answer).
 
@@ -25,6 +27,7 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
+const EARLIEST_PENDING_UPLOAD: i64 = -6;
 
 /// The first version that knows each special (negative) timestamp; any other negative
 /// timestamp is unsupported at every version.
@@ -34,6 +37,7 @@ fn special_min_version(timestamp: i64) -> Option<i16> {
         MAX_TIMESTAMP => Some(7),
         EARLIEST_LOCAL => Some(8),
         LATEST_TIERED => Some(9),
+        EARLIEST_PENDING_UPLOAD => Some(11),
         _ => None,
     }
 }
@@ -106,7 +110,7 @@ fn lookup(
     match timestamp {
         LATEST => (ec::NONE, -1, end, epoch),
         EARLIEST | EARLIEST_LOCAL => (ec::NONE, -1, state.log_start_offset, epoch),
-        LATEST_TIERED => (ec::NONE, -1, -1, -1),
+        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => (ec::NONE, -1, -1, -1),
         MAX_TIMESTAMP => {
             let found = p.with_log(|l| l.max_timestamp().map(|m| m.map(|(ts, o)| (o, ts))));
             timestamp_answer(&p, found, end, epoch)
@@ -143,7 +147,7 @@ pub struct ListOffsets;
 
 impl KafkaApi for ListOffsets {
     const KEY: ApiKey = ApiKey::ListOffsets;
-    const VERSIONS: RangeInclusive<i16> = 1..=10;
+    const VERSIONS: RangeInclusive<i16> = 1..=11;
     type Request = ListOffsetsRequest;
     type Response = ListOffsetsResponse;
 

@@ -334,7 +334,7 @@ mod tests {
     const ADVERTISED: &[ApiVersionRange] = &[
         (ApiKey::Produce, 0, 13),
         (ApiKey::Fetch, 4, 18),
-        (ApiKey::ListOffsets, 1, 10),
+        (ApiKey::ListOffsets, 1, 11),
         (ApiKey::Metadata, 0, 13),
         (ApiKey::OffsetCommit, 2, 9),
         (ApiKey::OffsetFetch, 1, 9),
