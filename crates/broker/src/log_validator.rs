@@ -16,7 +16,7 @@
 use std::ops::ControlFlow;
 
 use weir_storage::batch::BatchHeader;
-use weir_storage::record_codec::recompress_batch;
+use weir_storage::record_codec::{recompress_batch, CompressionLevels};
 
 use crate::config::TopicSettings;
 use crate::error_codes as ec;
@@ -227,7 +227,12 @@ pub fn recompress(
             out.extend_from_slice(batch);
             continue;
         }
-        let re = recompress_batch(batch, codec, settings.compression_gzip_level).map_err(|e| {
+        let levels = CompressionLevels {
+            gzip: settings.compression_gzip_level,
+            lz4: settings.compression_lz4_level,
+            zstd: settings.compression_zstd_level,
+        };
+        let re = recompress_batch(batch, codec, levels).map_err(|e| {
             Rejection::whole(
                 ec::CORRUPT_MESSAGE,
                 format!("the records of a batch cannot be re-encoded for compression.type: {e}"),

@@ -219,18 +219,42 @@ pub(crate) fn put_record_tail(
 /// computed. The codecs produce what Kafka clients read: gzip, snappy in snappy-java's
 /// xerial framing, LZ4 frames with independent 64 KiB blocks, zstd.
 pub fn encode_batch(h: &BatchHeader, record_count: i32, records: &[u8]) -> io::Result<Vec<u8>> {
-    encode_batch_with_level(h, record_count, records, -1)
+    encode_batch_with_level(h, record_count, records, CompressionLevels::default())
 }
 
-/// [`encode_batch`] with a gzip level (1-9; -1: flate2's default, as Kafka's
-/// `compression.gzip.level` -1); the other codecs have one level each here.
+/// The level each codec compresses at: Kafka's `compression.gzip.level` (1-9, or -1 for
+/// the library default, 6), `compression.lz4.level` (1-17, default 9) and
+/// `compression.zstd.level` (-131072 to 22, default 3). Snappy has no levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionLevels {
+    /// gzip: 1 (fastest) to 9 (smallest); anything else is the default, 6.
+    pub gzip: i32,
+    /// LZ4: 1 to 17, LZ4 HC at that level as Kafka's lz4-java `highCompressor(level)`
+    /// compresses (the C library caps HC at 12, so 12-17 compress alike).
+    pub lz4: i32,
+    /// zstd: -131072 (fastest) to 22 (smallest); 0 is zstd's default, 3.
+    pub zstd: i32,
+}
+
+impl Default for CompressionLevels {
+    /// Kafka's defaults.
+    fn default() -> Self {
+        Self {
+            gzip: -1,
+            lz4: 9,
+            zstd: 3,
+        }
+    }
+}
+
+/// [`encode_batch`] with the codec's level taken from `levels`.
 pub fn encode_batch_with_level(
     h: &BatchHeader,
     record_count: i32,
     records: &[u8],
-    gzip_level: i32,
+    levels: CompressionLevels,
 ) -> io::Result<Vec<u8>> {
-    let body = compress_with_level(h.compression(), records, gzip_level)?;
+    let body = compress_with_level(h.compression(), records, levels)?;
     let mut b = Vec::with_capacity(BATCH_HEADER_LEN + body.len());
     b.extend_from_slice(&h.base_offset.to_be_bytes());
     let batch_length = i32::try_from(BATCH_HEADER_LEN - 12 + body.len())
@@ -255,15 +279,24 @@ pub fn encode_batch_with_level(
 }
 
 /// `data` compressed with Kafka codec `codec` (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+/// Each codec at Kafka's default level.
 pub fn compress(codec: i16, data: &[u8]) -> io::Result<Cow<'_, [u8]>> {
-    compress_with_level(codec, data, -1)
+    compress_with_level(codec, data, CompressionLevels::default())
 }
 
-fn compress_with_level(codec: i16, data: &[u8], gzip_level: i32) -> io::Result<Cow<'_, [u8]>> {
+/// Compression goes through the codecs' reference C libraries where Kafka exposes levels
+/// (liblz4's HC modes and libzstd's levels have no pure-Rust equivalent); decompression,
+/// which reads what any client sent, stays with the memory-safe Rust decoders in
+/// `records.rs`.
+fn compress_with_level(
+    codec: i16,
+    data: &[u8],
+    levels: CompressionLevels,
+) -> io::Result<Cow<'_, [u8]>> {
     Ok(Cow::Owned(match codec {
         0 => return Ok(Cow::Borrowed(data)),
         1 => {
-            let level = match u32::try_from(gzip_level) {
+            let level = match u32::try_from(levels.gzip) {
                 Ok(l @ 1..=9) => flate2::Compression::new(l),
                 _ => flate2::Compression::default(),
             };
@@ -284,15 +317,19 @@ fn compress_with_level(codec: i16, data: &[u8], gzip_level: i32) -> io::Result<C
             out
         }
         3 => {
-            use lz4_flex::frame::{BlockMode, BlockSize, FrameEncoder, FrameInfo};
-            let info = FrameInfo::new()
-                .block_size(BlockSize::Max64KB)
-                .block_mode(BlockMode::Independent);
-            let mut e = FrameEncoder::with_frame_info(info, Vec::new());
+            // Kafka's frame: 64 KiB independent blocks, no content checksum.
+            let mut e = lz4::EncoderBuilder::new()
+                .block_size(lz4::BlockSize::Max64KB)
+                .block_mode(lz4::BlockMode::Independent)
+                .checksum(lz4::ContentChecksum::NoChecksum)
+                .level(levels.lz4.clamp(1, 17) as u32)
+                .build(Vec::with_capacity(data.len() / 2 + 64))?;
             e.write_all(data)?;
-            e.finish().map_err(|e| invalid(&format!("lz4: {e}")))?
+            let (out, result) = e.finish();
+            result?;
+            out
         }
-        4 => ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest),
+        4 => zstd::bulk::compress(data, levels.zstd.clamp(-131_072, 22))?,
         other => return Err(invalid(&format!("unknown compression codec {other}"))),
     }))
 }
@@ -304,7 +341,11 @@ fn compress_with_level(codec: i16, data: &[u8], gzip_level: i32) -> io::Result<C
 /// sequence, transactional bit, timestamps, offsets). The batch must have passed
 /// `validate_record_set` (so its record count is `last_offset_delta + 1`). Errors if its
 /// records do not parse or inflate past the decompression bound.
-pub fn recompress_batch(batch: &[u8], codec: i16, gzip_level: i32) -> io::Result<Vec<u8>> {
+pub fn recompress_batch(
+    batch: &[u8],
+    codec: i16,
+    levels: CompressionLevels,
+) -> io::Result<Vec<u8>> {
     let h = BatchHeader::parse(batch).ok_or_else(|| invalid("batch shorter than a header"))?;
     let data = records_section(batch)?;
     let records = parse_records(&h, &data)?;
@@ -316,7 +357,7 @@ pub fn recompress_batch(batch: &[u8], codec: i16, gzip_level: i32) -> io::Result
     h2.attributes = (h.attributes & !0x7) | (codec & 0x7);
     let count = i32::try_from(records.len()).map_err(|_| invalid("too many records"))?;
     h2.last_offset_delta = count - 1;
-    encode_batch_with_level(&h2, count, &out, gzip_level)
+    encode_batch_with_level(&h2, count, &out, levels)
 }
 
 /// Zigzag varint, as Kafka's record fields use.
@@ -510,7 +551,12 @@ mod tests {
                 }
                 let b = encode_batch(&h, 5, &recs).unwrap();
                 crate::batch::validate_record_set(&b, usize::MAX).unwrap();
-                let r = recompress_batch(&b, to, 9).unwrap();
+                let levels = CompressionLevels {
+                    gzip: 9,
+                    lz4: 12,
+                    zstd: 19,
+                };
+                let r = recompress_batch(&b, to, levels).unwrap();
                 let got = crate::batch::validate_record_set(&r, usize::MAX).unwrap()[0];
                 assert_eq!(got.compression(), to);
                 assert!(got.is_transactional());
@@ -521,6 +567,34 @@ mod tests {
                 assert_eq!((got.base_timestamp, got.max_timestamp), (1_000, 1_004));
                 assert_eq!(got.last_offset_delta, 4);
                 assert_eq!(decode_records(&r).unwrap(), decode_records(&b).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn every_level_kafka_accepts_encodes_what_the_decoders_read() {
+        let data: Vec<u8> = (0..200_000u32)
+            .map(|i| ((i % 251) ^ (i / 977)) as u8)
+            .collect();
+        let cases = [
+            (1, [-1, 0, 1, 9, 42].as_slice()),
+            (3, [0, 1, 2, 3, 9, 12, 17, 99].as_slice()),
+            (4, [-131_072, -5, 0, 1, 3, 22].as_slice()),
+        ];
+        for (codec, levels) in cases {
+            for &level in levels {
+                let levels = CompressionLevels {
+                    gzip: level,
+                    lz4: level,
+                    zstd: level,
+                };
+                let c = compress_with_level(codec, &data, levels).unwrap();
+                let mut back = Vec::new();
+                crate::records::decompressed(codec, &c)
+                    .unwrap()
+                    .read_to_end(&mut back)
+                    .unwrap();
+                assert_eq!(back, data, "codec {codec} level {level}");
             }
         }
     }
