@@ -469,12 +469,9 @@ impl GroupCoordinator {
             group = group_id,
             "empty consumer group becomes a classic group"
         );
-        let appended = self.append(group_id, tombstones).await;
-        drop(order);
-        match appended {
-            Ok(ticket) => ticket.wait().await.map_err(|e| e.code()),
-            Err(e) => Err(e.code()),
-        }
+        self.append_in_order(order, group_id, tombstones)
+            .await
+            .await
     }
 
     /// A classic member's JoinGroup to a consumer group with members: applied and answered
@@ -521,13 +518,7 @@ impl GroupCoordinator {
         if recs.is_empty() {
             return outcome;
         }
-        let appended = self.append(group_id, recs).await;
-        drop(order);
-        let durable = match appended {
-            Ok(ticket) => ticket.wait().await.map_err(|e| e.code()),
-            Err(e) => Err(e.code()),
-        };
-        match durable {
+        match self.append_in_order(order, group_id, recs).await.await {
             Ok(()) => outcome,
             Err(code) => JoinOutcome::error(code, &outcome.member_id),
         }
@@ -655,13 +646,7 @@ impl GroupCoordinator {
         if recs.is_empty() {
             return codes;
         }
-        let appended = self.append(group_id, recs).await;
-        drop(order);
-        let durable = match appended {
-            Ok(ticket) => ticket.wait().await.map_err(|e| e.code()),
-            Err(e) => Err(e.code()),
-        };
-        if let Err(code) = durable {
+        if let Err(code) = self.append_in_order(order, group_id, recs).await.await {
             for c in codes.iter_mut().filter(|c| **c == ec::NONE) {
                 *c = code;
             }
@@ -850,14 +835,9 @@ impl GroupCoordinator {
         if recs.is_empty() {
             return ready(answer);
         }
-        let appended = self.append(group_id, recs).await;
-        drop(order);
+        let durable = self.append_in_order(order, group_id, recs).await;
         Box::pin(async move {
-            let durable = match appended {
-                Ok(ticket) => ticket.wait().await.map_err(|e| e.code()),
-                Err(e) => Err(e.code()),
-            };
-            match durable {
+            match durable.await {
                 Ok(()) => answer,
                 Err(code) => consumer::HeartbeatAnswer {
                     error: code,
@@ -1214,6 +1194,26 @@ impl GroupCoordinator {
 
     /// Append records for `group_id` to its `__consumer_offsets` partition, without waiting
     /// for the fsync (awaits only the creation of the topic, the first time).
+    /// Appends a consumer group's records while `order` (the `consumer_order` guard taken
+    /// before the change was made) is held, so records reach the log in the order of their
+    /// changes, then releases it: the returned future waits for durability without holding
+    /// up the next change. Errors are the codes to answer.
+    async fn append_in_order(
+        &self,
+        order: tokio::sync::MutexGuard<'_, ()>,
+        group_id: &str,
+        recs: Vec<(Key, Option<Bytes>)>,
+    ) -> impl std::future::Future<Output = Result<(), i16>> + Send + 'static {
+        let appended = self.append(group_id, recs).await;
+        drop(order);
+        async move {
+            match appended {
+                Ok(ticket) => ticket.wait().await.map_err(|e| e.code()),
+                Err(e) => Err(e.code()),
+            }
+        }
+    }
+
     async fn append(
         &self,
         group_id: &str,
