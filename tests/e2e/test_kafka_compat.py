@@ -200,6 +200,36 @@ def test_pipelined_requests_on_one_socket_see_the_earlier_ones_effects(make_brok
     assert _parse_offset_fetch_v1(answers[3]) == 91
 
 
+def test_pipelined_offset_commits_overlap_and_the_last_one_wins(broker):
+    """OffsetCommits may overlap earlier ones waiting for their fsync (librdkafka's
+    asynchronous commits pipeline them), but the offset that stays committed is the last one
+    sent, as with in-order execution, whichever fsync wait ends first."""
+    b = broker
+    create_topic(b.bootstrap, "pc", 1)
+    commits = [(8, 2, _offset_commit_v2("pc-g", "pc", 0, o)) for o in range(1, 301)]
+    answers = _pipelined(b.port, commits + [(9, 1, _offset_fetch_v1("pc-g", "pc", 0))])
+    for a in answers[:-1]:
+        # correlation, topics count, topic name, partitions count, partition index, error
+        pos = 4 + 4
+        pos += 2 + struct.unpack_from(">h", a, pos)[0] + 4 + 4
+        assert struct.unpack_from(">h", a, pos)[0] == 0
+    assert _parse_offset_fetch_v1(answers[-1]) == 300
+
+    # The same through confluent-kafka's asynchronous commits, then after a restart.
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "pc-async",
+                  "enable.auto.commit": False})
+    try:
+        for o in range(1, 2001):
+            c.commit(offsets=[TopicPartition("pc", 0, o)], asynchronous=True)
+        [tp] = c.committed([TopicPartition("pc", 0)], timeout=30)
+        assert tp.offset == 2000, tp
+    finally:
+        c.close()
+    b.restart()
+    answers = _pipelined(b.port, [(9, 1, _offset_fetch_v1("pc-async", "pc", 0))])
+    assert _parse_offset_fetch_v1(answers[0]) == 2000
+
+
 def test_pipelined_produces_still_overlap_and_keep_their_order(broker):
     """The barrier must not serialise what pipelining is for: many Produce requests written
     back to back are all answered, in order, with consecutive base offsets."""

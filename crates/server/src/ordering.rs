@@ -8,11 +8,15 @@
 //! before the earlier one. The barrier here holds back such a request until the earlier
 //! responses it depends on are finished.
 //!
-//! Two overlaps stay allowed, because they are what pipelining is for and they are safe:
+//! Three overlaps stay allowed, because they are what pipelining is for and they are safe:
 //! a Produce may be dispatched while earlier Produces wait for their fsync (the append
-//! itself happens at dispatch, in order; only the durability wait is deferred), and a Fetch
-//! may be dispatched while earlier Fetches long-poll (a fetch changes nothing another fetch
-//! reads). Everything else waits for every earlier deferred response.
+//! itself happens at dispatch, in order; only the durability wait is deferred), an
+//! OffsetCommit likewise while earlier OffsetCommits wait for theirs (appended to
+//! `__consumer_offsets` at dispatch, in order, and applied by record offset, so a later
+//! commit is never overwritten by an earlier one finishing last: what librdkafka's
+//! asynchronous commits rely on), and a Fetch may be dispatched while earlier Fetches
+//! long-poll (a fetch changes nothing another fetch reads). Everything else waits for every
+//! earlier deferred response.
 //!
 //! I/O-free: the connection's reader asks [`OrderBarrier::must_finish_before`] which
 //! sequence number the writer must have finished first, and tells [`OrderBarrier::pending`]
@@ -26,6 +30,7 @@ use weir_protocol::kafka_protocol::messages::ApiKey;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Class {
     Produce,
+    OffsetCommit,
     Fetch,
     Other,
 }
@@ -34,6 +39,7 @@ impl Class {
     fn of(api: ApiKey) -> Class {
         match api {
             ApiKey::Produce => Class::Produce,
+            ApiKey::OffsetCommit => Class::OffsetCommit,
             ApiKey::Fetch => Class::Fetch,
             _ => Class::Other,
         }
@@ -44,7 +50,9 @@ impl Class {
     fn may_overlap(self, earlier: Class) -> bool {
         matches!(
             (self, earlier),
-            (Class::Produce, Class::Produce) | (Class::Fetch, Class::Fetch)
+            (Class::Produce, Class::Produce)
+                | (Class::OffsetCommit, Class::OffsetCommit)
+                | (Class::Fetch, Class::Fetch)
         )
     }
 }
@@ -124,6 +132,20 @@ mod tests {
         assert_eq!(b.must_finish_before(ApiKey::Fetch, 0), 0);
         assert_eq!(b.must_finish_before(ApiKey::Produce, 0), 1);
         assert_eq!(b.must_finish_before(ApiKey::OffsetCommit, 0), 1);
+    }
+
+    #[test]
+    fn offset_commits_pipeline_but_what_reads_offsets_waits() {
+        let mut b = OrderBarrier::default();
+        b.pending(1, ApiKey::OffsetCommit);
+        b.pending(2, ApiKey::OffsetCommit);
+        assert_eq!(b.must_finish_before(ApiKey::OffsetCommit, 0), 0);
+        assert_eq!(b.must_finish_before(ApiKey::OffsetFetch, 0), 2);
+        assert_eq!(b.must_finish_before(ApiKey::Produce, 0), 2);
+        assert_eq!(b.must_finish_before(ApiKey::TxnOffsetCommit, 0), 2);
+        b.pending(3, ApiKey::JoinGroup);
+        // A commit after a JoinGroup is checked against the generation it produced.
+        assert_eq!(b.must_finish_before(ApiKey::OffsetCommit, 0), 3);
     }
 
     #[test]
