@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,9 @@ const CATALOG_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// A generous bound so a CreateTopics cannot ask for millions of directories.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+/// How many partitions are opened or closed at once (startup, CreateTopics,
+/// CreatePartitions, shutdown).
+const PARTITION_IO_PARALLELISM: usize = 16;
 
 /// One topic and its open partitions. Replaced whole (never mutated) when it changes.
 pub struct Topic {
@@ -199,14 +203,16 @@ impl Catalog {
                     path: catalog.config.data_dir.join(CATALOG_FILE),
                     reason: format!("topic {}: stored config invalid: {e}", t.name),
                 })?;
-            let mut partitions = Vec::new();
-            for index in 0..t.partitions {
-                partitions.push(
-                    catalog
-                        .open_partition(&t.name, index, &settings, clean)
-                        .await?,
-                );
-            }
+            let partitions = catalog
+                .open_partitions(&t.name, 0..t.partitions, &settings, clean)
+                .await
+                .map_err(|(e, opened)| {
+                    // Startup fails; what did open is closed, never removed.
+                    for p in opened {
+                        let _ = p.close();
+                    }
+                    e
+                })?;
             catalog.write_topics().insert(
                 t.name.clone(),
                 Arc::new(Topic {
@@ -318,16 +324,10 @@ impl Catalog {
         let _guard = self.change_lock.lock().await;
         let (partitions, settings) =
             self.validate_new_topic(name, num_partitions, replication_factor, &overrides)?;
-        let mut opened = Vec::new();
-        for index in 0..partitions {
-            match self.open_partition(name, index, &settings, true).await {
-                Ok(p) => opened.push(p),
-                Err(e) => {
-                    delete_all(&opened);
-                    return Err(TopicError::storage(e));
-                }
-            }
-        }
+        let opened = self
+            .open_partitions(name, 0..partitions, &settings, true)
+            .await
+            .map_err(undo_new_partitions)?;
         let topic = Arc::new(Topic {
             name: name.to_string(),
             id: Uuid::new_v4(),
@@ -413,19 +413,10 @@ impl Catalog {
         if validate_only {
             return Ok(());
         }
-        let mut added = Vec::new();
-        for index in current..count {
-            match self
-                .open_partition(name, index, &topic.settings, true)
-                .await
-            {
-                Ok(p) => added.push(p),
-                Err(e) => {
-                    delete_all(&added);
-                    return Err(TopicError::storage(e));
-                }
-            }
-        }
+        let added = self
+            .open_partitions(name, current..count, &topic.settings, true)
+            .await
+            .map_err(undo_new_partitions)?;
         let grown = Arc::new(Topic {
             name: topic.name.clone(),
             id: topic.id,
@@ -509,17 +500,61 @@ impl Catalog {
         )))
     }
 
-    /// Close every partition (fsync, checkpoints, producer snapshots). Returns how many
-    /// failed to close cleanly (each is logged).
+    /// Close every partition (fsync, checkpoints, producer snapshots), on up to
+    /// [`PARTITION_IO_PARALLELISM`] threads: each close is a few fsyncs, and the file system
+    /// commits concurrent ones together, so 10,000 partitions close in seconds. Returns how
+    /// many failed to close cleanly (each is logged). Blocking.
     pub fn close_all(&self) -> usize {
-        let mut failed = 0;
-        for p in self.partitions() {
-            if let Err(e) = p.close() {
-                failed += 1;
-                tracing::error!(partition = %p.name(), error = %e, "close failed");
+        let partitions = self.partitions();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed = std::sync::atomic::AtomicUsize::new(0);
+        let workers = PARTITION_IO_PARALLELISM.min(partitions.len());
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    while let Some(p) = partitions.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if let Err(e) = p.close() {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(partition = %p.name(), error = %e, "close failed");
+                        }
+                    }
+                });
+            }
+        });
+        failed.into_inner()
+    }
+
+    /// Open partitions `indexes` of `topic`, up to [`PARTITION_IO_PARALLELISM`] at once
+    /// (recovery and the first fsyncs overlap, as Kafka's `num.recovery.threads.per.data.dir`
+    /// does), in index order. If any fails: the first error, with the ones that did open,
+    /// for the caller to close (existing data) or remove (new partitions).
+    async fn open_partitions(
+        &self,
+        topic: &str,
+        indexes: std::ops::Range<i32>,
+        settings: &TopicSettings,
+        clean: bool,
+    ) -> Result<Vec<Arc<Partition>>, (MetadataError, Vec<Arc<Partition>>)> {
+        use futures_util::stream::{self, StreamExt};
+        let results: Vec<_> = stream::iter(indexes)
+            .map(|index| self.open_partition(topic, index, settings, clean))
+            .buffered(PARTITION_IO_PARALLELISM)
+            .collect()
+            .await;
+        let mut opened = Vec::with_capacity(results.len());
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok(p) => opened.push(p),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        failed
+        match first_error {
+            None => Ok(opened),
+            Some(e) => Err((e, opened)),
+        }
     }
 
     /// Open (creating if missing) partition `index` of `topic` on a blocking thread, with
@@ -589,6 +624,12 @@ fn check_partition_limit(partitions: i32) -> Result<(), TopicError> {
         ));
     }
     Ok(())
+}
+
+/// A new topic's or new partitions' opening failed: remove those that opened.
+fn undo_new_partitions((e, opened): (MetadataError, Vec<Arc<Partition>>)) -> TopicError {
+    delete_all(&opened);
+    TopicError::storage(e)
 }
 
 /// Undo partitions opened for a change that did not happen.
