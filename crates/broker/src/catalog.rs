@@ -142,12 +142,49 @@ pub struct CatalogConfig {
     pub producer_id_expiration_ms: i64,
 }
 
+/// The topics by name, and by id for the requests that name topics by id (Produce 13,
+/// Fetch 13+, Metadata, DeleteTopics, consumer groups): a lookup, not a scan of every topic.
+#[derive(Default)]
+struct TopicMap {
+    by_name: BTreeMap<String, Arc<Topic>>,
+    by_id: std::collections::HashMap<Uuid, Arc<Topic>>,
+}
+
+impl TopicMap {
+    fn insert(&mut self, name: String, topic: Arc<Topic>) -> Option<Arc<Topic>> {
+        let old = self.by_name.insert(name, Arc::clone(&topic));
+        if let Some(old) = &old {
+            self.by_id.remove(&old.id);
+        }
+        self.by_id.insert(topic.id, topic);
+        old
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Arc<Topic>> {
+        let old = self.by_name.remove(name)?;
+        self.by_id.remove(&old.id);
+        Some(old)
+    }
+
+    fn get(&self, name: &str) -> Option<&Arc<Topic>> {
+        self.by_name.get(name)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Arc<Topic>> {
+        self.by_name.values()
+    }
+
+    fn len(&self) -> usize {
+        self.by_name.len()
+    }
+}
+
 /// The topics of this broker and their partitions.
 pub struct Catalog {
     config: CatalogConfig,
     fs: Arc<dyn Fs>,
     clock: Arc<dyn Clock>,
-    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    topics: RwLock<TopicMap>,
     /// Serializes catalog changes (create, delete, add partitions, alter) and their file
     /// writes; held across partition opens, hence an async mutex.
     change_lock: tokio::sync::Mutex<()>,
@@ -184,7 +221,7 @@ impl Catalog {
             config,
             fs,
             clock,
-            topics: RwLock::new(BTreeMap::new()),
+            topics: RwLock::new(TopicMap::default()),
             change_lock: tokio::sync::Mutex::new(()),
         };
         let mut migrated = false;
@@ -235,11 +272,11 @@ impl Catalog {
         Ok(catalog)
     }
 
-    fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
+    fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, TopicMap> {
         self.topics.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>> {
+    fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, TopicMap> {
         self.topics.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -250,7 +287,7 @@ impl Catalog {
 
     /// The topic whose id is `id`.
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
-        self.read_topics().values().find(|t| t.id == id).cloned()
+        self.read_topics().by_id.get(&id).cloned()
     }
 
     /// Every topic, by name.
@@ -676,4 +713,37 @@ fn read_catalog(fs: &dyn Fs, dir: &Path) -> Result<CatalogFile, MetadataError> {
         )));
     }
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(name: &str, id: Uuid) -> Arc<Topic> {
+        Arc::new(Topic {
+            name: name.to_string(),
+            id,
+            overrides: BTreeMap::new(),
+            settings: TopicSettings::resolve(&Default::default(), &BTreeMap::new()).unwrap(),
+            partitions: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn the_id_index_follows_every_insert_replace_and_remove() {
+        let mut m = TopicMap::default();
+        let (a, b, a2) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        m.insert("a".into(), topic("a", a));
+        m.insert("b".into(), topic("b", b));
+        assert_eq!(m.by_id[&a].name, "a");
+        // Replaced under the same name (a config change keeps the id; a re-created topic
+        // would not): the old id goes.
+        m.insert("a".into(), topic("a", a2));
+        assert!(!m.by_id.contains_key(&a));
+        assert_eq!(m.by_id[&a2].name, "a");
+        assert_eq!(m.remove("b").map(|t| t.id), Some(b));
+        assert!(!m.by_id.contains_key(&b));
+        assert_eq!((m.len(), m.by_id.len()), (1, 1));
+        assert!(m.remove("b").is_none());
+    }
 }
