@@ -107,11 +107,13 @@ impl Backend for Kafka {
             let producer: FutureProducer = self.producer_config().create()?;
             let name = topic(run);
             // Connection and metadata outside the timed window. `fetch_metadata` blocks: off
-            // the runtime's workers, so many senders can connect at once (W4).
+            // the runtime's workers, so many senders can connect at once (W4). 500 senders
+            // each reading the metadata of 10,000 partitions at once take longer than 30 s
+            // on 2 cores (most of it the clients' parsing); the run's setup timeout bounds it.
             let (producer, name) = tokio::task::spawn_blocking(move || {
                 producer
                     .client()
-                    .fetch_metadata(Some(&name), Duration::from_secs(30))
+                    .fetch_metadata(Some(&name), Duration::from_secs(150))
                     .context("metadata")
                     .map(|_| (producer, name))
             })
