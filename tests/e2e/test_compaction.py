@@ -300,3 +300,44 @@ def test_markers_of_emptied_transactions_go_and_a_restart_reads_committed(make_b
     assert settled, "the LSO is stuck below the high watermark after the restart"
     check_against_model(
         [(i, k, v) for i, (k, v) in enumerate(sorted(seen.items()))], model)
+
+
+def test_segments_replaced_by_a_clean_wait_file_delete_delay_as_dot_deleted_files(make_broker):
+    """file.delete.delay.ms covers compaction too, as in Kafka: the .log files a clean
+    replaces are renamed to `*.deleted` in the swap and removed after the delay; with 0 they
+    go at once."""
+    b = make_broker(*CLEANER)
+    for delay_s in (0, 3):
+        topic = f"cmpd-{delay_s}"
+        create_topic(b.bootstrap, topic, 1, {**TOPIC_CONFIG,
+                                            "file.delete.delay.ms": str(delay_s * 1000)})
+        model, updates = {}, []
+        for i in range(20_000):
+            k = b"d%03d" % (i % 200)
+            model[k] = b"%d" % i
+            updates.append((k, model[k]))
+        produce_updates(b.bootstrap, topic, updates)
+        d = b.partition_dir(topic, 0)
+        if delay_s == 0:
+            wait_for_clean(b.bootstrap, topic, model, timeout=60)
+            assert not any(d.glob("*.deleted"))
+            continue
+        # Watch the directory: when each *.deleted file appears and when it goes.
+        first_seen, gone = {}, {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            present = {p.name for p in d.glob("*.deleted")}
+            for n in present:
+                first_seen.setdefault(n, now)
+            for n in set(first_seen) - present:
+                gone.setdefault(n, now)
+            if first_seen and len(gone) == len(first_seen) and now - max(first_seen.values()) > 5:
+                break
+            time.sleep(0.05)
+        check_against_model(read_all(b.bootstrap, topic), model)
+        assert first_seen and all(n.endswith(".log.deleted") for n in first_seen), first_seen
+        assert len(gone) == len(first_seen), "a *.deleted file was never removed"
+        lived = [gone[n] - first_seen[n] for n in first_seen]
+        # Seen within 50 ms of the rename; removed after the 3 s delay (and not much later).
+        assert all(delay_s - 0.5 <= t <= delay_s + 5 for t in lived), lived

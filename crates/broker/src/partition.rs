@@ -488,26 +488,30 @@ impl Partition {
             return Err(PartitionError::Storage(e));
         }
         if let Some(later) = deleted.delayed_removal() {
-            // file.delete.delay.ms: the renamed *.deleted files go after the delay (or at the
-            // next open, if the broker stops first).
-            let name = self.name();
-            let delay = later.delay;
-            let remove = move || {
-                if let Err(e) = later.remove() {
-                    tracing::warn!(partition = %name, error = %e, "removing deleted segment files failed; the next open retries");
-                }
-            };
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => {
-                    rt.spawn(async move {
-                        tokio::time::sleep(delay).await;
-                        let _ = tokio::task::spawn_blocking(remove).await;
-                    });
-                }
-                Err(_) => remove(),
-            }
+            self.remove_later(later);
         }
         Ok(())
+    }
+
+    /// file.delete.delay.ms: the renamed *.deleted files of deleted or replaced segments go
+    /// after the delay (or at the next open, if the broker stops first).
+    fn remove_later(&self, later: weir_storage::DelayedRemoval) {
+        let name = self.name();
+        let delay = later.delay;
+        let remove = move || {
+            if let Err(e) = later.remove() {
+                tracing::warn!(partition = %name, error = %e, "removing deleted segment files failed; the next open retries");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = tokio::task::spawn_blocking(remove).await;
+                });
+            }
+            Err(_) => remove(),
+        }
     }
 
     /// DeleteRecords: the log start offset moves to `offset` (at most the high watermark;
@@ -662,7 +666,10 @@ impl Partition {
             log.get().install_clean(output)
         };
         match installed {
-            Ok((stats, retired)) => {
+            Ok((stats, mut retired)) => {
+                if let Some(later) = retired.delayed_removal() {
+                    self.remove_later(later);
+                }
                 drop(retired);
                 Ok(Some(stats))
             }

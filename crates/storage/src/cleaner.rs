@@ -32,12 +32,12 @@ use std::sync::Arc;
 use crate::batch::{batch_crc, check_header, BatchHeader, BATCH_HEADER_LEN, CRC_OFFSET};
 use crate::checkpoint::{self, CleanSwap, CleanerCheckpoint};
 use crate::fs::{Fs, StorageFile};
-use crate::log::{io_err, Log, RetiredFiles, StorageError};
+use crate::log::{io_err, DelayedRemoval, Log, RetiredFiles, StorageError};
 use crate::record_codec::{
     encode_batch, parse_records, put_record_tail, records_section, Record, DELETE_HORIZON_FLAG,
 };
 use crate::segment::{
-    file_name, Segment, CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+    file_name, Segment, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
 
 /// Sequential reads of a segment by the cleaner are done in chunks of this size.
@@ -1170,13 +1170,23 @@ impl Log {
                 .map(|g| (g.segment.base_offset, g.end_offset))
                 .collect(),
         };
-        if let Err(e) = self.swap_in(&swap, &groups) {
-            return self.fail(io_err(format!(
-                "swapping cleaned segments into {}",
-                self.dir.display()
-            ))(e));
-        }
+        let renamed = match self.swap_in(&swap, &groups) {
+            Ok(renamed) => renamed,
+            Err(e) => {
+                return self.fail(io_err(format!(
+                    "swapping cleaned segments into {}",
+                    self.dir.display()
+                ))(e));
+            }
+        };
         let mut retired = RetiredFiles::default();
+        if !renamed.is_empty() {
+            retired.1 = Some(DelayedRemoval {
+                delay: std::time::Duration::from_millis(self.config.file_delete_delay_ms),
+                paths: renamed,
+                fs: Arc::clone(&self.fs),
+            });
+        }
         for g in groups {
             for &(base, _) in &g.replaced {
                 let old = self.segments.remove(&base).expect("validated segment");
@@ -1194,24 +1204,45 @@ impl Log {
     }
 
     /// The file operations of a swap: commit record, renames, removals (docs/storage.md).
-    fn swap_in(&self, swap: &CleanSwap, groups: &[CleanedGroup]) -> io::Result<()> {
+    /// With `file.delete.delay.ms` set the replaced `.log` files are renamed to `*.deleted`
+    /// instead of removed; returns those names.
+    fn swap_in(&self, swap: &CleanSwap, groups: &[CleanedGroup]) -> io::Result<Vec<PathBuf>> {
         let (fs, dir) = (&*self.fs, &self.dir);
+        let delay = self.config.file_delete_delay_ms > 0;
+        let mut renamed = Vec::new();
+        let mut retire = |path: PathBuf| -> io::Result<()> {
+            if delay {
+                let mut to = path.clone().into_os_string();
+                to.push(DELETED_SUFFIX);
+                let to = PathBuf::from(to);
+                fs.rename(&path, &to)?;
+                renamed.push(to);
+                Ok(())
+            } else {
+                fs.remove_file(&path)
+            }
+        };
         checkpoint::write_clean_swap(fs, dir, swap)?;
         // Committed: from here on an open completes the swap from the (durable) cleaned
-        // files, so the renames and removals below need no fsync of their own until the
-        // record goes. Stale index files first, so none can pair with a new .log.
+        // files (whether or not the replaced .log is still there), so the renames and
+        // removals below need no fsync of their own until the record goes. Stale index
+        // files first, so none can pair with a new .log.
         for g in groups {
             for &(base, _) in &g.replaced {
                 remove_index_files(fs, dir, base)?;
+            }
+            if delay {
+                retire(g.segment.log_path.clone())?;
             }
             fs.rename(&g.cleaned_path, &g.segment.log_path)?;
         }
         for g in groups {
             for &(base, _) in &g.replaced[1..] {
-                fs.remove_file(&dir.join(file_name(base, LOG_SUFFIX)))?;
+                retire(dir.join(file_name(base, LOG_SUFFIX)))?;
             }
         }
-        finish_swap(fs, dir, swap)
+        finish_swap(fs, dir, swap)?;
+        Ok(renamed)
     }
 }
 

@@ -199,7 +199,7 @@ pub struct DelayedRemoval {
     pub delay: std::time::Duration,
     /// The renamed files.
     pub paths: Vec<PathBuf>,
-    fs: Arc<dyn Fs>,
+    pub(crate) fs: Arc<dyn Fs>,
 }
 
 impl DelayedRemoval {
@@ -286,8 +286,22 @@ impl Drop for SegmentsDeleted {
 /// a clean). Dropping this closes them, and closing the last handle of a deleted file is
 /// when the file system frees its blocks: milliseconds per large segment. Drop it after
 /// releasing the partition lock, so appends do not wait for that.
+///
+/// After a clean with `file.delete.delay.ms` set, it also carries the replaced `.log` files,
+/// renamed to `*.deleted`, to remove once the delay has passed
+/// ([`RetiredFiles::delayed_removal`]); not taken, they go at the next open.
 #[derive(Default)]
-pub struct RetiredFiles(pub(crate) Vec<Arc<dyn StorageFile>>);
+pub struct RetiredFiles(
+    pub(crate) Vec<Arc<dyn StorageFile>>,
+    pub(crate) Option<DelayedRemoval>,
+);
+
+impl RetiredFiles {
+    /// The renamed files of replaced segments and when to remove them, if any.
+    pub fn delayed_removal(&mut self) -> Option<DelayedRemoval> {
+        self.1.take()
+    }
+}
 
 impl std::fmt::Debug for RetiredFiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -782,8 +782,55 @@ fn keyless_records_are_removed_by_compaction() {
 /// the latest value of every key equals the model, and appends go on at the log end.
 #[test]
 fn a_crash_at_every_operation_of_a_clean_leaves_the_log_before_or_after() {
+    crash_at_every_operation_of_a_clean(0);
+}
+
+/// The same with `file.delete.delay.ms`: the replaced `.log` files are renamed to
+/// `*.deleted` in the swap, then removed (here at once, as the broker does after the
+/// delay); a crash anywhere leaves none of them after the reopen.
+#[test]
+fn a_crash_at_every_operation_of_a_clean_with_delayed_deletion_leaves_the_log_before_or_after() {
+    crash_at_every_operation_of_a_clean(60_000);
+}
+
+#[test]
+fn a_clean_with_delayed_deletion_renames_the_replaced_segments() {
     let mut config = small_config();
     config.segment_bytes = 1_500;
+    config.file_delete_delay_ms = 60_000;
+    let fs = fresh_fs(3);
+    let mut log = open_sim(&fs, config.clone(), false).unwrap();
+    let mut now = NOW;
+    let mut rng = SimRng::new(77);
+    keyed_workload(&mut log, &mut rng, 90, 12, 8, &mut now);
+    log.flush().unwrap();
+    let before = read_all(&log);
+    let plan = log.plan_clean(request(now)).unwrap().expect("dirty");
+    let out = plan.execute().unwrap();
+    let (stats, mut retired) = log.install_clean(out).unwrap();
+    let later = retired.delayed_removal().expect("renamed files");
+    assert_eq!(later.delay, std::time::Duration::from_millis(60_000));
+    assert_eq!(later.paths.len(), stats.segments_read);
+    for p in &later.paths {
+        assert!(p.to_string_lossy().ends_with(".log.deleted"), "{p:?}");
+        assert!(fs.paths().contains(p), "{p:?} is on disk until removed");
+    }
+    // The log reads as cleaned meanwhile, and a reopen removes what was not removed yet.
+    assert!(records(&read_all(&log)).len() < records(&before).len());
+    drop(retired);
+    log.close().unwrap();
+    let log = open_sim(&fs, config.clone(), true).unwrap();
+    assert!(!fs
+        .paths()
+        .iter()
+        .any(|p| p.to_string_lossy().ends_with(".deleted")));
+    log.validate().unwrap();
+}
+
+fn crash_at_every_operation_of_a_clean(file_delete_delay_ms: u64) {
+    let mut config = small_config();
+    config.segment_bytes = 1_500;
+    config.file_delete_delay_ms = file_delete_delay_ms;
     let setup = |seed: u64| -> (SimFs, Log, i64) {
         let fs = fresh_fs(seed);
         let mut log = open_sim(&fs, config.clone(), false).unwrap();
@@ -800,7 +847,14 @@ fn a_crash_at_every_operation_of_a_clean_leaves_the_log_before_or_after() {
     let run_clean = |log: &mut Log, now: i64| -> Result<CleanStats, StorageError> {
         let plan = log.plan_clean(request(now))?.expect("dirty");
         let out = plan.execute()?;
-        log.install_clean(out).map(|(stats, _)| stats)
+        let (stats, mut retired) = log.install_clean(out)?;
+        if let Some(later) = retired.delayed_removal() {
+            later.remove().map_err(|source| StorageError::Io {
+                context: "removing *.deleted files".into(),
+                source,
+            })?;
+        }
+        Ok(stats)
     };
     let (fs, mut log, now) = setup(0);
     let pre = read_all(&log);
@@ -867,7 +921,9 @@ fn a_crash_at_every_operation_of_a_clean_leaves_the_log_before_or_after() {
             assert!(
                 !fs.paths().iter().any(|p| {
                     let p = p.to_string_lossy();
-                    p.ends_with(".cleaned") || p.ends_with("cleaner-swap")
+                    p.ends_with(".cleaned")
+                        || p.ends_with("cleaner-swap")
+                        || p.ends_with(".deleted")
                 }),
                 "{label}: leftovers"
             );
