@@ -216,11 +216,21 @@ def test_pipelined_offset_commits_overlap_and_the_last_one_wins(broker):
     assert _parse_offset_fetch_v1(answers[-1]) == 300
 
     # The same through confluent-kafka's asynchronous commits, then after a restart.
+    done = []
     c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "pc-async",
-                  "enable.auto.commit": False})
+                  "enable.auto.commit": False,
+                  "on_commit": lambda err, parts: done.append(err)})
     try:
+        # One synchronous commit first: librdkafka then knows the coordinator, and the
+        # asynchronous ones all go out on its connection, pipelined.
+        c.commit(offsets=[TopicPartition("pc", 0, 0)], asynchronous=False)
         for o in range(1, 2001):
             c.commit(offsets=[TopicPartition("pc", 0, o)], asynchronous=True)
+        deadline = time.monotonic() + 60
+        # on_commit is called for each asynchronous commit (not for the synchronous one).
+        while len(done) < 2000 and time.monotonic() < deadline:
+            c.poll(0.1)
+        assert len(done) == 2000 and not any(done), (len(done), [e for e in done if e][:3])
         [tp] = c.committed([TopicPartition("pc", 0)], timeout=30)
         assert tp.offset == 2000, tp
     finally:
