@@ -11,6 +11,7 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -43,6 +44,11 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// Give back the blocks reserved past the file's length (at a segment's roll).
     fn release_preallocated(&self) -> io::Result<()> {
         Ok(())
+    }
+    /// The descriptor of a real file, so its bytes can go to a socket straight from the page
+    /// cache (sendfile); `None` for a simulated one, whose bytes must be read.
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        None
     }
 }
 
@@ -163,6 +169,9 @@ impl StorageFile for File {
             len,
             rest,
         ))
+    }
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.as_fd())
     }
 }
 

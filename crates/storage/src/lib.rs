@@ -30,7 +30,7 @@ pub use batch::{BatchError, BatchHeader, BATCH_HEADER_LEN};
 pub use cleaner::{AbortedTxn, CleanOutput, CleanPlan, CleanRequest, CleanStats, CleanerStatus};
 pub use fs::{read_optional, write_atomic, Fs, StdFs, StorageFile};
 pub use log::{
-    AppendInfo, DelayedRemoval, Log, LogConfig, RecoveryReport, RetentionPolicy, RetiredFiles,
-    SegmentsDeleted, StorageError, SyncTarget,
+    AppendInfo, DelayedRemoval, FileSlice, Log, LogConfig, RecoveryReport, RetentionPolicy,
+    RetiredFiles, SegmentsDeleted, StorageError, SyncTarget,
 };
 pub use simfs::{SimFs, SimRng};

@@ -23,7 +23,7 @@ use crate::checkpoint::{self, CleanerCheckpoint, LogCheckpoint};
 use crate::fs::{Fs, StdFs, StorageFile};
 use crate::records;
 use crate::recovery::{self, DirectoryPlan, Inventory, RecoveryPlan, ScanDriver, SegmentState};
-use crate::segment::Segment;
+use crate::segment::{HeaderReadAhead, Segment};
 
 /// Per-partition settings (Kafka topic config names in the comments).
 #[derive(Debug, Clone)]
@@ -306,6 +306,35 @@ impl RetiredFiles {
 impl std::fmt::Debug for RetiredFiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "RetiredFiles({})", self.0.len())
+    }
+}
+
+/// A byte range of one segment file, whole batches: part of a fetch answer. It holds the
+/// file open, so it can be sent (sendfile) or read after the log has moved on.
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    /// The segment file.
+    pub file: Arc<dyn StorageFile>,
+    /// The segment's path, for error messages.
+    pub path: PathBuf,
+    /// Where the range starts in the file.
+    pub pos: u64,
+    /// Its length in bytes (never 0).
+    pub len: usize,
+}
+
+impl FileSlice {
+    /// Append the range's bytes to `out` (the copy path: simulated files, TLS later).
+    pub fn read_into(&self, out: &mut Vec<u8>) -> Result<(), StorageError> {
+        let at = out.len();
+        out.resize(at + self.len, 0);
+        self.file
+            .read_exact_at(&mut out[at..], self.pos)
+            .map_err(io_err(format!(
+                "reading {} at position {}",
+                self.path.display(),
+                self.pos
+            )))
     }
 }
 
@@ -817,6 +846,25 @@ impl Log {
         max_bytes: usize,
         max_offset: i64,
     ) -> Result<Bytes, StorageError> {
+        let slices = self.read_slices(fetch_offset, max_bytes, max_offset)?;
+        let mut out = Vec::with_capacity(slices.iter().map(|s| s.len).sum());
+        for slice in &slices {
+            slice.read_into(&mut out)?;
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// Where the bytes [`Log::read`] would return lie: one range of each segment file it
+    /// spans, in order, none empty. Only batch headers are read, so the records can go to
+    /// a socket straight from the page cache. The ranges stay valid after the log moves on:
+    /// segment data below the log end is never rewritten in place (retention and
+    /// compaction replace or unlink whole files, and an open descriptor keeps them).
+    pub fn read_slices(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+    ) -> Result<Vec<FileSlice>, StorageError> {
         let log_end_offset = self.log_end_offset();
         if fetch_offset < self.log_start_offset || fetch_offset > log_end_offset {
             return Err(StorageError::OffsetOutOfRange {
@@ -825,70 +873,54 @@ impl Log {
                 log_end_offset,
             });
         }
+        let mut slices = Vec::new();
         if fetch_offset == log_end_offset || fetch_offset >= max_offset {
-            return Ok(Bytes::new());
+            return Ok(slices);
         }
-        let Some((first_base, first_pos, first)) = self.locate(fetch_offset)? else {
-            return Ok(Bytes::new());
+        let Some((first_base, first_pos, _)) = self.locate(fetch_offset)? else {
+            return Ok(slices);
         };
-        let mut out: Vec<u8> = Vec::new();
+        let mut total = 0usize;
         for seg in self.segments.range(first_base..).map(|(_, s)| s) {
             let start = if seg.base_offset == first_base {
                 first_pos
             } else {
                 0
             };
-            let available = seg.size_bytes - start;
-            if available == 0 {
-                continue;
-            }
-            let mut want = (max_bytes.saturating_sub(out.len()) as u64).min(available);
-            if out.is_empty() {
-                // KIP-74: the first batch goes out whole whatever max_bytes says.
-                want = want.max(first.total_len() as u64);
-            }
-            if want == 0 {
-                break;
-            }
-            let at = out.len();
-            out.resize(at + want as usize, 0);
-            seg.file
-                .read_exact_at(&mut out[at..], start)
-                .map_err(io_err(format!(
-                    "reading {} at position {start}",
-                    seg.log_path.display()
-                )))?;
-            // Keep only whole batches below max_offset.
-            let mut taken = 0usize;
+            let mut pos = start;
             let mut stop = false;
-            while at + taken < out.len() {
-                let Some(h) = BatchHeader::parse(&out[at + taken..]) else {
-                    stop = true;
-                    break;
-                };
-                let pos = start + taken as u64;
-                crate::batch::check_header(&h, available - taken as u64, pos).map_err(|e| {
-                    StorageError::Io {
-                        context: format!("reading {}", seg.log_path.display()),
-                        source: seg.corrupt(pos, e.to_string()),
-                    }
-                })?;
-                if h.base_offset >= max_offset || at + taken + h.total_len() > out.len() {
+            let mut ahead = HeaderReadAhead::default();
+            while pos < seg.size_bytes {
+                let h = seg
+                    .read_header_ahead(pos, &mut ahead)
+                    .map_err(io_err(format!("reading {}", seg.log_path.display())))?;
+                let taken = total + (pos - start) as usize;
+                // KIP-74: the first batch goes out whole whatever max_bytes says.
+                if h.base_offset >= max_offset || (taken > 0 && taken + h.total_len() > max_bytes) {
                     stop = true;
                     break;
                 }
-                taken += h.total_len();
+                pos += h.total_len() as u64;
             }
-            out.truncate(at + taken);
-            if stop || (taken as u64) < available {
+            if pos > start {
+                let len = (pos - start) as usize;
+                total += len;
+                slices.push(FileSlice {
+                    file: seg.file.clone(),
+                    path: seg.log_path.clone(),
+                    pos: start,
+                    len,
+                });
+            }
+            if stop || total >= max_bytes {
                 break;
             }
         }
         debug_assert!(
-            !out.is_empty(),
+            !slices.is_empty(),
             "fetch below the log end returns at least one batch"
         );
-        Ok(Bytes::from(out))
+        Ok(slices)
     }
 
     /// Segment base, file position and header of the batch holding `offset` (last_offset >=

@@ -214,12 +214,57 @@ impl Segment {
     /// Read and sanity-check the batch header at `pos` (one small pread).
     pub fn read_header(&self, pos: u64) -> io::Result<BatchHeader> {
         let mut buf = [0u8; BATCH_HEADER_LEN];
+        let available = self.header_room(pos)?;
+        self.file.read_exact_at(&mut buf, pos)?;
+        let h = BatchHeader::parse(&buf).expect("buffer holds a full header");
+        self.check_read_header(h, available, pos)
+    }
+
+    /// As [`Segment::read_header`], for a walk over consecutive batches: headers of small
+    /// batches come out of one read-ahead buffer instead of one pread each, while a large
+    /// batch costs one header-sized read (its records are never read).
+    pub(crate) fn read_header_ahead(
+        &self,
+        pos: u64,
+        ahead: &mut HeaderReadAhead,
+    ) -> io::Result<BatchHeader> {
+        let available = self.header_room(pos)?;
+        let held =
+            pos >= ahead.at && pos + BATCH_HEADER_LEN as u64 <= ahead.at + ahead.buf.len() as u64;
+        if !held {
+            let want = (ahead.next_read as u64)
+                .clamp(BATCH_HEADER_LEN as u64, available)
+                .min(READ_AHEAD_BYTES as u64) as usize;
+            ahead.buf.resize(want.max(BATCH_HEADER_LEN), 0);
+            self.file.read_exact_at(&mut ahead.buf, pos)?;
+            ahead.at = pos;
+        }
+        let from = (pos - ahead.at) as usize;
+        let h = BatchHeader::parse(&ahead.buf[from..]).expect("buffer holds a full header");
+        let h = self.check_read_header(h, available, pos)?;
+        ahead.next_read = if h.total_len() < SMALL_BATCH_BYTES {
+            READ_AHEAD_BYTES
+        } else {
+            BATCH_HEADER_LEN
+        };
+        Ok(h)
+    }
+
+    /// Bytes from `pos` to the end, if a whole header fits there.
+    fn header_room(&self, pos: u64) -> io::Result<u64> {
         let available = self.size_bytes.saturating_sub(pos);
         if available < BATCH_HEADER_LEN as u64 {
             return Err(self.corrupt(pos, "a torn batch header".into()));
         }
-        self.file.read_exact_at(&mut buf, pos)?;
-        let h = BatchHeader::parse(&buf).expect("buffer holds a full header");
+        Ok(available)
+    }
+
+    fn check_read_header(
+        &self,
+        h: BatchHeader,
+        available: u64,
+        pos: u64,
+    ) -> io::Result<BatchHeader> {
         check_header(&h, available, pos).map_err(|e| self.corrupt(pos, e.to_string()))?;
         if let Some(what) = offsets_overflow(&h) {
             return Err(self.corrupt(pos, what));
@@ -559,6 +604,19 @@ fn read_index_file(
 /// A stored batch whose offsets, and the offset after it, do not fit in an i64 (a corrupt or
 /// forged file: the log never assigns them). Checked before anything computes
 /// `last_offset() + 1`.
+/// A batch smaller than this makes the next header read a read-ahead.
+const SMALL_BATCH_BYTES: usize = 1024;
+/// How much a read-ahead of headers reads.
+const READ_AHEAD_BYTES: usize = 16 * 1024;
+
+/// The buffer of [`Segment::read_header_ahead`]: bytes of the segment from `at`.
+#[derive(Debug, Default)]
+pub(crate) struct HeaderReadAhead {
+    buf: Vec<u8>,
+    at: u64,
+    next_read: usize,
+}
+
 fn offsets_overflow(h: &BatchHeader) -> Option<String> {
     h.base_offset
         .checked_add(h.last_offset_delta as i64 + 1)
