@@ -8,7 +8,9 @@ use std::fmt::{Display, Write};
 use std::sync::atomic::Ordering;
 
 use kafka_protocol::messages::ApiKey;
-use weir_server::metrics::{CONNECTIONS_ACCEPTED, CONNECTIONS_OPEN, REQUESTS};
+use weir_server::metrics::{
+    CONNECTIONS_ACCEPTED, CONNECTIONS_OPEN, COPIED_FILE_BYTES, REQUESTS, SENDFILE_BYTES,
+};
 use weir_storage::metrics::{HistogramSnapshot, FSYNC, FSYNC_ERRORS};
 
 use crate::AdminState;
@@ -138,6 +140,26 @@ pub(crate) fn render(state: &AdminState) -> String {
         "weir_connections_accepted_total",
         &[],
         CONNECTIONS_ACCEPTED.load(Ordering::Relaxed),
+    );
+    o.family(
+        "weir_fetch_sendfile_bytes_total",
+        "counter",
+        "Fetched record bytes sent from segment files by sendfile (no copy through the broker).",
+    );
+    o.sample(
+        "weir_fetch_sendfile_bytes_total",
+        &[],
+        SENDFILE_BYTES.load(Ordering::Relaxed),
+    );
+    o.family(
+        "weir_fetch_copied_file_bytes_total",
+        "counter",
+        "Fetched record bytes that were to go by sendfile but were read and copied (no file descriptor).",
+    );
+    o.sample(
+        "weir_fetch_copied_file_bytes_total",
+        &[],
+        COPIED_FILE_BYTES.load(Ordering::Relaxed),
     );
     let rows = REQUESTS.rows();
     o.family(

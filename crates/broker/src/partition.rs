@@ -23,7 +23,8 @@ use bytes::Bytes;
 use tokio::sync::{watch, Notify};
 use weir_storage::control::{encode_marker, marker_type, MARKER_COMMIT};
 use weir_storage::{
-    read_optional, write_atomic, AppendInfo, BatchHeader, Fs, Log, StorageError, StorageFile,
+    read_optional, write_atomic, AppendInfo, BatchHeader, FileSlice, Fs, Log, StorageError,
+    StorageFile,
 };
 
 use crate::clock::Clock;
@@ -790,6 +791,18 @@ impl Partition {
     ) -> Result<Bytes, PartitionError> {
         let log = self.lock_log()?;
         Ok(log.get_ref().read(fetch_offset, max_bytes, upto)?)
+    }
+
+    /// Where the batches [`Partition::read_upto`] would return lie in the segment files, for
+    /// a fetch sent from the page cache. Only batch headers are read under the log lock.
+    pub fn read_slices_upto(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        upto: i64,
+    ) -> Result<Vec<FileSlice>, PartitionError> {
+        let log = self.lock_log()?;
+        Ok(log.get_ref().read_slices(fetch_offset, max_bytes, upto)?)
     }
 
     /// Run `f` on the log (for offsets by timestamp, sizes...).

@@ -90,18 +90,30 @@ pub fn encode_response<M: Encodable>(
     correlation_id: i32,
     body: &M,
 ) -> Result<Bytes, EncodeError> {
-    let header_version = api_key.response_header_version(api_version);
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let mut buf = BytesMut::with_capacity(64);
-    buf.put_i32(0);
-    header
-        .encode(&mut buf, header_version)
-        .map_err(|e| EncodeError(e.to_string()))?;
+    encode_response_header(&mut buf, api_key, api_version, correlation_id)?;
     body.encode(&mut buf, api_version)
         .map_err(|e| EncodeError(format!("{api_key:?} v{api_version}: {e}")))?;
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())
+}
+
+/// Start a response frame in `buf`: a size placeholder (4 zero bytes, to be overwritten with
+/// the size of everything after it) and the response header for `api_key` at `api_version`.
+/// For responses assembled in parts (a fetch whose records go out by sendfile).
+pub fn encode_response_header(
+    buf: &mut BytesMut,
+    api_key: ApiKey,
+    api_version: i16,
+    correlation_id: i32,
+) -> Result<(), EncodeError> {
+    let header_version = api_key.response_header_version(api_version);
+    buf.put_i32(0);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(buf, header_version)
+        .map_err(|e| EncodeError(e.to_string()))
 }
 
 /// A response the codec refused to encode: a broker bug (a field set that the client's

@@ -17,7 +17,10 @@ pub mod header;
 pub mod versions;
 
 pub use frame::{read_frame, read_frame_chunk, read_frame_size, FrameError, FRAME_CHUNK_BYTES};
-pub use header::{encode_response, parse_request_header, EncodeError, HeaderError, RequestMeta};
+pub use header::{
+    encode_response, encode_response_header, parse_request_header, EncodeError, HeaderError,
+    RequestMeta,
+};
 pub use versions::{accepted_range, supported_range, ApiVersionRange};
 
 pub use kafka_protocol;

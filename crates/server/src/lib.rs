@@ -29,7 +29,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -44,6 +44,7 @@ use weir_protocol::{
 
 pub mod metrics;
 mod ordering;
+mod send;
 use metrics::{CONNECTIONS_ACCEPTED, CONNECTIONS_OPEN, REQUESTS};
 use ordering::OrderBarrier;
 
@@ -288,7 +289,7 @@ async fn handle_connection(
                 } = out;
                 // A later response's future was instrumented with the request span when
                 // it was queued; events of the writer itself enter it by hand.
-                let bytes: Bytes = match response {
+                let frame = match response {
                     Response::Now(b) => b,
                     Response::Later(fut) => match fut.await {
                         Ok(b) => b,
@@ -310,7 +311,10 @@ async fn handle_connection(
                         continue;
                     }
                 };
-                if let Err(e) = writer.write_all(&bytes).instrument(span.clone()).await {
+                if let Err(e) = send::write_frame(&mut writer, frame)
+                    .instrument(span.clone())
+                    .await
+                {
                     span.in_scope(|| tracing::debug!(error = %e, "write failed"));
                     break;
                 }
@@ -384,7 +388,7 @@ async fn handle_connection(
                 let resp = api::api_versions::unsupported_version_response(correlation_id);
                 let out = Outgoing {
                     seq,
-                    response: Response::Now(resp),
+                    response: Response::Now(api::Frame::Whole(resp)),
                     held,
                     timed: None,
                     span,

@@ -116,6 +116,11 @@ pub static REQUESTS: RequestMetrics = RequestMetrics::new();
 pub static CONNECTIONS_OPEN: AtomicU64 = AtomicU64::new(0);
 /// Connections accepted since start (including those closed at once by a per-IP limit).
 pub static CONNECTIONS_ACCEPTED: AtomicU64 = AtomicU64::new(0);
+/// Fetched record bytes sent from segment files by sendfile, without a copy through the
+/// broker's memory.
+pub static SENDFILE_BYTES: AtomicU64 = AtomicU64::new(0);
+/// Fetched record bytes read into memory and written (files without a descriptor).
+pub static COPIED_FILE_BYTES: AtomicU64 = AtomicU64::new(0);
 
 #[cfg(test)]
 mod tests {

@@ -6,17 +6,19 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::future::select_all;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::protocol::Encodable;
 use uuid::Uuid;
-use weir_storage::StorageError;
+use weir_protocol::EncodeError;
+use weir_storage::{FileSlice, StorageError};
 
 use super::prelude::*;
-use super::Reply;
+use super::{Answer, Frame, FramePart, Reply};
 use crate::error_codes as ec;
 use crate::partition::{Partition, PartitionError};
 
@@ -26,6 +28,14 @@ const FETCH_MAX_BYTES_CAP: usize = 64 * 1024 * 1024;
 
 /// The first version that names topics by id instead of by name (KIP-516).
 const BY_TOPIC_ID: i16 = 13;
+
+/// The first flexible version (compact arrays and bytes, tagged fields).
+const FLEXIBLE: i16 = 12;
+
+/// A partition's records of at least this many bytes go out from the page cache by
+/// sendfile; smaller ones are copied into the response (one syscall per part is not worth
+/// it for a few KiB).
+const ZERO_COPY_MIN_BYTES: usize = 16 * 1024;
 
 struct Wanted {
     /// The topic as the request names it (v4-12), echoed in the response.
@@ -64,11 +74,7 @@ impl Wanted {
     }
 }
 
-pub(crate) fn handle(
-    broker: &Arc<Broker>,
-    version: i16,
-    req: FetchRequest,
-) -> Reply<FetchResponse> {
+pub(crate) fn handle(broker: &Arc<Broker>, version: i16, req: FetchRequest) -> Reply<FetchAnswer> {
     let by_id = version >= BY_TOPIC_ID;
     let names = if by_id {
         super::topic_names_by_id(broker, req.topics.iter().map(|t| t.topic_id))
@@ -145,7 +151,7 @@ pub(crate) fn handle(
 }
 
 struct ReadResult {
-    response: FetchResponse,
+    answer: FetchAnswer,
     bytes: usize,
     has_error: bool,
     /// Record bytes read per partition, counted only once this read is the one sent (a
@@ -154,13 +160,175 @@ struct ReadResult {
 }
 
 impl ReadResult {
-    fn finish(self) -> FetchResponse {
+    fn finish(self) -> FetchAnswer {
         for (p, n) in &self.sent {
             p.bytes_out
                 .fetch_add(*n as u64, std::sync::atomic::Ordering::Relaxed);
         }
-        self.response
+        self.answer
     }
+}
+
+/// A fetch response whose larger record sets stay in the segment files until the
+/// connection sends them (sendfile): in `response` those partitions' records are empty.
+pub struct FetchAnswer {
+    /// The response, with the records read into memory where they were.
+    pub response: FetchResponse,
+    /// (topic index, partition index) in `response`, in response order, and the file
+    /// ranges that are that partition's records.
+    pub files: Vec<((usize, usize), Vec<FileSlice>)>,
+}
+
+impl From<FetchResponse> for FetchAnswer {
+    fn from(response: FetchResponse) -> Self {
+        FetchAnswer {
+            response,
+            files: Vec::new(),
+        }
+    }
+}
+
+impl Answer for FetchAnswer {
+    type Body = FetchResponse;
+
+    fn into_frame(self, meta: &RequestMeta) -> Result<Frame, EncodeError> {
+        if self.files.is_empty() {
+            return self.response.into_frame(meta);
+        }
+        encode_parts(self, meta)
+    }
+}
+
+/// The array-length prefix of `n` elements at `version`.
+fn put_array_len(buf: &mut BytesMut, version: i16, n: usize) -> Result<(), EncodeError> {
+    let n = u32::try_from(n).map_err(|_| EncodeError("array too long".into()))?;
+    if version >= FLEXIBLE {
+        put_varint(buf, n + 1)
+    } else {
+        buf.put_i32(n as i32);
+        Ok(())
+    }
+}
+
+/// An unsigned varint (LEB128), as the flexible versions write lengths.
+fn put_varint(buf: &mut BytesMut, mut n: u32) -> Result<(), EncodeError> {
+    while n >= 0x80 {
+        buf.put_u8((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    buf.put_u8(n as u8);
+    Ok(())
+}
+
+fn varint_len(n: u32) -> usize {
+    let mut tmp = BytesMut::new();
+    let _ = put_varint(&mut tmp, n);
+    tmp.len()
+}
+
+fn codec<T, E: std::fmt::Display>(what: &str, r: Result<T, E>) -> Result<T, EncodeError> {
+    r.map_err(|e| EncodeError(format!("Fetch {what}: {e}")))
+}
+
+/// Encode a fetch answer as in-memory parts around file ranges, byte for byte what
+/// kafka-protocol encodes for the same response with those records in memory. The levels
+/// around the partitions come from the codec too: a response or topic encoded with no
+/// elements is its own fields, an empty array, then its tagged fields; the empty array is
+/// replaced by the real one.
+fn encode_parts(answer: FetchAnswer, meta: &RequestMeta) -> Result<Frame, EncodeError> {
+    let v = meta.api_version;
+    let FetchAnswer {
+        response: mut skeleton,
+        files,
+    } = answer;
+    let topics = std::mem::take(&mut skeleton.responses);
+    let empty_array: &[u8] = if v >= FLEXIBLE { &[1] } else { &[0, 0, 0, 0] };
+    // The tail a partition encoded with empty records ends with: the records' length
+    // (-1 for null is never used here) and, when flexible, no tagged fields.
+    let empty_records: &[u8] = if v >= FLEXIBLE {
+        &[1, 0]
+    } else {
+        &[0, 0, 0, 0]
+    };
+
+    let mut parts: Vec<(BytesMut, Vec<FileSlice>)> = Vec::new();
+    let mut buf = BytesMut::with_capacity(4096);
+    weir_protocol::encode_response_header(&mut buf, meta.api_key, v, meta.correlation_id)?;
+
+    let mut outer = BytesMut::new();
+    codec("response", skeleton.encode(&mut outer, v))?;
+    let fields = 4 + if v >= 7 { 6 } else { 0 };
+    if outer.get(fields..fields + empty_array.len()) != Some(empty_array) {
+        return Err(EncodeError("Fetch: unexpected response layout".into()));
+    }
+    buf.extend_from_slice(&outer[..fields]);
+    put_array_len(&mut buf, v, topics.len())?;
+
+    let mut files = files.into_iter().peekable();
+    for (ti, mut topic) in topics.into_iter().enumerate() {
+        let partitions = std::mem::take(&mut topic.partitions);
+        let mut t_enc = BytesMut::new();
+        codec("topic", topic.encode(&mut t_enc, v))?;
+        let name_len = if v >= BY_TOPIC_ID {
+            16
+        } else if v >= FLEXIBLE {
+            varint_len(topic.topic.len() as u32 + 1) + topic.topic.len()
+        } else {
+            2 + topic.topic.len()
+        };
+        if t_enc.get(name_len..name_len + empty_array.len()) != Some(empty_array) {
+            return Err(EncodeError("Fetch: unexpected topic layout".into()));
+        }
+        buf.extend_from_slice(&t_enc[..name_len]);
+        put_array_len(&mut buf, v, partitions.len())?;
+        for (pi, partition) in partitions.iter().enumerate() {
+            codec("partition", partition.encode(&mut buf, v))?;
+            let Some((_, slices)) = files.next_if(|(at, _)| *at == (ti, pi)) else {
+                continue;
+            };
+            if !buf.ends_with(empty_records)
+                || partition.records.as_ref().map(Bytes::len) != Some(0)
+            {
+                return Err(EncodeError("Fetch: unexpected partition layout".into()));
+            }
+            buf.truncate(buf.len() - empty_records.len());
+            let len: usize = slices.iter().map(|s| s.len).sum();
+            let len = u32::try_from(len)
+                .ok()
+                .filter(|&n| n < i32::MAX as u32)
+                .ok_or_else(|| EncodeError("Fetch: records too long".into()))?;
+            if v >= FLEXIBLE {
+                put_varint(&mut buf, len + 1)?;
+            } else {
+                buf.put_i32(len as i32);
+            }
+            parts.push((buf.split(), slices));
+            if v >= FLEXIBLE {
+                buf.put_u8(0); // the partition's tagged fields: none
+            }
+        }
+        buf.extend_from_slice(&t_enc[name_len + empty_array.len()..]);
+    }
+    if files.next().is_some() {
+        return Err(EncodeError("Fetch: file records for no partition".into()));
+    }
+    buf.extend_from_slice(&outer[fields + empty_array.len()..]);
+    parts.push((buf, Vec::new()));
+
+    let total: usize = parts
+        .iter()
+        .map(|(mem, slices)| mem.len() + slices.iter().map(|s| s.len).sum::<usize>())
+        .sum();
+    let size = i32::try_from(total - 4).map_err(|_| EncodeError("Fetch: frame too long".into()))?;
+    parts[0].0[..4].copy_from_slice(&size.to_be_bytes());
+    let mut out = Vec::with_capacity(parts.len() * 2);
+    for (mem, slices) in parts {
+        if !mem.is_empty() {
+            out.push(FramePart::Mem(mem.freeze()));
+        }
+        out.extend(slices.into_iter().map(FramePart::File));
+    }
+    Ok(Frame::Parts(out))
 }
 
 fn read_all(
@@ -172,20 +340,25 @@ fn read_all(
     let mut total = 0usize;
     let mut has_error = false;
     let mut sent = Vec::new();
+    let mut files = Vec::new();
     let mut topics = Vec::with_capacity(wanted.len());
-    for w in wanted {
+    for (ti, w) in wanted.iter().enumerate() {
         let mut parts = Vec::with_capacity(w.partitions.len());
-        for &(index, fetch_offset, partition_max_bytes) in &w.partitions {
+        for (pi, &(index, fetch_offset, partition_max_bytes)) in w.partitions.iter().enumerate() {
             let remaining = max_bytes.saturating_sub(total);
             let limit = (partition_max_bytes.max(0) as usize).min(remaining);
-            let (pd, partition) =
+            let (pd, slices, partition) =
                 read_partition(broker, w, index, fetch_offset, limit, read_committed);
             if pd.error_code != ec::NONE {
                 has_error = true;
             }
-            let n = pd.records.as_ref().map_or(0, |r| r.len());
+            let in_files: usize = slices.iter().map(|s| s.len).sum();
+            let n = pd.records.as_ref().map_or(0, |r| r.len()) + in_files;
             if let (Some(p), true) = (partition, n > 0) {
                 sent.push((p, n));
+            }
+            if !slices.is_empty() {
+                files.push(((ti, pi), slices));
             }
             total += n;
             parts.push(pd);
@@ -198,10 +371,13 @@ fn read_all(
         );
     }
     ReadResult {
-        response: FetchResponse::default()
-            .with_error_code(ec::NONE)
-            .with_session_id(0)
-            .with_responses(topics),
+        answer: FetchAnswer {
+            response: FetchResponse::default()
+                .with_error_code(ec::NONE)
+                .with_session_id(0)
+                .with_responses(topics),
+            files,
+        },
         bytes: total,
         has_error,
         sent,
@@ -215,7 +391,7 @@ fn read_partition(
     fetch_offset: i64,
     limit: usize,
     read_committed: bool,
-) -> (PartitionData, Option<Arc<Partition>>) {
+) -> (PartitionData, Vec<FileSlice>, Option<Arc<Partition>>) {
     let pd = PartitionData::default()
         .with_partition_index(index)
         .with_records(Some(Bytes::new()))
@@ -232,7 +408,7 @@ fn read_partition(
                 .with_high_watermark(-1)
                 .with_last_stable_offset(-1)
                 .with_log_start_offset(-1);
-            return (pd, None);
+            return (pd, Vec::new(), None);
         }
     };
     let state = p.state();
@@ -241,16 +417,30 @@ fn read_partition(
         .with_last_stable_offset(state.last_stable_offset)
         .with_log_start_offset(state.log_start_offset);
     if limit == 0 {
-        return (pd.with_error_code(ec::NONE), None);
+        return (pd.with_error_code(ec::NONE), Vec::new(), None);
     }
     let upto = if read_committed {
         state.last_stable_offset
     } else {
         state.high_watermark
     };
-    let pd = match p.read_upto(fetch_offset, limit, upto) {
-        Ok(records) if read_committed => {
-            let aborted = if records.is_empty() {
+    let read = p
+        .read_slices_upto(fetch_offset, limit, upto)
+        .and_then(|slices| {
+            let len: usize = slices.iter().map(|s| s.len).sum();
+            if len >= ZERO_COPY_MIN_BYTES && slices.iter().all(|s| s.file.fd().is_some()) {
+                return Ok((Bytes::new(), slices));
+            }
+            let mut records = Vec::with_capacity(len);
+            for slice in &slices {
+                slice.read_into(&mut records)?;
+            }
+            Ok((Bytes::from(records), Vec::new()))
+        });
+    let mut in_files = Vec::new();
+    let pd = match read {
+        Ok((records, slices)) if read_committed => {
+            let aborted = if records.is_empty() && slices.is_empty() {
                 Vec::new()
             } else {
                 p.aborted_transactions(fetch_offset, upto)
@@ -262,11 +452,15 @@ fn read_partition(
                     })
                     .collect()
             };
+            in_files = slices;
             pd.with_error_code(ec::NONE)
                 .with_records(Some(records))
                 .with_aborted_transactions(Some(aborted))
         }
-        Ok(records) => pd.with_error_code(ec::NONE).with_records(Some(records)),
+        Ok((records, slices)) => {
+            in_files = slices;
+            pd.with_error_code(ec::NONE).with_records(Some(records))
+        }
         Err(PartitionError::Storage(StorageError::OffsetOutOfRange { .. })) => {
             pd.with_error_code(ec::OFFSET_OUT_OF_RANGE)
         }
@@ -276,7 +470,7 @@ fn read_partition(
             pd.with_error_code(ec::KAFKA_STORAGE_ERROR)
         }
     };
-    (pd, Some(p))
+    (pd, in_files, Some(p))
 }
 
 /// Fetch in the API registry (`super::registry!`).
@@ -290,7 +484,7 @@ impl KafkaApi for Fetch {
     /// never answers.
     const VERSIONS: RangeInclusive<i16> = 4..=18;
     type Request = FetchRequest;
-    type Response = FetchResponse;
+    type Response = FetchAnswer;
 
     async fn handle(
         broker: &Arc<Broker>,
@@ -301,9 +495,152 @@ impl KafkaApi for Fetch {
     }
 
     fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16)) {
+        let resp = &resp.response;
         f(resp.error_code);
         for t in &resp.responses {
             t.partitions.iter().for_each(|p| f(p.error_code));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::path::PathBuf;
+
+    use kafka_protocol::protocol::StrBytes;
+    use weir_storage::StorageFile;
+
+    use super::*;
+
+    fn meta(version: i16) -> RequestMeta {
+        RequestMeta {
+            api_key: ApiKey::Fetch,
+            api_version: version,
+            correlation_id: 0x0102_0304,
+            client_id: None,
+            client_host: String::new(),
+        }
+    }
+
+    /// A response of three topics: one partition from files (two ranges, as a read across
+    /// a segment roll gives), one in memory, one with an error; then a topic with a long
+    /// name (its length takes two varint bytes) whose only partition is in a file.
+    fn answer(version: i16, file: &Arc<dyn StorageFile>, read_committed: bool) -> FetchAnswer {
+        let slice = |pos: u64, len: usize| FileSlice {
+            file: file.clone(),
+            path: PathBuf::from("segment"),
+            pos,
+            len,
+        };
+        let aborted = read_committed.then(|| {
+            vec![AbortedTransaction::default()
+                .with_producer_id(ProducerId(7))
+                .with_first_offset(3)]
+        });
+        let partition = |index: i32, records: &'static [u8]| {
+            PartitionData::default()
+                .with_partition_index(index)
+                .with_high_watermark(100 + index as i64)
+                .with_last_stable_offset(90)
+                .with_log_start_offset(if version >= 5 { 2 } else { -1 })
+                .with_aborted_transactions(aborted.clone())
+                .with_records(Some(Bytes::from_static(records)))
+        };
+        let topic = |name: &str, id: u128, partitions| {
+            let t = FetchableTopicResponse::default().with_partitions(partitions);
+            if version >= BY_TOPIC_ID {
+                t.with_topic_id(Uuid::from_u128(id))
+            } else {
+                t.with_topic(TopicName(StrBytes::from_string(name.to_string())))
+            }
+        };
+        let response = FetchResponse::default()
+            .with_throttle_time_ms(5)
+            .with_responses(vec![
+                topic(
+                    "orders",
+                    1,
+                    vec![
+                        partition(0, b""),
+                        partition(1, b"in-memory records"),
+                        partition(2, b"").with_error_code(ec::OFFSET_OUT_OF_RANGE),
+                    ],
+                ),
+                topic("empty", 2, Vec::new()),
+                topic(&"t".repeat(200), 3, vec![partition(0, b"")]),
+            ]);
+        let response = if version >= 7 {
+            response.with_session_id(0)
+        } else {
+            response
+        };
+        FetchAnswer {
+            response,
+            files: vec![
+                ((0, 0), vec![slice(10, 300), slice(5000, 20_000)]),
+                ((2, 0), vec![slice(0, 70_000)]),
+            ],
+        }
+    }
+
+    /// The same response with the file ranges read into the records, encoded by the codec.
+    fn materialized(answer: &FetchAnswer) -> FetchResponse {
+        let mut response = answer.response.clone();
+        for ((t, p), slices) in &answer.files {
+            let mut records = Vec::new();
+            for s in slices {
+                s.read_into(&mut records).unwrap();
+            }
+            response.responses[*t].partitions[*p].records = Some(Bytes::from(records));
+        }
+        response
+    }
+
+    #[test]
+    fn parts_are_byte_for_byte_the_codecs_encoding_at_every_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segment");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let content: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        f.write_all(&content).unwrap();
+        let file: Arc<dyn StorageFile> = Arc::new(std::fs::File::open(&path).unwrap());
+        for version in 4..=18 {
+            for read_committed in [false, true] {
+                let answer = answer(version, &file, read_committed);
+                let want = weir_protocol::encode_response(
+                    ApiKey::Fetch,
+                    version,
+                    0x0102_0304,
+                    &materialized(&answer),
+                )
+                .unwrap();
+                let frame = answer.into_frame(&meta(version)).unwrap();
+                let Frame::Parts(parts) = &frame else {
+                    panic!("v{version}: file records were not sent as file parts");
+                };
+                let files = parts
+                    .iter()
+                    .filter(|p| matches!(p, FramePart::File(_)))
+                    .count();
+                assert_eq!(files, 3, "v{version}");
+                assert_eq!(frame.len(), want.len(), "v{version}");
+                let got = frame.into_bytes().unwrap();
+                assert!(
+                    got == want,
+                    "v{version} read_committed={read_committed}: bytes differ"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_answer_without_file_records_is_encoded_whole() {
+        let response = FetchResponse::default().with_session_id(0);
+        let frame = FetchAnswer::from(response.clone())
+            .into_frame(&meta(12))
+            .unwrap();
+        let want = weir_protocol::encode_response(ApiKey::Fetch, 12, 0x0102_0304, &response);
+        assert!(matches!(frame, Frame::Whole(b) if b == want.unwrap()));
     }
 }

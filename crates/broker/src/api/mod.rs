@@ -36,6 +36,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable, Message, Request};
 use weir_protocol::{encode_response, ApiVersionRange, RequestMeta};
+use weir_storage::{FileSlice, StorageError};
 
 use crate::broker::Broker;
 
@@ -87,9 +88,9 @@ pub trait KafkaApi: 'static {
     /// what the codec decodes; the max must be decodable (checked at build time).
     const VERSIONS: RangeInclusive<i16>;
     /// The decoded request body (kafka-protocol's type).
-    type Request: Request<Response = Self::Response>;
-    /// The response body the handler builds.
-    type Response: Encodable + Send + 'static;
+    type Request: Request<Response = <Self::Response as Answer>::Body>;
+    /// What the handler builds: the response body, or (Fetch) a body with more beside it.
+    type Response: Answer;
 
     /// Answer one request at `meta.api_version`. Awaited before the connection reads its
     /// next request; anything that waits belongs in `Reply::Later`.
@@ -104,6 +105,95 @@ pub trait KafkaApi: 'static {
     /// `weir_response_errors_total`: what a client was told, not whether the request failed.
     /// Only the response sent is walked, so a long poll that read several times counts once.
     fn each_error(resp: &Self::Response, f: &mut dyn FnMut(i16));
+}
+
+/// A handler's answer, as the connection sends it. Every response body is one, encoded whole
+/// by kafka-protocol; Fetch's answer also names the segment-file ranges that go out as its
+/// records without passing through user space.
+pub trait Answer: Send + 'static {
+    /// The response body type (the request type's `Response`).
+    type Body: Encodable;
+    /// Encode the answer as a response frame for `meta`.
+    fn into_frame(self, meta: &RequestMeta) -> Result<Frame, weir_protocol::EncodeError>;
+}
+
+impl<T: Encodable + Send + 'static> Answer for T {
+    type Body = T;
+    fn into_frame(self, meta: &RequestMeta) -> Result<Frame, weir_protocol::EncodeError> {
+        Ok(Frame::Whole(encode_response(
+            meta.api_key,
+            meta.api_version,
+            meta.correlation_id,
+            &self,
+        )?))
+    }
+}
+
+/// An encoded response frame (size prefix included).
+#[derive(Debug)]
+pub enum Frame {
+    /// All of it in memory.
+    Whole(Bytes),
+    /// In memory and in segment files, in order: a fetch whose records the connection
+    /// sends from the page cache (sendfile).
+    Parts(Vec<FramePart>),
+}
+
+/// One piece of a [`Frame::Parts`].
+#[derive(Debug)]
+pub enum FramePart {
+    /// Bytes in memory.
+    Mem(Bytes),
+    /// A range of a segment file.
+    File(FileSlice),
+}
+
+impl FramePart {
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            FramePart::Mem(b) => b.len(),
+            FramePart::File(f) => f.len,
+        }
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Frame {
+    /// Its length in bytes, size prefix included.
+    pub fn len(&self) -> usize {
+        match self {
+            Frame::Whole(b) => b.len(),
+            Frame::Parts(parts) => parts.iter().map(FramePart::len).sum(),
+        }
+    }
+
+    /// Whether it is empty (never, for a frame that was encoded).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// All of it in memory: the file ranges read (the copy path, and tests).
+    pub fn into_bytes(self) -> Result<Bytes, StorageError> {
+        let len = self.len();
+        match self {
+            Frame::Whole(b) => Ok(b),
+            Frame::Parts(parts) => {
+                let mut out = Vec::with_capacity(len);
+                for part in &parts {
+                    match part {
+                        FramePart::Mem(b) => out.extend_from_slice(b),
+                        FramePart::File(f) => f.read_into(&mut out)?,
+                    }
+                }
+                Ok(Bytes::from(out))
+            }
+        }
+    }
 }
 
 /// What an API file's `impl KafkaApi` block needs, in one import, so the block can sit at
@@ -226,9 +316,9 @@ const _: () = {
 /// can still fail (a broker bug), and the connection must see that error to close.
 pub enum Response {
     /// The encoded frame, ready now.
-    Now(Bytes),
+    Now(Frame),
     /// The frame once the future completes (after an fsync, a long poll, a rebalance).
-    Later(BoxFuture<Result<Bytes, DispatchError>>),
+    Later(BoxFuture<Result<Frame, DispatchError>>),
     /// No response at all (Produce with acks=0).
     Nothing,
 }
@@ -268,10 +358,10 @@ async fn run<A: KafkaApi>(
 ) -> Result<Response, DispatchError> {
     let req: A::Request = decode(meta, body)?;
     Ok(match A::handle(broker, meta, req).await {
-        Reply::Now(resp) => Response::Now(encode::<A>(meta, &resp)?),
+        Reply::Now(resp) => Response::Now(encode::<A>(meta, resp)?),
         Reply::Later(fut) => {
             let meta = meta.clone();
-            Response::Later(Box::pin(async move { encode::<A>(&meta, &fut.await) }))
+            Response::Later(Box::pin(async move { encode::<A>(&meta, fut.await) }))
         }
         Reply::Nothing => Response::Nothing,
     })
@@ -285,15 +375,10 @@ fn decode<T: Decodable>(meta: &RequestMeta, body: &mut Bytes) -> Result<T, Dispa
     })
 }
 
-fn encode<A: KafkaApi>(meta: &RequestMeta, resp: &A::Response) -> Result<Bytes, DispatchError> {
+fn encode<A: KafkaApi>(meta: &RequestMeta, resp: A::Response) -> Result<Frame, DispatchError> {
     let counts = crate::metrics::response_errors(meta.api_key);
-    A::each_error(resp, &mut |code| counts.record(code));
-    Ok(encode_response(
-        meta.api_key,
-        meta.api_version,
-        meta.correlation_id,
-        resp,
-    )?)
+    A::each_error(&resp, &mut |code| counts.record(code));
+    Ok(resp.into_frame(meta)?)
 }
 
 /// `Some(StrBytes)` from a `&str`, the shape of most optional strings in responses.

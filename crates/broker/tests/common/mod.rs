@@ -112,13 +112,14 @@ pub async fn call<Req: Encodable, Resp: Decodable>(
     let resp = dispatch(broker, &meta, frame)
         .await
         .unwrap_or_else(|e| panic!("{key:?} v{version}: {e}"));
-    let bytes = match resp {
+    let frame = match resp {
         Response::Now(b) => b,
         Response::Later(f) => f
             .await
             .unwrap_or_else(|e| panic!("{key:?} v{version}: {e}")),
         Response::Nothing => return None,
     };
+    let bytes = frame.into_bytes().unwrap();
     let mut body = bytes.slice(4..);
     let hv = key.response_header_version(version);
     let rh = ResponseHeader::decode(&mut body, hv).unwrap();
