@@ -15,7 +15,7 @@ env = os.environ
 RESULTS = env["RESULTS"]
 WORK = env["WORK"]
 rows = [json.loads(l) for l in open(env["RAW"]) if l.strip()]
-SYSTEMS = [s for s in ["weir", "nats", "rabbitmq", "activemq"] if any(r["sys"] == s for r in rows)]
+SYSTEMS = [s for s in ["weir", "nats", "nats-default", "rabbitmq", "activemq", "tansu", "tansu-sqlite"] if any(r["sys"] == s for r in rows)]
 PEERS = [s for s in SYSTEMS if s != "weir"]
 
 def fmt(v):
@@ -275,6 +275,36 @@ except ImportError:
 mem_kib = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+nats_sync = env.get("NATS_SYNC", "?")
+# One line per system that ran: how it is driven and how durable its acknowledgement is.
+SETUP = {
+    "weir": "- weir: `weir serve` defaults (fsync before ack, group commit); client rdkafka/librdkafka, acks=all, "
+            "linger.ms=5 (W1) / 0 (W2), no idempotence, no compression",
+    "nats": "- NATS JetStream (`nats`): one file-storage stream per partition, async-nats publish + awaited PubAck; "
+            f"fsync: **{nats_sync}**" + (" (`sync_interval: always`: fsync before each PubAck, durable like weir)"
+            if nats_sync == "always" else " -- so NATS acks here do NOT mean the data is on disk; its figures are "
+            "not durable-equivalent"),
+    "nats-default": "- NATS JetStream, default sync (`nats-default`): the same server, streams and client as `nats`, "
+            "with JetStream's default `sync_interval` (fsync on a 2 minute timer): **not durable per write** -- a "
+            "PubAck does NOT mean the data is on disk; NATS out of the box, not a durable-equivalent peer",
+    "rabbitmq": f"- RabbitMQ: one durable {env['RABBIT_QUEUE_TYPE']} queue per partition, persistent messages, "
+            "publisher confirms (lapin); consumer: basic.consume with no_ack (automatic acknowledgement; prefetch "
+            "does not apply), one channel for all queues",
+    "activemq": "- ActiveMQ: KahaDB (enableJournalDiskSyncs=true, the default), STOMP 1.2 with a receipt per SEND "
+            "(persistent:true), one queue per partition; consumer: SUBSCRIBE per queue, ack:auto, prefetch 10,000",
+    "tansu": f"- Tansu ({env.get('TANSU_VERSION_RUN') or '?'}, `tansu`): Kafka-compatible broker on its PostgreSQL "
+            "storage engine (a PostgreSQL cluster of its own per round, Debian's server with its defaults: fsync=on, "
+            "synchronous_commit=on, wal_sync_method=fdatasync), driven exactly like weir (same rdkafka client and "
+            "settings). Each produce request is one PostgreSQL transaction and Tansu answers after its commit, "
+            "which returns once the WAL is fdatasync'd: **durable per write**, like weir (PostgreSQL's concurrent "
+            "commits share a flush, a group commit). Its server figures (CPU, memory) are Tansu's plus PostgreSQL's "
+            "(every backend's CPU; memory as PSS; the peak adds PostgreSQL's current PSS to Tansu's peak)",
+    "tansu-sqlite": f"- Tansu on SQLite (`tansu-sqlite`): the same binary and client on its SQLite engine "
+            "(`--storage-engine sqlite://`, libSQL, one file in the data dir). It sets `journal_mode = WAL` and "
+            "`synchronous = NORMAL`: a commit reaches the WAL file without an fsync, which comes only at "
+            "checkpoints, so **not durable per write** -- an ack survives a broker crash, not an OS crash or "
+            "power loss; not a durable-equivalent peer",
+}
 out = [
     f"# weir and its peers, {now}",
     "",
@@ -288,16 +318,7 @@ out = [
     "each with at most 4096 unacknowledged 1 KiB messages, counting acknowledged messages; W2 = one "
     "producer on a fixed schedule, one consumer, latency = receive time - intended send time (coordinated "
     "omission corrected; the generator's tokio timer adds up to ~1 ms), HDR histograms",
-    "- weir: `weir serve` defaults (fsync before ack, group commit); client rdkafka/librdkafka, acks=all, "
-    "linger.ms=5 (W1) / 0 (W2), no idempotence, no compression",
-    f"- NATS JetStream: one file-storage stream per partition, async-nats publish + awaited PubAck; fsync: "
-    f"**{env.get('NATS_SYNC', '?')}**" + ("" if env.get("NATS_SYNC") == "always" else
-    " -- so NATS acks here do NOT mean the data is on disk; its figures are not durable-equivalent"),
-    f"- RabbitMQ: one durable {env['RABBIT_QUEUE_TYPE']} queue per partition, persistent messages, publisher "
-    "confirms (lapin); consumer: basic.consume with no_ack (automatic acknowledgement; prefetch does not apply), "
-    "one channel for all queues",
-    "- ActiveMQ: KahaDB (enableJournalDiskSyncs=true, the default), STOMP 1.2 with a receipt per SEND "
-    "(persistent:true), one queue per partition; consumer: SUBSCRIBE per queue, ack:auto, prefetch 10,000",
+    *(SETUP[s] for s in SYSTEMS),
     "- this machine is shared and busy (other builds ran during the run): read the ratios, not the absolutes",
     "",
     "## Results (median over rounds, min-max in brackets; ratio = weir median / peer median)",
@@ -313,7 +334,8 @@ out = [
     f"the last message. *Warm*: right after the fill. *Cold*: {W3_COLD}, then the same data read again. "
     "RabbitMQ and ActiveMQ delete what they deliver, so they are refilled with the same number of messages "
     "before the cold read. Consumers: weir -- librdkafka assigned every partition from the beginning "
-    "(fetch.max.bytes 50 MiB, max.partition.fetch.bytes 8 MiB, 256 MiB client queue); NATS -- an ordered "
+    "(fetch.max.bytes 50 MiB, max.partition.fetch.bytes 8 MiB, 256 MiB client queue), and Tansu (both) the same; "
+    "NATS (both) -- an ordered "
     "consumer per stream (no acks, flow-controlled pulls; it recreates itself if a pull goes missing); RabbitMQ -- basic.consume with no_ack; "
     "ActiveMQ -- STOMP SUBSCRIBE, ack:auto, prefetch 10,000. On 2 cores the consumer's own CPU competes with "
     "the server's.",
@@ -334,7 +356,8 @@ out = [
     "",
     "## W5: resource use",
     "",
-    f"From /proc of the server process (its listening socket's owner): CPU seconds (user + system) and RSS. "
+    f"From /proc of the server process (its listening socket's owner): CPU seconds (user + system) and RSS "
+    "(for `tansu`, plus its PostgreSQL's processes, memory as PSS). "
     f"*Startup*: CPU spent until the port answered plus 1 s. *Idle*: over {env.get('W5_IDLE_SECONDS', '?')} s "
     "with no clients. *W1*: from just before the first W1 case to just after the last (peak RSS reset before), "
     "CPU per MB acknowledged counts every W1 case's bytes.",
