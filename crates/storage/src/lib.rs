@@ -17,6 +17,7 @@ mod checkpoint;
 pub mod cleaner;
 pub mod control;
 pub mod fs;
+pub mod journal;
 pub mod log;
 pub mod metrics;
 pub mod record_codec;

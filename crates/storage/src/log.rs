@@ -771,6 +771,90 @@ impl Log {
         })
     }
 
+    /// Append batches that already carry their offsets and leader epochs, byte for byte:
+    /// the journal's replay after a crash (and a follower's fetched batches, later). The
+    /// first batch must start at the log end and each must follow the one before; every
+    /// batch's CRC is checked, since these bytes did not come through
+    /// `validate_record_set`. Writes (no fsync), rolling the segment first if needed.
+    pub fn append_exact(
+        &mut self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        if self.offline {
+            return Err(StorageError::Offline(self.dir.clone()));
+        }
+        if records.is_empty() {
+            return Err(BatchError::Invalid("record set holds no batch".into()).into());
+        }
+        let base_offset = self.log_end_offset();
+        let mut frames: Vec<(usize, BatchHeader)> = Vec::new();
+        let mut pos = 0usize;
+        let mut next_offset = base_offset;
+        let mut max_timestamp = -1i64;
+        while pos < records.len() {
+            let h = check_frame(&records[pos..], pos)?;
+            if h.base_offset != next_offset {
+                return Err(BatchError::Invalid(format!(
+                    "batch at offset {} where {next_offset} comes next",
+                    h.base_offset
+                ))
+                .into());
+            }
+            if batch_crc(&records[pos..pos + h.total_len()]) != h.crc {
+                return Err(BatchError::Invalid(format!(
+                    "batch at offset {} fails its CRC",
+                    h.base_offset
+                ))
+                .into());
+            }
+            next_offset = h
+                .base_offset
+                .checked_add(h.last_offset_delta as i64 + 1)
+                .ok_or_else(|| BatchError::Invalid("batch runs past the largest offset".into()))?;
+            max_timestamp = max_timestamp.max(h.max_timestamp);
+            frames.push((pos, h));
+            pos += h.total_len();
+        }
+        if self.should_roll(records.len() as u64, next_offset - base_offset, now_ms) {
+            self.roll()?;
+        }
+        let interval = self.config.index_interval_bytes;
+        let seg = self.active_mut();
+        let start = seg.size_bytes;
+        if let Err(source) = seg.file.write_all_at(records, start) {
+            let truncated = seg.file.set_len(start);
+            let context = format!("writing {} at position {start}", seg.log_path.display());
+            if source.kind() == std::io::ErrorKind::StorageFull && truncated.is_ok() {
+                return Err(StorageError::Io { context, source });
+            }
+            return self.fail(StorageError::Io { context, source });
+        }
+        for (pos, h) in &frames {
+            seg.track_batch(h, start + *pos as u64, interval);
+        }
+        seg.first_append_ms.get_or_insert(now_ms);
+        let mut epochs_changed = false;
+        for (_, h) in &frames {
+            let epoch = h.partition_leader_epoch;
+            if epoch >= 0 && self.leader_epochs.last().is_none_or(|&(e, _)| epoch > e) {
+                self.leader_epochs.push((epoch, h.base_offset));
+                epochs_changed = true;
+            }
+        }
+        if epochs_changed {
+            if let Err(e) = self.write_leader_epochs() {
+                return self.fail(e);
+            }
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next_offset - 1,
+            max_timestamp,
+            log_append_time_ms: -1,
+        })
+    }
+
     /// What to fsync to make the current log end durable: the active segment, and earlier
     /// ones if the recovery point is still in them (a roll while a SyncTarget was out).
     /// Answer it with `mark_synced` or `mark_failed`.

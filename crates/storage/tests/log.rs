@@ -658,3 +658,62 @@ fn segment_jitter_rolls_each_segment_somewhat_early() {
     log.append(&mut b, 1, 1_001 - j).unwrap();
     assert_eq!(log.segment_count(), 2);
 }
+
+#[test]
+fn append_exact_copies_another_logs_batches_byte_for_byte_across_rolls() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut source = open(a.path(), false);
+    for i in 0..40 {
+        let mut batch = record_batch(1 + i % 4, 200, 1_000 + i as i64);
+        source
+            .append(&mut batch, 3 + (i as i32 / 20), 5_000)
+            .unwrap();
+    }
+    let all = source.read(0, usize::MAX, i64::MAX).unwrap();
+    let mut copy = open(b.path(), false);
+    // In two pieces, as journal records arrive: the second starts at the copy's log end.
+    let split = batches(&all).len() / 2;
+    let cut = weir_storage::batch::validate_record_set(&all, usize::MAX).unwrap()[..split]
+        .iter()
+        .map(|h| h.total_len())
+        .sum::<usize>();
+    copy.append_exact(&all[..cut], 6_000).unwrap();
+    let info = copy.append_exact(&all[cut..], 6_000).unwrap();
+    assert_eq!(info.last_offset + 1, source.log_end_offset());
+    assert!(copy.segment_count() > 1, "4 KiB segments roll");
+    assert_eq!(copy.read(0, usize::MAX, i64::MAX).unwrap(), all);
+    assert_eq!(copy.leader_epochs(), source.leader_epochs());
+    drop(copy);
+    // And it is all there after an unclean reopen (the CRC-checked scan).
+    let copy = open(b.path(), false);
+    assert_eq!(copy.read(0, usize::MAX, i64::MAX).unwrap(), all);
+}
+
+#[test]
+fn append_exact_refuses_gaps_overlaps_and_bad_crcs_without_writing() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut source = open(a.path(), false);
+    for _ in 0..3 {
+        append(&mut source, 2, 50, 1_000);
+    }
+    let all = source.read(0, usize::MAX, i64::MAX).unwrap();
+    let first_len = BatchHeader::parse(&all).unwrap().total_len();
+    let mut copy = open(b.path(), false);
+    // Not starting at the log end (0): a gap.
+    let err = copy.append_exact(&all[first_len..], 0).unwrap_err();
+    assert!(matches!(err, StorageError::Batch(_)), "{err}");
+    // A flipped byte inside the CRC-covered part of the second batch.
+    let mut bad = all.to_vec();
+    bad[first_len + 70] ^= 1;
+    assert!(copy.append_exact(&bad, 0).is_err());
+    assert_eq!(
+        copy.log_end_offset(),
+        0,
+        "nothing of a refused append is written"
+    );
+    copy.append_exact(&all, 0).unwrap();
+    // Again from 0: an overlap.
+    assert!(copy.append_exact(&all, 0).is_err());
+    assert_eq!(copy.log_end_offset(), 6);
+    assert_eq!(copy.read(0, usize::MAX, i64::MAX).unwrap(), all);
+}
