@@ -7,12 +7,14 @@
 # broker's fetch path and the client, not the disk.
 #
 # CLIENT=rdkafka_performance reads with librdkafka's own C benchmark instead (rdkafka_performance
-# -C, every partition, batches of 10,000; built from the librdkafka source that rdkafka-sys
+# -C, every partition, batches of 10,000, librdkafka's default fetch sizes unless RDKAFKA_X
+# sets properties, e.g. RDKAFKA_X="max.partition.fetch.bytes=8388608"; built from the librdkafka source that rdkafka-sys
 # vendors and configures under target/release/build, since Debian does not ship it).
 #
 # Usage: bench/consume.sh [WEIR_BIN...]   (default: target/release/weir)
 #   env: FILL_MIB (2048)  PARTITIONS (4)  READS (3)  ROUNDS (2)  BENCH (target/release/weir-bench)
 #        CLIENT (weir-bench | rdkafka_performance)  RDKAFKA_PERFORMANCE (a binary to use)
+#        RDKAFKA_X (space-separated librdkafka properties for rdkafka_performance)
 # Output: one line per read: binary, round, read, MB/s, msg/s, broker CPU seconds, consumer
 # CPU seconds, read seconds; then the medians per binary, with broker CPU per GB read.
 set -euo pipefail
@@ -65,9 +67,9 @@ print(d.get("fill",{}).get("messages") or d.get("messages") or 0)' "$WORK/fill.j
             cpu0="$(cpu_seconds "$PID")"
             if [ "$CLIENT" = rdkafka_performance ]; then
                 parts=(); for p in $(seq 0 $((PARTITIONS - 1))); do parts+=(-p "$p"); done
+                xprops=(); for x in ${RDKAFKA_X:-}; do xprops+=(-X "$x"); done
                 out="$( { /usr/bin/time -f 'cpu %U %S' "$RDKAFKA_PERFORMANCE" -C -t bench-w3 "${parts[@]}" \
-                    -b "127.0.0.1:$port" -o beginning -c "$filled" -B 10000 -X fetch.max.bytes=52428800 \
-                    -X max.partition.fetch.bytes=8388608 -X queued.max.messages.kbytes=262144; } 2>&1)"
+                    -b "127.0.0.1:$port" -o beginning -c "$filled" -B 10000 "${xprops[@]}"; } 2>&1)"
                 cpu1="$(cpu_seconds "$PID")"
                 # "% N messages (B bytes) consumed in Tms: ..."
                 read -r msgs_n bytes_n ms < <(sed -n 's/^% \([0-9]*\) messages (\([0-9]*\) bytes) consumed in \([0-9]*\)ms.*/\1 \2 \3/p' <<<"$out" | tail -1)
