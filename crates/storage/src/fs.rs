@@ -50,6 +50,10 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn fd(&self) -> Option<BorrowedFd<'_>> {
         None
     }
+    /// The handle to keep for reading this file later, outside the log's lock (a fetch's
+    /// sendfile): the file itself, or for a [`crate::BoundedFs`] handle the open file under
+    /// it, so the descriptor stays open while it is held.
+    fn pinned(self: Arc<Self>) -> io::Result<Arc<dyn StorageFile>>;
 }
 
 /// A file system without fallocate (or its flag) is not an error for preallocation.
@@ -172,6 +176,9 @@ impl StorageFile for File {
     }
     fn fd(&self) -> Option<BorrowedFd<'_>> {
         Some(self.as_fd())
+    }
+    fn pinned(self: Arc<Self>) -> io::Result<Arc<dyn StorageFile>> {
+        Ok(self)
     }
 }
 

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod bounded_fs;
 mod checkpoint;
 pub mod cleaner;
 pub mod control;
@@ -28,6 +29,7 @@ pub mod simfs;
 pub mod testkit;
 
 pub use batch::{BatchError, BatchHeader, BATCH_HEADER_LEN};
+pub use bounded_fs::BoundedFs;
 pub use cleaner::{AbortedTxn, CleanOutput, CleanPlan, CleanRequest, CleanStats, CleanerStatus};
 pub use fs::{read_optional, write_atomic, Fs, StdFs, StorageFile};
 pub use log::{

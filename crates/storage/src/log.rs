@@ -989,8 +989,13 @@ impl Log {
             if pos > start {
                 let len = (pos - start) as usize;
                 total += len;
+                let file = seg
+                    .file
+                    .clone()
+                    .pinned()
+                    .map_err(io_err(format!("opening {}", seg.log_path.display())))?;
                 slices.push(FileSlice {
-                    file: seg.file.clone(),
+                    file,
                     path: seg.log_path.clone(),
                     pos: start,
                     len,

@@ -107,6 +107,10 @@ impl Default for Histogram {
 pub static FSYNC: Histogram = Histogram::new();
 /// fsyncs that returned an error (each one takes a log offline).
 pub static FSYNC_ERRORS: AtomicU64 = AtomicU64::new(0);
+/// Files a [`crate::BoundedFs`] holds open now (every instance in the process).
+pub static OPEN_FILES: AtomicU64 = AtomicU64::new(0);
+/// Files a [`crate::BoundedFs`] closed to stay within its bound, since start.
+pub static FILE_EVICTIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Run one fsync-like call and record it.
 pub(crate) fn timed_fsync(f: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {

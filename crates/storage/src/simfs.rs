@@ -731,6 +731,9 @@ fn write_into(image: &mut Vec<u8>, buf: &[u8], pos: usize) {
 }
 
 impl StorageFile for SimFile {
+    fn pinned(self: Arc<Self>) -> io::Result<Arc<dyn StorageFile>> {
+        Ok(self)
+    }
     fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
         let s = self.lock()?;
         let data = &s.inodes[&self.ino].data;

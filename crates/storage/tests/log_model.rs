@@ -6,8 +6,10 @@ use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
+use std::sync::Arc;
 use weir_storage::testkit::record_batch;
-use weir_storage::{Log, LogConfig};
+
+use weir_storage::{BoundedFs, Fs, Log, LogConfig, StdFs};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -119,10 +121,17 @@ fn check_all(log: &Log, model: &Model) {
     assert!(log.recovery_point() <= log.log_end_offset());
 }
 
-fn run(ops: Vec<Op>) {
+/// `open_files`: run on a [`BoundedFs`] keeping that many files open (segments are closed
+/// and reopened all the time), else on the plain file system.
+fn run(ops: Vec<Op>, open_files: Option<usize>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let mut log = Log::open(dir, config(), false).unwrap().0;
+    let fs: Arc<dyn Fs> = match open_files {
+        Some(n) => Arc::new(BoundedFs::new(Arc::new(StdFs), n)),
+        None => Arc::new(StdFs),
+    };
+    let open = |clean: bool| Log::open_in(Arc::clone(&fs), dir, config(), clean).unwrap();
+    let mut log = open(false).0;
     let mut model = Model {
         batches: Vec::new(),
     };
@@ -169,7 +178,7 @@ fn run(ops: Vec<Op>) {
             }
             Op::CloseReopen => {
                 log.close().unwrap();
-                let (reopened, report) = Log::open(dir, config(), true).unwrap();
+                let (reopened, report) = open(true);
                 assert_eq!(report.bytes_truncated, 0);
                 log = reopened;
                 assert_eq!(log.recovery_point(), model.end());
@@ -209,7 +218,7 @@ fn run(ops: Vec<Op>) {
                     let cut = cut.min(len - durable_in_seg);
                     f.set_len(len - cut).unwrap();
                 }
-                let (reopened, report) = Log::open(dir, config(), false).unwrap();
+                let (reopened, report) = open(false);
                 log = reopened;
                 let end = log.log_end_offset();
                 assert!(
@@ -231,7 +240,7 @@ fn run(ops: Vec<Op>) {
     }
     check_all(&log, &model);
     log.close().unwrap();
-    let log = Log::open(dir, config(), true).unwrap().0;
+    let log = open(true).0;
     check_all(&log, &model);
 }
 
@@ -239,6 +248,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
     #[test]
     fn log_matches_a_vec_model(ops in proptest::collection::vec(op(), 1..80)) {
-        run(ops);
+        run(ops, None);
+    }
+
+    #[test]
+    fn log_matches_a_vec_model_with_two_open_files(ops in proptest::collection::vec(op(), 1..80)) {
+        run(ops, Some(2));
     }
 }

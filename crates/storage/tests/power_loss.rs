@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use weir_storage::batch::validate_record_set;
 use weir_storage::testkit::record_batch;
-use weir_storage::{Fs, Log, LogConfig, SimFs, SimRng, StorageError, SyncTarget};
+use weir_storage::{BoundedFs, Fs, Log, LogConfig, SimFs, SimRng, StorageError, SyncTarget};
 
 const DATA_DIR: &str = "/data";
 const DIR: &str = "/data/topic-0";
@@ -69,6 +69,8 @@ struct Sim {
     epoch: i32,
     /// Names the run in failure messages.
     label: String,
+    /// Run the log on a `BoundedFs` keeping this many files open.
+    open_files: Option<usize>,
 }
 
 fn assert_same(got: &[u8], want: &[u8], what: &str) {
@@ -95,7 +97,13 @@ impl Sim {
             now_ms: 1_000_000,
             epoch: 0,
             label,
+            open_files: None,
         }
+    }
+
+    fn with_open_files(mut self, open_files: Option<usize>) -> Sim {
+        self.open_files = open_files;
+        self
     }
 
     fn log(&mut self) -> &mut Log {
@@ -109,7 +117,10 @@ impl Sim {
     fn open(&mut self, clean: bool) -> Result<(), StorageError> {
         self.in_flight = None;
         self.log = None;
-        let fs = Arc::new(self.fs.clone());
+        let fs: Arc<dyn Fs> = match self.open_files {
+            Some(n) => Arc::new(BoundedFs::new(Arc::new(self.fs.clone()), n)),
+            None => Arc::new(self.fs.clone()),
+        };
         let (log, _report) = Log::open_in(fs, Path::new(DIR), config(), clean)?;
         self.log = Some(log);
         Ok(())
@@ -332,8 +343,13 @@ impl Sim {
 /// Random workloads with a power loss or process crash at a random file-system operation,
 /// then an unclean open. Returns the number of crashes that lost acknowledged offsets.
 fn random_crashes(seed: u64, ack: Ack) -> u32 {
+    random_crashes_with(seed, ack, None)
+}
+
+fn random_crashes_with(seed: u64, ack: Ack, open_files: Option<usize>) -> u32 {
     let fs = fresh_fs(seed);
-    let mut sim = Sim::new(fs.clone(), seed, ack, format!("seed {seed} {ack:?}"));
+    let mut sim =
+        Sim::new(fs.clone(), seed, ack, format!("seed {seed} {ack:?}")).with_open_files(open_files);
     sim.open(false).unwrap();
     let mut lost = 0;
     for round in 0..6 {
@@ -382,10 +398,34 @@ fn acknowledging_before_fsync_loses_acknowledged_offsets_in_a_power_loss() {
 /// survive another workload and a power loss.
 #[test]
 fn a_crash_at_every_operation_of_a_workload_loses_no_acknowledged_offset() {
-    for seed in [11, 12] {
+    crash_at_every_operation(&[11, 12], None);
+}
+
+/// The same with segments closed and reopened all the time (`BoundedFs` keeping 2 files
+/// open): a closed file's fsync, and the first fsync of a reopened one, must keep the
+/// promise too.
+#[test]
+fn a_crash_at_every_operation_with_two_open_files_loses_no_acknowledged_offset() {
+    crash_at_every_operation(&[13], Some(2));
+}
+
+#[test]
+fn power_loss_with_two_open_files_loses_no_acknowledged_offset() {
+    for seed in 0..80 {
+        assert_eq!(
+            random_crashes_with(seed, Ack::AfterFsync, Some(2)),
+            0,
+            "seed {seed}: acknowledged offsets lost"
+        );
+    }
+}
+
+fn crash_at_every_operation(seeds: &[u64], open_files: Option<usize>) {
+    for &seed in seeds {
         let steps = 70;
         let fs = fresh_fs(0);
-        let mut sim = Sim::new(fs.clone(), seed, Ack::AfterFsync, format!("seed {seed}"));
+        let mut sim = Sim::new(fs.clone(), seed, Ack::AfterFsync, format!("seed {seed}"))
+            .with_open_files(open_files);
         sim.open(false).unwrap();
         sim.run(steps).unwrap();
         let (first_op, total_ops) = (fresh_fs(0).op_count(), fs.op_count());
@@ -395,7 +435,8 @@ fn a_crash_at_every_operation_of_a_workload_loses_no_acknowledged_offset() {
         for k in first_op..total_ops {
             let fs = fresh_fs(k);
             let label = format!("seed {seed} crash at op {k}");
-            let mut sim = Sim::new(fs.clone(), seed, Ack::AfterFsync, label);
+            let mut sim =
+                Sim::new(fs.clone(), seed, Ack::AfterFsync, label).with_open_files(open_files);
             fs.crash_at_op(k);
             let result = sim.open(false).and_then(|()| sim.run(steps));
             assert!(result.is_err() && fs.is_down(), "{}: no crash", sim.label);
