@@ -38,6 +38,8 @@ class Broker:
         self.admin_port = free_port()
         self.proc = None
         self.starts = 0
+        # A command that execs the broker (e.g. ["prlimit", "--nofile=256:256"]).
+        self.prefix = []
 
     @property
     def bootstrap(self) -> str:
@@ -57,7 +59,7 @@ class Broker:
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
         env.update(self.env)
-        args = [str(WEIR_BIN), "serve", "--listen", self.bootstrap,
+        args = [*self.prefix, str(WEIR_BIN), "serve", "--listen", self.bootstrap,
                 "--data-dir", str(self.data_dir), *self.extra_args]
         if not any(a.startswith("--admin-listen") for a in self.extra_args) \
                 and "WEIR_ADMIN_LISTEN" not in self.env:

@@ -11,7 +11,7 @@ use kafka_protocol::messages::ApiKey;
 use weir_server::metrics::{
     CONNECTIONS_ACCEPTED, CONNECTIONS_OPEN, COPIED_FILE_BYTES, REQUESTS, SENDFILE_BYTES,
 };
-use weir_storage::metrics::{HistogramSnapshot, FSYNC, FSYNC_ERRORS};
+use weir_storage::metrics::{HistogramSnapshot, FILE_EVICTIONS, FSYNC, FSYNC_ERRORS, OPEN_FILES};
 
 use crate::AdminState;
 
@@ -140,6 +140,26 @@ pub(crate) fn render(state: &AdminState) -> String {
         "weir_connections_accepted_total",
         &[],
         CONNECTIONS_ACCEPTED.load(Ordering::Relaxed),
+    );
+    o.family(
+        "weir_storage_open_files",
+        "gauge",
+        "Data files (segments, indexes, checkpoints) the broker holds open now.",
+    );
+    o.sample(
+        "weir_storage_open_files",
+        &[],
+        OPEN_FILES.load(Ordering::Relaxed),
+    );
+    o.family(
+        "weir_storage_file_evictions_total",
+        "counter",
+        "Data files closed (least recently used, fully synced) to stay within half the descriptor limit.",
+    );
+    o.sample(
+        "weir_storage_file_evictions_total",
+        &[],
+        FILE_EVICTIONS.load(Ordering::Relaxed),
     );
     o.family(
         "weir_fetch_sendfile_bytes_total",

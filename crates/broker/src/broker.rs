@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use weir_storage::{read_optional, write_atomic, Fs, StdFs};
+use weir_storage::{read_optional, write_atomic, BoundedFs, Fs, StdFs};
 
 pub use crate::catalog::{
     internal_topic_configs, is_internal_topic, Topic, TopicError, MAX_PARTITIONS_PER_TOPIC,
@@ -61,8 +61,11 @@ pub struct Broker {
 
 impl Broker {
     /// Open the data directory on the real file system and clock (see [`Broker::open_in`]).
+    /// Files stay open up to half the process's descriptor limit (`BoundedFs`): the rest is
+    /// for client connections and the runtime.
     pub async fn open(config: BrokerConfig) -> Result<Arc<Broker>, MetadataError> {
-        Broker::open_in(config, Arc::new(StdFs), Arc::new(SystemClock)).await
+        let fs = BoundedFs::new(Arc::new(StdFs), open_files_budget());
+        Broker::open_in(config, Arc::new(fs), Arc::new(SystemClock)).await
     }
 
     /// Open the data directory through `fs`: read the catalog, open (and if needed recover)
@@ -270,4 +273,15 @@ fn load_or_create_cluster_id(fs: &dyn Fs, dir: &Path) -> Result<String, Metadata
     write_atomic(fs, dir, BROKER_FILE, &json)
         .map_err(MetadataError::io(format!("writing {}", path.display())))?;
     Ok(f.cluster_id)
+}
+
+/// How many files the broker keeps open: half the soft `RLIMIT_NOFILE` (which `weir serve`
+/// raises to the hard limit first), at least 64; files past it are closed least recently
+/// used first and reopened when read (`weir_storage::BoundedFs`).
+fn open_files_budget() -> usize {
+    use rustix::process::{getrlimit, Resource};
+    let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    usize::try_from(soft / 2)
+        .unwrap_or(usize::MAX)
+        .clamp(64, 1 << 24)
 }
