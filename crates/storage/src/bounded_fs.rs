@@ -288,53 +288,58 @@ impl Cache {
 }
 
 impl CachedFile {
-    /// The open file, opening it by path first if it was closed.
-    fn file(self: &CachedFile, st: &mut FileState) -> io::Result<Arc<dyn StorageFile>> {
+    /// The open file, opening it by path first if it was closed (then true).
+    fn file(self: &CachedFile, st: &mut FileState) -> io::Result<(Arc<dyn StorageFile>, bool)> {
         self.last_used.store(self.cache.tick(), Ordering::Relaxed);
         if let Some(f) = &st.file {
-            return Ok(Arc::clone(f));
+            return Ok((Arc::clone(f), false));
         }
         let f = self.inner_fs.open(&st.path)?;
         st.file = Some(Arc::clone(&f));
         lock(&self.cache.state).opened();
-        Ok(f)
+        Ok((f, true))
     }
 
     fn reading(&self) -> io::Result<Arc<dyn StorageFile>> {
-        let f = {
+        let (f, opened) = {
             let mut st = lock(&self.state);
             self.file(&mut st)?
         };
-        self.after_open();
+        self.after_open(opened);
         Ok(f)
     }
 
     /// The file for a write: counted dirty before the write, so it cannot be closed under it.
     fn writing(&self) -> io::Result<Arc<dyn StorageFile>> {
-        let f = {
+        let (f, opened) = {
             let mut st = lock(&self.state);
             st.writes += 1;
             self.file(&mut st)?
         };
-        self.after_open();
+        self.after_open(opened);
         Ok(f)
     }
 
-    fn after_open(&self) {
-        self.cache.evict_if_over(self);
+    /// Only an open that just happened can pass the bound: the hot path (a file already
+    /// open) takes no shared lock.
+    fn after_open(&self, opened: bool) {
+        if opened {
+            self.cache.evict_if_over(self);
+        }
     }
 
     fn sync(&self, f: impl FnOnce(&dyn StorageFile) -> io::Result<()>) -> io::Result<()> {
-        let (file, began) = {
+        let (file, opened, began) = {
             let mut st = lock(&self.state);
             if st.clean() && st.verified {
                 // Nothing written since the last good sync: nothing to do, open or not.
                 return Ok(());
             }
             // Dirty files are never closed; an unverified one may be, and is reopened.
-            (self.file(&mut st)?, st.writes)
+            let (file, opened) = self.file(&mut st)?;
+            (file, opened, st.writes)
         };
-        self.after_open();
+        self.after_open(opened);
         let result = f(&*file);
         let mut st = lock(&self.state);
         match &result {
