@@ -6,8 +6,9 @@
 #
 # Usage: bench/partitions.sh [N]        (default 10000; the per-topic limit is 10,000)
 # Env:   WEIR_BIN (default target/release/weir, built if missing), DATA_PARENT (default target/)
-# Output: a Markdown table on stdout. Needs curl, and `ulimit -n` above N + 100: the broker
-# keeps one segment file open per partition.
+# Output: a Markdown table on stdout. Needs curl. The broker keeps at most half its
+# descriptor limit in open files (it closes and reopens the rest), so the descriptor count
+# it prints is min(N + ~15, limit / 2 + a few).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
