@@ -726,6 +726,30 @@ impl Log {
         }
         debug_assert_eq!(next_offset, base_offset + offsets);
 
+        self.write_batches(records, &frames, now_ms)?;
+        debug_assert_eq!(self.log_end_offset(), next_offset);
+        self.note_epochs([(leader_epoch, base_offset)])?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next_offset - 1,
+            max_timestamp,
+            log_append_time_ms: if self.config.log_append_time {
+                now_ms
+            } else {
+                -1
+            },
+        })
+    }
+
+    /// Write checked batches (`frames`: position in `records` and header of each) at the
+    /// active segment's end and index them. A failed write is cut off again; a full disk
+    /// leaves the log online, any other failure takes it offline.
+    fn write_batches(
+        &mut self,
+        records: &[u8],
+        frames: &[(usize, BatchHeader)],
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
         let interval = self.config.index_interval_bytes;
         let seg = self.active_mut();
         let start = seg.size_bytes;
@@ -742,33 +766,32 @@ impl Log {
             }
             return self.fail(StorageError::Io { context, source });
         }
-        for (pos, h) in &frames {
+        for (pos, h) in frames {
             seg.track_batch(h, start + *pos as u64, interval);
         }
         seg.first_append_ms.get_or_insert(now_ms);
-        debug_assert_eq!(self.log_end_offset(), next_offset);
+        Ok(())
+    }
 
-        if leader_epoch >= 0
-            && self
-                .leader_epochs
-                .last()
-                .is_none_or(|&(e, _)| leader_epoch > e)
-        {
-            self.leader_epochs.push((leader_epoch, base_offset));
+    /// Record each (leader epoch, first offset) newer than the last known epoch, and write
+    /// the leader-epoch checkpoint once if any was.
+    fn note_epochs(
+        &mut self,
+        epochs: impl IntoIterator<Item = (i32, i64)>,
+    ) -> Result<(), StorageError> {
+        let mut changed = false;
+        for (epoch, offset) in epochs {
+            if epoch >= 0 && self.leader_epochs.last().is_none_or(|&(e, _)| epoch > e) {
+                self.leader_epochs.push((epoch, offset));
+                changed = true;
+            }
+        }
+        if changed {
             if let Err(e) = self.write_leader_epochs() {
                 return self.fail(e);
             }
         }
-        Ok(AppendInfo {
-            base_offset,
-            last_offset: next_offset - 1,
-            max_timestamp,
-            log_append_time_ms: if self.config.log_append_time {
-                now_ms
-            } else {
-                -1
-            },
-        })
+        Ok(())
     }
 
     /// Append batches that already carry their offsets and leader epochs, byte for byte:
@@ -819,34 +842,12 @@ impl Log {
         if self.should_roll(records.len() as u64, next_offset - base_offset, now_ms) {
             self.roll()?;
         }
-        let interval = self.config.index_interval_bytes;
-        let seg = self.active_mut();
-        let start = seg.size_bytes;
-        if let Err(source) = seg.file.write_all_at(records, start) {
-            let truncated = seg.file.set_len(start);
-            let context = format!("writing {} at position {start}", seg.log_path.display());
-            if source.kind() == std::io::ErrorKind::StorageFull && truncated.is_ok() {
-                return Err(StorageError::Io { context, source });
-            }
-            return self.fail(StorageError::Io { context, source });
-        }
-        for (pos, h) in &frames {
-            seg.track_batch(h, start + *pos as u64, interval);
-        }
-        seg.first_append_ms.get_or_insert(now_ms);
-        let mut epochs_changed = false;
-        for (_, h) in &frames {
-            let epoch = h.partition_leader_epoch;
-            if epoch >= 0 && self.leader_epochs.last().is_none_or(|&(e, _)| epoch > e) {
-                self.leader_epochs.push((epoch, h.base_offset));
-                epochs_changed = true;
-            }
-        }
-        if epochs_changed {
-            if let Err(e) = self.write_leader_epochs() {
-                return self.fail(e);
-            }
-        }
+        self.write_batches(records, &frames, now_ms)?;
+        self.note_epochs(
+            frames
+                .iter()
+                .map(|(_, h)| (h.partition_leader_epoch, h.base_offset)),
+        )?;
         Ok(AppendInfo {
             base_offset,
             last_offset: next_offset - 1,
