@@ -216,12 +216,18 @@ fuzz_target!(|data: &[u8]| {
                         panic!("dispatch of {:?} v{} hung", meta.api_key, meta.api_version)
                     });
             match dispatched {
-                Ok(Response::Now(bytes)) => check_frame(&bytes, meta.correlation_id),
+                Ok(Response::Now(frame)) => check_frame(
+                    &frame.into_bytes().expect("fetched ranges read"),
+                    meta.correlation_id,
+                ),
                 Ok(Response::Later(fut)) => {
-                    if let Ok(Ok(bytes)) =
+                    if let Ok(Ok(frame)) =
                         tokio::time::timeout(Duration::from_millis(100), fut).await
                     {
-                        check_frame(&bytes, meta.correlation_id);
+                        check_frame(
+                            &frame.into_bytes().expect("fetched ranges read"),
+                            meta.correlation_id,
+                        );
                     }
                 }
                 Ok(Response::Nothing) | Err(_) => {}
