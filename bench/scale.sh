@@ -8,8 +8,8 @@
 # Usage: bench/scale.sh                 Env: ROUNDS (1), SECONDS_PER_CASE (10),
 #                                            CASES ("1x1 100x1000 500x10000")
 # Output: a Markdown table (median over rounds: MB/s, ratio to W1 and to the disk, ack p50/p99).
-# Needs `ulimit -n` well above the partition count (weir keeps a segment open per partition,
-# weir-bench a socket per producer).
+# Needs `ulimit -n` well above the producer count (weir-bench opens a socket per producer;
+# weir keeps at most half its own limit in open files).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
