@@ -670,12 +670,7 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
-        if self.offline {
-            return Err(StorageError::Offline(self.dir.clone()));
-        }
-        if records.is_empty() {
-            return Err(BatchError::Invalid("record set holds no batch".into()).into());
-        }
+        self.check_appendable(records)?;
         // Structural walk only (the CRC was checked by validate_record_set): never write a
         // record set that would misalign the segment.
         let mut frames: Vec<(usize, BatchHeader)> = Vec::new();
@@ -741,6 +736,17 @@ impl Log {
         })
     }
 
+    /// What every append refuses first: an offline log, an empty record set.
+    fn check_appendable(&self, records: &[u8]) -> Result<(), StorageError> {
+        if self.offline {
+            return Err(StorageError::Offline(self.dir.clone()));
+        }
+        if records.is_empty() {
+            return Err(BatchError::Invalid("record set holds no batch".into()).into());
+        }
+        Ok(())
+    }
+
     /// Write checked batches (`frames`: position in `records` and header of each) at the
     /// active segment's end and index them. A failed write is cut off again; a full disk
     /// leaves the log online, any other failure takes it offline.
@@ -804,12 +810,7 @@ impl Log {
         records: &[u8],
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
-        if self.offline {
-            return Err(StorageError::Offline(self.dir.clone()));
-        }
-        if records.is_empty() {
-            return Err(BatchError::Invalid("record set holds no batch".into()).into());
-        }
+        self.check_appendable(records)?;
         let base_offset = self.log_end_offset();
         let mut frames: Vec<(usize, BatchHeader)> = Vec::new();
         let mut pos = 0usize;

@@ -203,27 +203,25 @@ impl Answer for FetchAnswer {
 fn put_array_len(buf: &mut BytesMut, version: i16, n: usize) -> Result<(), EncodeError> {
     let n = u32::try_from(n).map_err(|_| EncodeError("array too long".into()))?;
     if version >= FLEXIBLE {
-        put_varint(buf, n + 1)
+        put_varint(buf, n + 1);
     } else {
         buf.put_i32(n as i32);
-        Ok(())
     }
+    Ok(())
 }
 
 /// An unsigned varint (LEB128), as the flexible versions write lengths.
-fn put_varint(buf: &mut BytesMut, mut n: u32) -> Result<(), EncodeError> {
+fn put_varint(buf: &mut BytesMut, mut n: u32) {
     while n >= 0x80 {
         buf.put_u8((n as u8 & 0x7f) | 0x80);
         n >>= 7;
     }
     buf.put_u8(n as u8);
-    Ok(())
 }
 
+/// Bytes `put_varint` writes for `n`: 7 bits each.
 fn varint_len(n: u32) -> usize {
-    let mut tmp = BytesMut::new();
-    let _ = put_varint(&mut tmp, n);
-    tmp.len()
+    ((32 - n.leading_zeros()) as usize).div_ceil(7).max(1)
 }
 
 fn codec<T, E: std::fmt::Display>(what: &str, r: Result<T, E>) -> Result<T, EncodeError> {
@@ -298,7 +296,7 @@ fn encode_parts(answer: FetchAnswer, meta: &RequestMeta) -> Result<Frame, Encode
                 .filter(|&n| n < i32::MAX as u32)
                 .ok_or_else(|| EncodeError("Fetch: records too long".into()))?;
             if v >= FLEXIBLE {
-                put_varint(&mut buf, len + 1)?;
+                put_varint(&mut buf, len + 1);
             } else {
                 buf.put_i32(len as i32);
             }
